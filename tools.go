@@ -3,6 +3,7 @@
 package timebox
 
 import (
+	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -11,5 +12,4 @@ import (
 	_ "github.com/spf13/cobra"
 	_ "gopkg.in/yaml.v3"
 	_ "modernc.org/sqlite"
-	_ "github.com/go-sql-driver/mysql"
 )

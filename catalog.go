@@ -1,0 +1,301 @@
+package timebox
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Grant methods a database can use.
+const (
+	MethodEphemeralLogin = "ephemeral_login"
+)
+
+// Engines Timebox can talk to.
+const (
+	EnginePostgres = "postgres"
+)
+
+// User is a person known to Timebox.
+type User struct {
+	Name   string   `yaml:"name" json:"name"`
+	Email  string   `yaml:"email" json:"email,omitempty"`
+	Groups []string `yaml:"groups" json:"groups,omitempty"`
+}
+
+// Server is one database server that Timebox administers through an admin connection.
+type Server struct {
+	Name   string `yaml:"name" json:"name"`
+	Engine string `yaml:"engine" json:"engine"`
+	// URL is the admin connection URL without a password, e.g. postgres://timebox@db:5432/postgres.
+	URL string `yaml:"url" json:"-"`
+	// Password is a secret reference (env:NAME or file:PATH) for the admin password.
+	Password string `yaml:"password" json:"-"`
+	// ConnectHost and ConnectPort are what requesters connect to, when they differ from URL's.
+	ConnectHost string `yaml:"connect_host" json:"connect_host,omitempty"`
+	ConnectPort int    `yaml:"connect_port" json:"connect_port,omitempty"`
+	// MaxConns bounds concurrent admin connections to this server (default 8).
+	MaxConns int `yaml:"max_conns" json:"-"`
+}
+
+// Database is one database on a server that people can request access to.
+type Database struct {
+	Name        string            `yaml:"name" json:"name"`
+	Server      string            `yaml:"server" json:"server"`
+	Database    string            `yaml:"database" json:"database"`
+	Environment string            `yaml:"environment" json:"environment"`
+	Owners      []string          `yaml:"owners" json:"owners"`
+	Method      string            `yaml:"method" json:"method"`
+	Labels      map[string]string `yaml:"labels" json:"labels,omitempty"`
+	// Roles overrides an access level's roles on this database: level name → roles.
+	Roles map[string][]string `yaml:"roles" json:"-"`
+}
+
+// AccessLevel is a named bundle of privileges, mapped per engine to roles.
+type AccessLevel struct {
+	Name        string      `yaml:"name" json:"name"`
+	Description string      `yaml:"description" json:"description,omitempty"`
+	Postgres    EngineRoles `yaml:"postgres" json:"-"`
+}
+
+// EngineRoles lists the existing database roles an access level grants on one engine.
+type EngineRoles struct {
+	Roles []string `yaml:"roles"`
+}
+
+// Limits bounds the requests for databases of one environment.
+type Limits struct {
+	MaxDuration   Duration `yaml:"max_duration" json:"max_duration"`
+	MinDuration   Duration `yaml:"min_duration" json:"min_duration"`
+	MaxLeadTime   Duration `yaml:"max_lead_time" json:"max_lead_time"`
+	RequireTicket bool     `yaml:"require_ticket" json:"require_ticket"`
+}
+
+// Duration is a time.Duration written in Go syntax (90s, 45m, 8h) in configuration files.
+type Duration time.Duration
+
+// UnmarshalText parses Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Catalog is everything an admin declares: people, servers, databases, access levels, limits.
+type Catalog struct {
+	Users         []User            `yaml:"users"`
+	AdminGroups   []string          `yaml:"admin_groups"`
+	AuditorGroups []string          `yaml:"auditor_groups"`
+	Servers       []Server          `yaml:"servers"`
+	Databases     []Database        `yaml:"databases"`
+	AccessLevels  []AccessLevel     `yaml:"access_levels"`
+	Limits        map[string]Limits `yaml:"limits"`
+}
+
+// DefaultLimits apply to environments that the catalog gives no limits.
+var DefaultLimits = Limits{
+	MaxDuration: Duration(8 * time.Hour),
+	MinDuration: Duration(time.Minute),
+	MaxLeadTime: Duration(7 * 24 * time.Hour),
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// FieldError reports one invalid field of the catalog or configuration.
+func fieldError(field, format string, args ...any) *Error {
+	return Errorf(EINVALID, "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks the catalog and returns an EINVALID error naming the first bad field.
+func (c *Catalog) Validate() error {
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		if !namePattern.MatchString(u.Name) {
+			return fieldError(f+".name", "%q is not a valid user name (lowercase letters, digits, '.', '_', '-'; at most 63)", u.Name)
+		} else if users[u.Name] {
+			return fieldError(f+".name", "user %q is declared twice", u.Name)
+		}
+		users[u.Name] = true
+	}
+	servers := map[string]*Server{}
+	for i := range c.Servers {
+		s := &c.Servers[i]
+		f := fmt.Sprintf("servers[%d]", i)
+		if !namePattern.MatchString(s.Name) {
+			return fieldError(f+".name", "%q is not a valid server name", s.Name)
+		} else if servers[s.Name] != nil {
+			return fieldError(f+".name", "server %q is declared twice", s.Name)
+		} else if s.Engine != EnginePostgres {
+			return fieldError(f+".engine", "unknown engine %q (supported: %s)", s.Engine, EnginePostgres)
+		} else if s.URL == "" {
+			return fieldError(f+".url", "required")
+		} else if err := checkSecretRef(s.Password); err != nil {
+			return fieldError(f+".password", "%s", err.Error())
+		} else if s.MaxConns < 0 {
+			return fieldError(f+".max_conns", "must not be negative")
+		}
+		servers[s.Name] = s
+	}
+	levels := map[string]bool{}
+	for i, l := range c.AccessLevels {
+		f := fmt.Sprintf("access_levels[%d]", i)
+		if !namePattern.MatchString(l.Name) {
+			return fieldError(f+".name", "%q is not a valid access level name", l.Name)
+		} else if levels[l.Name] {
+			return fieldError(f+".name", "access level %q is declared twice", l.Name)
+		}
+		for j, r := range l.Postgres.Roles {
+			if r == "" {
+				return fieldError(fmt.Sprintf("%s.postgres.roles[%d]", f, j), "empty role name")
+			}
+		}
+		levels[l.Name] = true
+	}
+	dbs := map[string]bool{}
+	for i := range c.Databases {
+		d := &c.Databases[i]
+		f := fmt.Sprintf("databases[%d]", i)
+		if d.Method == "" {
+			d.Method = MethodEphemeralLogin
+		}
+		switch {
+		case !namePattern.MatchString(d.Name):
+			return fieldError(f+".name", "%q is not a valid database name (lowercase letters, digits, '.', '_', '-')", d.Name)
+		case dbs[d.Name]:
+			return fieldError(f+".name", "database %q is declared twice", d.Name)
+		case servers[d.Server] == nil:
+			return fieldError(f+".server", "unknown server %q", d.Server)
+		case d.Database == "":
+			return fieldError(f+".database", "required (the database's name on the server)")
+		case d.Environment == "":
+			return fieldError(f+".environment", "required (e.g. dev, test, prod)")
+		case len(d.Owners) == 0:
+			return fieldError(f+".owners", "must list at least one owner group")
+		case d.Method != MethodEphemeralLogin:
+			return fieldError(f+".method", "unknown method %q (supported: %s)", d.Method, MethodEphemeralLogin)
+		}
+		for lvl, roles := range d.Roles {
+			if !levels[lvl] {
+				return fieldError(f+".roles", "unknown access level %q", lvl)
+			} else if slices.Contains(roles, "") {
+				return fieldError(f+".roles."+lvl, "empty role name")
+			}
+		}
+		dbs[d.Name] = true
+	}
+	for env, l := range c.Limits {
+		f := "limits." + env
+		switch {
+		case l.MaxDuration < 0 || l.MinDuration < 0 || l.MaxLeadTime < 0:
+			return fieldError(f, "durations must not be negative")
+		case l.MaxDuration > 0 && l.MinDuration > l.MaxDuration:
+			return fieldError(f+".min_duration", "%s is longer than max_duration %s", time.Duration(l.MinDuration), time.Duration(l.MaxDuration))
+		}
+	}
+	return nil
+}
+
+// checkSecretRef accepts env:NAME and file:PATH references and refuses literal secrets.
+func checkSecretRef(ref string) error {
+	switch {
+	case ref == "":
+		return fmt.Errorf("required: a secret reference env:NAME or file:PATH")
+	case strings.HasPrefix(ref, "env:") && len(ref) > 4, strings.HasPrefix(ref, "file:") && len(ref) > 5:
+		return nil
+	}
+	return fmt.Errorf("literal secrets are refused: use env:NAME or file:PATH")
+}
+
+// CheckSecretRef reports whether ref is a valid secret reference (env:NAME or file:PATH).
+func CheckSecretRef(ref string) error { return checkSecretRef(ref) }
+
+// User returns the named user, or ENOTFOUND.
+func (c *Catalog) User(name string) (*User, error) {
+	for i := range c.Users {
+		if c.Users[i].Name == name {
+			return &c.Users[i], nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "unknown user %q", name)
+}
+
+// Database returns the named database, or ENOTFOUND.
+func (c *Catalog) Database(name string) (*Database, error) {
+	for i := range c.Databases {
+		if c.Databases[i].Name == name {
+			return &c.Databases[i], nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "unknown database %q", name)
+}
+
+// Server returns the named server, or ENOTFOUND.
+func (c *Catalog) Server(name string) (*Server, error) {
+	for i := range c.Servers {
+		if c.Servers[i].Name == name {
+			return &c.Servers[i], nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "unknown server %q", name)
+}
+
+// AccessLevel returns the named access level, or ENOTFOUND.
+func (c *Catalog) AccessLevel(name string) (*AccessLevel, error) {
+	for i := range c.AccessLevels {
+		if c.AccessLevels[i].Name == name {
+			return &c.AccessLevels[i], nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "unknown access level %q", name)
+}
+
+// Roles returns the database roles that access level grants on db.
+func (c *Catalog) Roles(db *Database, level string) ([]string, error) {
+	if roles, ok := db.Roles[level]; ok {
+		return roles, nil
+	}
+	l, err := c.AccessLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return l.Postgres.Roles, nil
+}
+
+// LimitsFor returns the limits of an environment, or DefaultLimits.
+func (c *Catalog) LimitsFor(env string) Limits {
+	if l, ok := c.Limits[env]; ok {
+		return l
+	}
+	return DefaultLimits
+}
+
+// IsAdmin reports whether the named user is in an admin group.
+func (c *Catalog) IsAdmin(user string) bool { return c.inGroups(user, c.AdminGroups) }
+
+// IsAuditor reports whether the named user is in an auditor group.
+func (c *Catalog) IsAuditor(user string) bool { return c.inGroups(user, c.AuditorGroups) }
+
+// IsOwner reports whether the named user is in one of db's owner groups.
+func (c *Catalog) IsOwner(user string, db *Database) bool { return c.inGroups(user, db.Owners) }
+
+func (c *Catalog) inGroups(user string, groups []string) bool {
+	u, err := c.User(user)
+	if err != nil {
+		return false
+	}
+	for _, g := range u.Groups {
+		if slices.Contains(groups, g) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,87 @@
+package timebox
+
+import (
+	"context"
+	"time"
+)
+
+// GrantStatus is where a grant's materialisation on the database stands.
+type GrantStatus string
+
+// Grant statuses. Creating and revoking are intents recorded before the database is touched.
+const (
+	GrantCreating GrantStatus = "creating" // intent stored; the principal may or may not exist yet
+	GrantActive   GrantStatus = "active"   // the database confirmed the access exists
+	GrantRevoking GrantStatus = "revoking" // intent stored; removal under way or retrying
+	GrantRevoked  GrantStatus = "revoked"  // the database confirmed the removal
+)
+
+// Grant is the materialisation of a request on its database.
+type Grant struct {
+	RequestID string      `json:"-"`
+	Server    string      `json:"server"`
+	Principal string      `json:"principal"`
+	Method    string      `json:"method"`
+	Status    GrantStatus `json:"status"`
+	// Roles are the database roles granted to the principal.
+	Roles []string `json:"roles"`
+	// ValidUntil is the database-side expiry of the principal's password.
+	ValidUntil time.Time `json:"valid_until"`
+	// SealedPassword is the principal's password, encrypted with the server's secret key.
+	SealedPassword []byte    `json:"-"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastAttemptAt  time.Time `json:"last_attempt_at,omitzero"`
+	NextAttemptAt  time.Time `json:"next_attempt_at,omitzero"`
+	// Outcome records how the removal ended, e.g. "dropped" or why the role was kept NOLOGIN.
+	Outcome   string    `json:"outcome,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// GrantPlan is exactly what an engine must make exist, or remove, on one server.
+type GrantPlan struct {
+	Method    string
+	Principal string // the role or user name to create
+	Password  string // plaintext; never logged, never in an error
+	Database  string // the database's name on the server
+	Roles     []string
+	// ValidUntil is the end of the window: the database refuses the login after it.
+	ValidUntil time.Time
+}
+
+// RevokeResult tells how a removal ended on the database.
+type RevokeResult struct {
+	// Dropped is true when the principal no longer exists; false when it was kept without
+	// login and memberships because something still blocks the drop (see Detail).
+	Dropped       bool
+	Detail        string
+	SessionsEnded int
+}
+
+// Engine creates and removes access on one database server. Every method is idempotent, so
+// re-running it after a crash finishes the job. Errors are *Error with EUNAVAILABLE when the
+// server cannot be reached (the caller retries) and EINTERNAL or EINVALID otherwise; their
+// messages never contain the password.
+type Engine interface {
+	// Grant makes the principal of p exist with exactly p's password, expiry, database
+	// access and roles.
+	Grant(ctx context.Context, p GrantPlan) error
+	// Revoke disables p's principal, ends its sessions, drops what it owns and drops it.
+	Revoke(ctx context.Context, p GrantPlan) (RevokeResult, error)
+	// Ping checks that the server is reachable with the admin credentials.
+	Ping(ctx context.Context) error
+	// Close releases the engine's connections.
+	Close() error
+}
+
+// Credentials are what a requester uses to connect while a request is active.
+type Credentials struct {
+	User      string    `json:"user"`
+	Password  string    `json:"password"`
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	Database  string    `json:"database"`
+	URI       string    `json:"uri"`
+	ExpiresAt time.Time `json:"expires_at"`
+}

@@ -1,0 +1,217 @@
+package timebox
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// State is the state of a request.
+type State string
+
+// Request states.
+const (
+	StatePending   State = "pending"
+	StateApproved  State = "approved"
+	StateActive    State = "active"
+	StateExpired   State = "expired"
+	StateDenied    State = "denied"
+	StateRevoked   State = "revoked"
+	StateCancelled State = "cancelled"
+)
+
+// States lists every request state.
+var States = []State{StatePending, StateApproved, StateActive, StateExpired, StateDenied, StateRevoked, StateCancelled}
+
+// Live reports whether the state may still hold or gain database access.
+func (s State) Live() bool { return s == StatePending || s == StateApproved || s == StateActive }
+
+// Action moves a request from one state to another.
+type Action string
+
+// Actions on requests.
+const (
+	ActionApprove  Action = "approve"
+	ActionDeny     Action = "deny"
+	ActionCancel   Action = "cancel"
+	ActionActivate Action = "activate"
+	ActionExpire   Action = "expire"
+	ActionRevoke   Action = "revoke"
+)
+
+// transitions is the one table of allowed state changes.
+var transitions = map[State]map[Action]State{
+	StatePending: {
+		ActionApprove: StateApproved,
+		ActionDeny:    StateDenied,
+		ActionCancel:  StateCancelled,
+		ActionExpire:  StateExpired, // the window ended before anyone reviewed it
+	},
+	StateApproved: {
+		ActionActivate: StateActive,
+		ActionRevoke:   StateRevoked,
+		ActionCancel:   StateCancelled,
+		ActionExpire:   StateExpired, // the window ended before activation succeeded
+	},
+	StateActive: {
+		ActionExpire: StateExpired,
+		ActionRevoke: StateRevoked,
+	},
+}
+
+// Transition returns the state that action leads to from state, or ECONFLICT when the table
+// does not allow it.
+func Transition(from State, action Action) (State, error) {
+	if to, ok := transitions[from][action]; ok {
+		return to, nil
+	}
+	return "", Errorf(ECONFLICT, "cannot %s a request that is %s", action, from)
+}
+
+// Ending says why a live request is being taken off the database.
+type Ending string
+
+// Endings of a request whose removal from the database is under way.
+const (
+	EndingNone   Ending = ""
+	EndingExpire Ending = "expire"
+	EndingRevoke Ending = "revoke"
+	EndingCancel Ending = "cancel"
+)
+
+// Action returns the transition that completes the ending.
+func (e Ending) Action() Action {
+	switch e {
+	case EndingRevoke:
+		return ActionRevoke
+	case EndingCancel:
+		return ActionCancel
+	}
+	return ActionExpire
+}
+
+// Review is one decision on a request.
+type Review struct {
+	Reviewer string    `json:"reviewer"`
+	Decision Action    `json:"decision"`
+	Note     string    `json:"note,omitempty"`
+	Changes  string    `json:"changes,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Request is a person's request for access to one database at one access level for a window.
+type Request struct {
+	ID        string    `json:"id"`
+	Requester string    `json:"requester"`
+	Database  string    `json:"database"`
+	Access    string    `json:"access"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	// RequestedStart and RequestedEnd keep the window as asked, when an approver narrowed it.
+	RequestedStart time.Time `json:"requested_start"`
+	RequestedEnd   time.Time `json:"requested_end"`
+	Reason         string    `json:"reason"`
+	Ticket         string    `json:"ticket,omitempty"`
+	State          State     `json:"state"`
+	// Ending is set while access is being removed from the database; the state changes only
+	// when the database confirmed the removal.
+	Ending      Ending    `json:"ending,omitempty"`
+	EndingSince time.Time `json:"ending_since,omitzero"`
+	Reviews     []Review  `json:"reviews"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Version increases with every stored change (optimistic concurrency).
+	Version int `json:"version"`
+	// Grant is the request's materialisation on the database, when there is one.
+	Grant *Grant `json:"grant,omitempty"`
+}
+
+// Status is a one-line human summary of the request's state, including pending removal.
+func (r *Request) Status() string {
+	s := string(r.State)
+	if r.Ending != EndingNone {
+		verb := "revoke"
+		if r.Ending == EndingExpire {
+			verb = "expiry"
+		}
+		s += ", " + verb + " pending since " + r.EndingSince.UTC().Format(time.RFC3339)
+		if r.Grant != nil && r.Grant.LastError != "" {
+			s += ", last error: " + r.Grant.LastError
+		}
+	} else if r.State == StateApproved && r.Grant != nil && r.Grant.LastError != "" {
+		s += ", activation retrying, last error: " + r.Grant.LastError
+	}
+	return s
+}
+
+// RequestFilter selects requests. Zero fields match everything.
+type RequestFilter struct {
+	States    []State
+	Requester string
+	Database  string
+	// Visible, when set, limits the result to what one non-admin user may see.
+	Visible *Visibility
+	Limit   int
+}
+
+// Visibility is what a user who is neither admin nor auditor may see: their own requests and
+// those of the databases they own.
+type Visibility struct {
+	Requester string
+	Databases []string
+}
+
+// RequestInput is what a requester asks for.
+type RequestInput struct {
+	Database string     `json:"database"`
+	Access   string     `json:"access"`
+	Start    *time.Time `json:"start,omitempty"` // nil: now
+	End      *time.Time `json:"end,omitempty"`
+	Duration string     `json:"duration,omitempty"` // Go syntax; used when End is nil
+	Reason   string     `json:"reason"`
+	Ticket   string     `json:"ticket,omitempty"`
+}
+
+// ApproveInput is an approval, optionally narrowing the window.
+type ApproveInput struct {
+	Note  string     `json:"note,omitempty"`
+	Start *time.Time `json:"start,omitempty"`
+	End   *time.Time `json:"end,omitempty"`
+}
+
+const maxTextLen = 2000
+
+// checkText validates a free-text field: required when asked, valid UTF-8, bounded, printable.
+func checkText(field, s string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		return Errorf(EINVALID, "%s is required", field)
+	case !utf8.ValidString(s):
+		return Errorf(EINVALID, "%s is not valid UTF-8", field)
+	case len(s) > maxTextLen:
+		return Errorf(EINVALID, "%s is longer than %d bytes", field, maxTextLen)
+	case strings.ContainsRune(s, 0):
+		return Errorf(EINVALID, "%s contains a NUL byte", field)
+	}
+	return nil
+}
+
+// checkWindow validates a window against an environment's limits at time now.
+func checkWindow(start, end, now time.Time, l Limits, env string) error {
+	d := end.Sub(start)
+	switch {
+	case !end.After(start):
+		return Errorf(EINVALID, "end %s is not after start %s", fmtTime(end), fmtTime(start))
+	case !end.After(now):
+		return Errorf(EINVALID, "the window already ended at %s", fmtTime(end))
+	case l.MaxDuration > 0 && d > time.Duration(l.MaxDuration):
+		return Errorf(EINVALID, "duration %s exceeds the %s limit of %s", d.Round(time.Second), env, time.Duration(l.MaxDuration))
+	case l.MinDuration > 0 && d < time.Duration(l.MinDuration):
+		return Errorf(EINVALID, "duration %s is below the %s minimum of %s", d.Round(time.Second), env, time.Duration(l.MinDuration))
+	case l.MaxLeadTime > 0 && start.Sub(now) > time.Duration(l.MaxLeadTime):
+		return Errorf(EINVALID, "start %s is more than %s ahead, the %s limit", fmtTime(start), time.Duration(l.MaxLeadTime), env)
+	}
+	return nil
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

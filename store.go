@@ -1,0 +1,52 @@
+package timebox
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps all of Timebox's state. It is the only state: the scheduler rebuilds its timers
+// from it after a restart.
+type Store interface {
+	// Update runs fn in one read-write transaction, committed when fn returns nil. Writers
+	// are serialised, so the audit chain has one head.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in one read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Close closes the store.
+	Close() error
+}
+
+// Tx is a transaction on the store. Methods return *Error: ENOTFOUND for a missing row,
+// ECONFLICT for a duplicate or a stale version, EINTERNAL otherwise.
+type Tx interface {
+	// CreateRequest inserts a new request (Version must be 1).
+	CreateRequest(r *Request) error
+	// UpdateRequest stores r if the stored version is still r.Version, then increments
+	// r.Version; ECONFLICT when someone else changed it first.
+	UpdateRequest(r *Request) error
+	// FindRequest returns one request with its grant, or ENOTFOUND.
+	FindRequest(id string) (*Request, error)
+	// FindRequests returns matching requests with their grants, newest first.
+	FindRequests(f RequestFilter) ([]*Request, error)
+	// PutGrant inserts or replaces the grant of g.RequestID.
+	PutGrant(g *Grant) error
+	// AppendEvent chains e to the last event (setting Seq, PrevHash, Hash) and stores it.
+	AppendEvent(e *Event) error
+	// FindEvents returns matching events in Seq order.
+	FindEvents(f EventFilter) ([]*Event, error)
+	// AuditHead returns the Seq and Hash of the last event the store recorded (0, "" when none).
+	AuditHead() (int64, string, error)
+	// CreateToken stores a new API token (only its hash).
+	CreateToken(t *Token) error
+	// FindToken returns the token with the given hash, or ENOTFOUND.
+	FindToken(hash string) (*Token, error)
+}
+
+// Token is a user's API bearer token. Only the SHA-256 hash of the secret is stored.
+type Token struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
