@@ -2,10 +2,15 @@ package timebox
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Grant methods a database can use.
@@ -119,8 +124,8 @@ func (c *Catalog) Validate() error {
 	users := map[string]bool{}
 	for i, u := range c.Users {
 		f := fmt.Sprintf("users[%d]", i)
-		if !namePattern.MatchString(u.Name) {
-			return fieldError(f+".name", "%q is not a valid user name (lowercase letters, digits, '.', '_', '-'; at most 63)", u.Name)
+		if err := checkUserName(u.Name); err != nil {
+			return fieldError(f+".name", "%s", err.Error())
 		} else if users[u.Name] {
 			return fieldError(f+".name", "user %q is declared twice", u.Name)
 		}
@@ -200,6 +205,20 @@ func (c *Catalog) Validate() error {
 		case l.MaxDuration > 0 && l.MinDuration > l.MaxDuration:
 			return fieldError(f+".min_duration", "%s is longer than max_duration %s", time.Duration(l.MinDuration), time.Duration(l.MaxDuration))
 		}
+	}
+	return nil
+}
+
+// checkUserName accepts any printable UTF-8 name of 1 to 64 bytes: people's names come from
+// directories, so quotes, spaces and non-ASCII letters are allowed and handled downstream.
+func checkUserName(name string) error {
+	switch {
+	case name == "" || len(name) > 64:
+		return fmt.Errorf("user name must be 1 to 64 bytes long")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("user name %q is not valid UTF-8", name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("user name %q contains a control character", name)
 	}
 	return nil
 }
@@ -298,4 +317,33 @@ func (c *Catalog) inGroups(user string, groups []string) bool {
 		}
 	}
 	return false
+}
+
+// Endpoint returns the host and port requesters connect to: ConnectHost/ConnectPort when set,
+// otherwise those of the admin URL (port 5432 when the URL names none).
+func (s *Server) Endpoint() (string, int) {
+	host, port := s.ConnectHost, s.ConnectPort
+	if u, err := url.Parse(s.URL); err == nil {
+		if host == "" {
+			host = u.Hostname()
+		}
+		if p, err := strconv.Atoi(u.Port()); err == nil && port == 0 {
+			port = p
+		}
+	}
+	if port == 0 {
+		port = 5432
+	}
+	return host, port
+}
+
+// ConnectURI returns a connection URI for a login on engine, with every part escaped.
+func ConnectURI(engine, user, password, host string, port int, database string) string {
+	u := url.URL{
+		Scheme: engine,
+		User:   url.UserPassword(user, password),
+		Host:   net.JoinHostPort(host, strconv.Itoa(port)),
+		Path:   "/" + database,
+	}
+	return u.String()
 }

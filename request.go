@@ -118,6 +118,10 @@ type Request struct {
 	Ending      Ending    `json:"ending,omitempty"`
 	EndingSince time.Time `json:"ending_since,omitzero"`
 	Reviews     []Review  `json:"reviews"`
+	// ActivatedAt is when the database confirmed the access; EndedAt when it confirmed the
+	// removal (or when the request ended without ever being active).
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	EndedAt     time.Time `json:"ended_at,omitzero"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	// Version increases with every stored change (optimistic concurrency).

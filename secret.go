@@ -1,0 +1,108 @@
+package timebox
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"os"
+	"strings"
+)
+
+// ResolveSecret reads the secret that ref points to: env:NAME (an environment variable) or
+// file:PATH (a file, trailing newline removed). Errors name the reference, never the value.
+func ResolveSecret(ref string) (string, error) {
+	if err := checkSecretRef(ref); err != nil {
+		return "", Errorf(EINVALID, "secret %q: %s", ref, err.Error())
+	}
+	if name, ok := strings.CutPrefix(ref, "env:"); ok {
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" {
+			return "", Errorf(EINVALID, "secret %s: environment variable %s is not set", ref, name)
+		}
+		return v, nil
+	}
+	path := strings.TrimPrefix(ref, "file:")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", Errorf(EINVALID, "secret %s: cannot read file %s", ref, path)
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", Errorf(EINVALID, "secret %s: file %s is empty", ref, path)
+	}
+	return v, nil
+}
+
+// Sealer encrypts and decrypts stored secrets (database passwords) with AES-256-GCM.
+type Sealer struct {
+	aead cipher.AEAD
+}
+
+// NewSealer derives an AES-256 key from secretKey, which must be at least 16 bytes.
+func NewSealer(secretKey string) (*Sealer, error) {
+	if len(secretKey) < 16 {
+		return nil, Errorf(EINVALID, "secret_key must be at least 16 bytes long")
+	}
+	key := sha256.Sum256([]byte("timebox secret_key v1\x00" + secretKey))
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, WrapError(EINTERNAL, err, "secret key")
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, WrapError(EINTERNAL, err, "secret key")
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts plaintext; aad binds the ciphertext to its owner (e.g. the request id).
+func (s *Sealer) Seal(plaintext, aad string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, []byte(plaintext), []byte(aad))
+}
+
+// Open decrypts what Seal produced with the same aad.
+func (s *Sealer) Open(sealed []byte, aad string) (string, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return "", Errorf(EINTERNAL, "stored secret is corrupt")
+	}
+	b, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(aad))
+	if err != nil {
+		return "", Errorf(EINTERNAL, "stored secret cannot be decrypted (wrong secret_key?)")
+	}
+	return string(b), nil
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// RandomID returns a random lowercase identifier of n characters (5 bits each).
+func RandomID(n int) string {
+	b := make([]byte, (n*5+7)/8)
+	rand.Read(b)
+	return idEncoding.EncodeToString(b)[:n]
+}
+
+// RandomPassword returns a random password of n characters from [A-Za-z0-9] (about 5.95 bits
+// each), free of characters that need quoting in a URI or a shell.
+func RandomPassword(n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[randIntn(len(alphabet))]
+	}
+	return string(b)
+}
+
+func randIntn(n int) int {
+	var b [1]byte
+	for {
+		rand.Read(b[:])
+		if int(b[0]) < 256-256%n { // rejection sampling keeps it uniform
+			return int(b[0]) % n
+		}
+	}
+}
