@@ -1,0 +1,146 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// passwordLength is the length of generated database passwords (about 190 bits).
+const passwordLength = 32
+
+// activate records the intent, creates the access on the database, then marks the request
+// active. A crash between any two steps is finished by the next run: the intent keeps the
+// principal name and password, and the engine's Grant is idempotent.
+func (s *Scheduler) activate(ctx context.Context, id string) error {
+	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Start.After(now) || !r.End.After(now) {
+			return false, nil
+		}
+		if r.Grant == nil {
+			g, err := s.newGrant(r, now)
+			if err != nil {
+				return false, err
+			}
+			r.Grant = g
+			if err := tx.AppendEvent(event(now, "grant.create_intent", r, map[string]any{
+				"principal": g.Principal, "server": g.Server, "roles": g.Roles, "valid_until": g.ValidUntil.Format(time.RFC3339Nano),
+			})); err != nil {
+				return false, err
+			}
+		}
+		r.Grant.Attempts++
+		r.Grant.LastAttemptAt, r.Grant.UpdatedAt = now, now
+		return true, tx.PutGrant(r.Grant)
+	})
+	if err != nil || !ok {
+		return err
+	}
+	s.hook(StepActivateIntent)
+	err = s.call(ctx, r, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
+		return e.Grant(ctx, p)
+	})
+	s.hook(StepActivateDB)
+	if err != nil {
+		return s.failed(ctx, id, "grant.create_failed", "activate", err)
+	}
+	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Grant == nil {
+			return false, nil // revoked or cancelled meanwhile: the next pass removes it
+		}
+		to, err := timebox.Transition(r.State, timebox.ActionActivate)
+		if err != nil {
+			return false, err
+		}
+		r.State, r.ActivatedAt = to, now
+		r.Grant.Status, r.Grant.LastError, r.Grant.NextAttemptAt, r.Grant.UpdatedAt = timebox.GrantActive, "", time.Time{}, now
+		if err := tx.PutGrant(r.Grant); err != nil {
+			return false, err
+		}
+		return true, tx.AppendEvent(event(now, "request.activated", r, map[string]any{
+			"principal": r.Grant.Principal, "valid_until": r.Grant.ValidUntil.Format(time.RFC3339Nano),
+			"attempts": r.Grant.Attempts,
+		}))
+	})
+	if err == nil && ok && s.Metrics != nil {
+		from := r.Start // or the approval, when it came later
+		for _, rv := range r.Reviews {
+			if rv.Decision == timebox.ActionApprove && rv.At.After(from) {
+				from = rv.At
+			}
+		}
+		s.Metrics.observeActivation(r.ActivatedAt.Sub(from))
+	}
+	return err
+}
+
+// newGrant plans the principal of r: its name, roles, expiry and a fresh sealed password.
+func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant, error) {
+	db, err := s.Catalog.Database(r.Database)
+	if err != nil {
+		return nil, err
+	}
+	roles, err := s.Catalog.Roles(db, r.Access)
+	if err != nil {
+		return nil, err
+	}
+	return &timebox.Grant{
+		RequestID: r.ID, Server: db.Server, Principal: PrincipalName(r.Requester, r.ID),
+		Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
+		SealedPassword: s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID),
+		CreatedAt:      now, UpdatedAt: now,
+	}, nil
+}
+
+// call runs one engine operation for r's grant, bounded by the server's slots and StepTimeout.
+func (s *Scheduler) call(ctx context.Context, r *timebox.Request, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
+	p, _, err := s.plan(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.engine(r.Grant.Server)
+	if err != nil {
+		return err
+	}
+	slot := s.slot(r.Grant.Server)
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slot }()
+	ctx, cancel := context.WithTimeout(ctx, s.StepTimeout)
+	defer cancel()
+	return op(ctx, e, p)
+}
+
+// failed records a failed attempt on the grant and schedules the next one. The first
+// failure of a phase is an audit event; later ones update the request only.
+func (s *Scheduler) failed(ctx context.Context, id, action, op string, cause error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := timebox.ErrorMessage(cause)
+	var server string
+	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if r.Grant == nil {
+			return false, nil
+		}
+		g := r.Grant
+		server = g.Server
+		g.LastError, g.NextAttemptAt, g.UpdatedAt = msg, now.Add(s.backoff(g.Attempts)), now
+		if err := tx.PutGrant(g); err != nil {
+			return false, err
+		}
+		if g.Attempts == 1 {
+			return true, tx.AppendEvent(event(now, action, r, map[string]any{"error": msg, "next_attempt_at": g.NextAttemptAt.Format(time.RFC3339Nano)}))
+		}
+		return true, nil
+	})
+	if s.Metrics != nil {
+		s.Metrics.EngineErrors.WithLabelValues(server, op).Inc()
+	}
+	s.Logger.Warn("scheduler: database step failed; will retry", "request", id, "op", op, "err", msg)
+	return err
+}

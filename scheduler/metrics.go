@@ -1,0 +1,38 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the scheduler's Prometheus metrics.
+type Metrics struct {
+	ActivationLag prometheus.Histogram
+	ExpiryLag     prometheus.Histogram
+	EngineErrors  *prometheus.CounterVec
+}
+
+// NewMetrics creates the scheduler's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	m := &Metrics{
+		ActivationLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "timebox_activation_lag_seconds", Buckets: buckets,
+			Help: "Time from a request's start (or approval, when later) to the database confirming the access.",
+		}),
+		ExpiryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "timebox_expiry_lag_seconds", Buckets: buckets,
+			Help: "Time from a window's end to the database confirming the access was removed and sessions ended.",
+		}),
+		EngineErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "timebox_engine_errors_total",
+			Help: "Failed database steps, by server and operation (activate, revoke).",
+		}, []string{"server", "op"}),
+	}
+	reg.MustRegister(m.ActivationLag, m.ExpiryLag, m.EngineErrors)
+	return m
+}
+
+func (m *Metrics) observeActivation(d time.Duration) { m.ActivationLag.Observe(max(d, 0).Seconds()) }
+func (m *Metrics) observeExpiry(d time.Duration)     { m.ExpiryLag.Observe(max(d, 0).Seconds()) }

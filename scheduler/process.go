@@ -1,0 +1,124 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// Process does whatever request id needs now: expire an unreviewed request, activate an
+// approved one, or remove the access of one whose window ended or that was revoked. It is
+// safe to call at any time; work that is not due does nothing.
+func (s *Scheduler) Process(ctx context.Context, id string) error {
+	var r *timebox.Request
+	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		r, err = tx.FindRequest(id)
+		return err
+	}); err != nil {
+		return err
+	}
+	now := s.Now()
+	if dueAt(r).After(now) {
+		return nil
+	}
+	switch {
+	case r.Ending != timebox.EndingNone:
+		return s.remove(ctx, id)
+	case (r.State == timebox.StatePending || r.State == timebox.StateApproved) && r.Grant == nil && !r.End.After(now):
+		return s.expireUnused(ctx, id)
+	case r.State == timebox.StateApproved && r.End.After(now):
+		return s.activate(ctx, id)
+	case r.State == timebox.StateApproved, r.State == timebox.StateActive:
+		return s.remove(ctx, id)
+	}
+	return nil
+}
+
+// update runs fn on a freshly loaded request in one store transaction; fn returns false to
+// change nothing (the request moved on since it was last read).
+func (s *Scheduler) update(ctx context.Context, id string, fn func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error)) (*timebox.Request, bool, error) {
+	var r *timebox.Request
+	var changed bool
+	err := s.Store.Update(ctx, func(tx timebox.Tx) (err error) {
+		if r, err = tx.FindRequest(id); err != nil {
+			return err
+		}
+		now := s.Now().UTC().Truncate(time.Microsecond)
+		if changed, err = fn(tx, r, now); err != nil || !changed {
+			return err
+		}
+		r.UpdatedAt = now
+		return tx.UpdateRequest(r)
+	})
+	return r, changed, err
+}
+
+func event(now time.Time, action string, r *timebox.Request, details map[string]any) *timebox.Event {
+	return &timebox.Event{Time: now, Actor: Actor, Action: action, RequestID: r.ID, Database: r.Database, Details: details}
+}
+
+// expireUnused ends a pending or approved request whose window passed with nothing on the
+// database.
+func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
+	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if r.Grant != nil || r.Ending != timebox.EndingNone || r.End.After(now) {
+			return false, nil
+		}
+		from := r.State
+		to, err := timebox.Transition(r.State, timebox.ActionExpire)
+		if err != nil {
+			return false, nil
+		}
+		r.State, r.EndedAt = to, now
+		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": fmt.Sprintf("the window ended while the request was %s", from)}))
+	})
+	return err
+}
+
+// plan is what the engine must make exist for r.
+func (s *Scheduler) plan(r *timebox.Request) (timebox.GrantPlan, *timebox.Database, error) {
+	db, err := s.Catalog.Database(r.Database)
+	if err != nil {
+		return timebox.GrantPlan{}, nil, err
+	}
+	g := r.Grant
+	password, err := s.Sealer.Open(g.SealedPassword, r.ID)
+	if err != nil {
+		return timebox.GrantPlan{}, nil, err
+	}
+	return timebox.GrantPlan{
+		Method: g.Method, Principal: g.Principal, Password: password, Database: db.Database,
+		Roles: g.Roles, ValidUntil: g.ValidUntil,
+	}, db, nil
+}
+
+// engine returns the engine of server name.
+func (s *Scheduler) engine(name string) (timebox.Engine, error) {
+	e, ok := s.Engines[name]
+	if !ok {
+		return nil, timebox.Errorf(timebox.EINTERNAL, "no engine for server %q", name)
+	}
+	return e, nil
+}
+
+// PrincipalName returns the database login name for a request: tbx_<user>_<id>, with the
+// user part reduced to [a-z0-9_] and cut so the name stays within 63 bytes.
+func PrincipalName(user, requestID string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(user) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	u := b.String()
+	if max := 63 - len("tbx__") - len(requestID); len(u) > max {
+		u = u[:max]
+	}
+	return "tbx_" + u + "_" + requestID
+}

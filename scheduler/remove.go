@@ -1,0 +1,74 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// remove takes r's access off the database: it records the intent, revokes on the database
+// (disable login, end sessions, drop), and only then moves the request to its final state.
+func (s *Scheduler) remove(ctx context.Context, id string) error {
+	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if !r.State.Live() || (r.Ending == timebox.EndingNone && r.End.After(now)) || r.Grant == nil {
+			return false, nil
+		}
+		if r.Ending == timebox.EndingNone {
+			r.Ending, r.EndingSince = timebox.EndingExpire, r.End
+		}
+		g := r.Grant
+		if g.Status != timebox.GrantRevoking {
+			g.Status, g.Attempts, g.LastError, g.NextAttemptAt = timebox.GrantRevoking, 0, "", time.Time{}
+			if err := tx.AppendEvent(event(now, "grant.revoke_intent", r, map[string]any{
+				"principal": g.Principal, "server": g.Server, "reason": string(r.Ending),
+			})); err != nil {
+				return false, err
+			}
+		}
+		g.Attempts++
+		g.LastAttemptAt, g.UpdatedAt = now, now
+		return true, tx.PutGrant(g)
+	})
+	if err != nil || !ok {
+		return err
+	}
+	s.hook(StepRevokeIntent)
+	var res timebox.RevokeResult
+	err = s.call(ctx, r, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) (err error) {
+		res, err = e.Revoke(ctx, p)
+		return err
+	})
+	s.hook(StepRevokeDB)
+	if err != nil {
+		return s.failed(ctx, id, "grant.revoke_failed", "revoke", err)
+	}
+	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		if r.Grant == nil || r.Grant.Status != timebox.GrantRevoking || r.Ending == timebox.EndingNone {
+			return false, nil
+		}
+		to, err := timebox.Transition(r.State, r.Ending.Action())
+		if err != nil {
+			return false, err
+		}
+		g := r.Grant
+		g.Status, g.LastError, g.NextAttemptAt, g.UpdatedAt = timebox.GrantRevoked, "", time.Time{}, now
+		g.Outcome = "dropped"
+		if !res.Dropped {
+			g.Outcome = "kept without login: " + res.Detail
+		}
+		if err := tx.PutGrant(g); err != nil {
+			return false, err
+		}
+		since := r.EndingSince
+		r.State, r.Ending, r.EndingSince, r.EndedAt = to, timebox.EndingNone, time.Time{}, now
+		return true, tx.AppendEvent(event(now, "request."+string(to), r, map[string]any{
+			"principal": g.Principal, "outcome": g.Outcome, "sessions_ended": res.SessionsEnded,
+			"pending_since": since.Format(time.RFC3339Nano), "attempts": g.Attempts,
+		}))
+	})
+	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired {
+		s.Metrics.observeExpiry(r.EndedAt.Sub(r.End))
+	}
+	return err
+}

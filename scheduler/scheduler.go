@@ -1,0 +1,233 @@
+// Package scheduler activates and removes access on the target databases at the exact times
+// the store says, retries with backoff while a database is unreachable, and rebuilds its
+// schedule from the store after a restart.
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// Actor is the audit actor for work the scheduler does on its own.
+const Actor = "timebox"
+
+// Scheduler runs activations and removals. One Scheduler runs per store.
+type Scheduler struct {
+	Store   timebox.Store
+	Catalog *timebox.Catalog
+	Sealer  *timebox.Sealer
+	Engines map[string]timebox.Engine // by server name
+
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Sweep is the longest the scheduler sleeps without looking at the store (default 5s):
+	// it catches what no timer was set for (another writer, a clock jump).
+	Sweep time.Duration
+	// StepTimeout bounds one engine call (default 30s).
+	StepTimeout time.Duration
+	// MinBackoff and MaxBackoff bound retry delays (default 1s and 30s), jittered ±20%.
+	MinBackoff, MaxBackoff time.Duration
+	// Hook, when set, is called at each labelled step (see the Step constants); tests use it
+	// to kill the process between two steps.
+	Hook func(step string)
+
+	wake     chan struct{}
+	mu       sync.Mutex
+	inflight map[string]bool
+	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
+	wg       sync.WaitGroup
+}
+
+// Labelled steps passed to Hook.
+const (
+	StepActivateIntent = "activate.intent-stored"
+	StepActivateDB     = "activate.database-done"
+	StepRevokeIntent   = "revoke.intent-stored"
+	StepRevokeDB       = "revoke.database-done"
+)
+
+// New returns a Scheduler with default settings.
+func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, engines map[string]timebox.Engine) *Scheduler {
+	return &Scheduler{
+		Store: store, Catalog: catalog, Sealer: sealer, Engines: engines,
+		Now: time.Now, Logger: slog.Default(),
+		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second,
+		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, slots: map[string]chan struct{}{},
+	}
+}
+
+// Wake makes the scheduler look at the store now. It never blocks.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules work until ctx is done, then waits for work in flight to finish.
+func (s *Scheduler) Run(ctx context.Context) error {
+	defer s.wg.Wait()
+	for {
+		next := s.Dispatch(ctx)
+		wait := s.Sweep
+		if !next.IsZero() {
+			wait = min(wait, next.Sub(s.Now()))
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Dispatch starts the work that is due now and returns the next deadline (zero if none).
+func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
+	var rs []*timebox.Request
+	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		rs, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StatePending, timebox.StateApproved, timebox.StateActive}})
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Logger.Error("scheduler: load live requests", "err", err)
+		}
+		return s.Now().Add(time.Second)
+	}
+	now := s.Now()
+	var next time.Time
+	for _, r := range rs {
+		due := dueAt(r)
+		if due.After(now) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		s.start(ctx, r)
+	}
+	return next
+}
+
+// dueAt returns when r next needs the scheduler.
+func dueAt(r *timebox.Request) time.Time {
+	retry := func(t time.Time) time.Time {
+		if r.Grant != nil && r.Grant.NextAttemptAt.After(t) {
+			return r.Grant.NextAttemptAt
+		}
+		return t
+	}
+	switch {
+	case r.Ending != timebox.EndingNone:
+		return retry(time.Time{})
+	case r.State == timebox.StatePending, r.State == timebox.StateActive:
+		return r.End
+	case r.State == timebox.StateApproved && r.Grant != nil:
+		return earliest(retry(r.Start), r.End)
+	case r.State == timebox.StateApproved:
+		return earliest(r.Start, r.End)
+	}
+	return time.Time{}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// start runs the work for r in its own goroutine unless r is already in flight.
+func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
+	s.mu.Lock()
+	if s.inflight[r.ID] {
+		s.mu.Unlock()
+		return
+	}
+	s.inflight[r.ID] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.inflight, r.ID)
+			s.mu.Unlock()
+			s.Wake()
+		}()
+		if err := s.Process(ctx, r.ID); err != nil && ctx.Err() == nil {
+			s.Logger.Error("scheduler: process request", "request", r.ID, "err", err)
+		}
+	}()
+}
+
+// RunNow does the work that request id needs now and waits for it, for callers that want
+// to answer with the outcome (an approval that activates at once, a revocation). When the
+// request is already being worked on, RunNow waits for that work instead.
+func (s *Scheduler) RunNow(ctx context.Context, id string) error {
+	for {
+		s.mu.Lock()
+		if !s.inflight[id] {
+			s.inflight[id] = true
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.mu.Unlock()
+		s.Wake()
+	}()
+	return s.Process(ctx, id)
+}
+
+// slot returns the semaphore that bounds concurrent engine calls to one server, so that a
+// slow or dead server never takes the capacity of the others.
+func (s *Scheduler) slot(server string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.slots[server]
+	if !ok {
+		n := 8
+		if srv, err := s.Catalog.Server(server); err == nil && srv.MaxConns > 0 {
+			n = srv.MaxConns
+		}
+		c = make(chan struct{}, n)
+		s.slots[server] = c
+	}
+	return c
+}
+
+// backoff returns the delay before retry number attempts (1-based), with ±20% jitter.
+func (s *Scheduler) backoff(attempts int) time.Duration {
+	d := s.MinBackoff
+	for i := 1; i < attempts && d < s.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (s *Scheduler) hook(step string) {
+	if s.Hook != nil {
+		s.Hook(step)
+	}
+}
