@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"os"
 	"strings"
+	"time"
 )
 
 // ResolveSecret reads the secret that ref points to: env:NAME (an environment variable) or
@@ -105,4 +107,17 @@ func randIntn(n int) int {
 			return int(b[0]) % n
 		}
 	}
+}
+
+// NewToken creates an API token for user. It returns the secret, shown once to its owner,
+// and the Token to store, which keeps only the secret's hash.
+func NewToken(user string, now time.Time) (string, *Token) {
+	secret := "tbx_" + RandomID(40)
+	return secret, &Token{ID: RandomID(10), User: user, Hash: TokenHash(secret), CreatedAt: now.UTC().Truncate(time.Microsecond)}
+}
+
+// TokenHash returns the stored form of a token secret: its SHA-256, hex encoded.
+func TokenHash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
 }

@@ -29,6 +29,8 @@ type Tx interface {
 	FindRequest(id string) (*Request, error)
 	// FindRequests returns matching requests with their grants, newest first.
 	FindRequests(f RequestFilter) ([]*Request, error)
+	// CountRequests returns the number of requests in each state.
+	CountRequests() (map[State]int, error)
 	// PutGrant inserts or replaces the grant of g.RequestID.
 	PutGrant(g *Grant) error
 	// AppendEvent chains e to the last event (setting Seq, PrevHash, Hash) and stores it.

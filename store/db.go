@@ -11,11 +11,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"github.com/timebox-dev/timebox"
-	"modernc.org/sqlite"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -227,8 +227,3 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// Blank uses of the drivers' packages register them with database/sql.
-var (
-	_ = sqlite.Driver{}
-	_ = stdlib.GetDefaultDriver
-)

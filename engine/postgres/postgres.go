@@ -1,0 +1,231 @@
+// Package postgres implements timebox.Engine for PostgreSQL with the ephemeral-login method:
+// one role per request, created with LOGIN, a password and VALID UNTIL the window's end, and
+// dropped after its sessions were ended.
+//
+// The engine connects as a non-superuser admin role prepared once by SetupStatements. It keeps
+// one small connection pool per database it needs, created on first use: the admin URL's own
+// database for cluster-wide statements, and each target database for REASSIGN/DROP OWNED.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/timebox-dev/timebox"
+)
+
+var _ timebox.Engine = (*Engine)(nil)
+
+// DefaultMaxConns bounds the connections of each of the engine's pools when New is given 0.
+const DefaultMaxConns = 8
+
+// Engine creates and removes ephemeral login roles on one PostgreSQL server.
+// Its exported fields may be changed after New and before the first call.
+type Engine struct {
+	// StatementTimeout is the server-side statement_timeout of admin sessions (default 10s).
+	StatementTimeout time.Duration
+	// LockTimeout is the server-side lock_timeout of admin sessions (default 5s).
+	LockTimeout time.Duration
+	// ConnectTimeout bounds establishing one connection (default 5s).
+	ConnectTimeout time.Duration
+
+	name    string
+	config  *pgxpool.Config // admin pool configuration; copied for each database
+	adminDB string
+
+	mu     sync.Mutex
+	pools  map[string]*pgxpool.Pool
+	closed bool
+}
+
+// New returns an engine for the server called name, reached with adminURL (a PostgreSQL URL or
+// keyword/value string without a password) and the admin password. No connection is made
+// until the first call. maxConns bounds each per-database pool (DefaultMaxConns when 0 or
+// less). It returns an EINVALID error when adminURL cannot be parsed or holds a password.
+func New(name, adminURL, password string, maxConns int) (*Engine, error) {
+	if u, err := url.Parse(adminURL); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return nil, timebox.Errorf(timebox.EINVALID, "server %s: the admin URL must not contain a password", name)
+		}
+	}
+	cfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: invalid admin URL", name)
+	}
+	cfg.ConnConfig.Password = password
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	cfg.MaxConns = int32(min(maxConns, 1<<20))
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = time.Minute
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "timebox"
+	}
+	db := cfg.ConnConfig.Database
+	if db == "" {
+		db = cfg.ConnConfig.User // PostgreSQL's default database
+	}
+	cfg.ConnConfig.Database = db
+	return &Engine{
+		StatementTimeout: 10 * time.Second,
+		LockTimeout:      5 * time.Second,
+		ConnectTimeout:   5 * time.Second,
+		name:             name,
+		config:           cfg,
+		adminDB:          db,
+		pools:            map[string]*pgxpool.Pool{},
+	}, nil
+}
+
+// Name returns the server's name.
+func (e *Engine) Name() string { return e.name }
+
+// Ping runs SELECT 1 on the admin database. It returns an EUNAVAILABLE error when the server
+// cannot be reached or refuses the admin credentials.
+func (e *Engine) Ping(ctx context.Context) error {
+	pool, err := e.pool(e.adminDB)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	var one int
+	if err := pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return e.wrap(err, nil)
+	}
+	return nil
+}
+
+// Close closes every pool. Calls made afterwards fail with EUNAVAILABLE.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	for db, p := range e.pools {
+		p.Close()
+		delete(e.pools, db)
+	}
+	return nil
+}
+
+// pool returns the pool of database db, creating it on first use.
+func (e *Engine) pool(db string) (*pgxpool.Pool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, timebox.Errorf(timebox.EUNAVAILABLE, "server %s unreachable: engine closed", e.name)
+	}
+	if p := e.pools[db]; p != nil {
+		return p, nil
+	}
+	cfg := e.config.Copy()
+	cfg.ConnConfig.Database = db
+	cfg.ConnConfig.ConnectTimeout = e.ConnectTimeout
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = millis(e.StatementTimeout)
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = millis(e.LockTimeout)
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, timebox.WrapError(timebox.EINTERNAL, err, "server %s: admin pool", e.name)
+	}
+	e.pools[db] = p
+	return p, nil
+}
+
+// callContext bounds one round of work with the database: the statement timeout plus the
+// time to connect and a margin, so that a hung network never blocks a caller forever.
+func (e *Engine) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.StatementTimeout+e.ConnectTimeout+2*time.Second)
+}
+
+// millis formats d for a PostgreSQL time setting.
+func millis(d time.Duration) string {
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// wrap turns a driver error into a *timebox.Error: EUNAVAILABLE when the server cannot be
+// reached, EINTERNAL for an SQL error. Every secret is removed from the message and cause.
+func (e *Engine) wrap(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	var te *timebox.Error
+	if errors.As(err, &te) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !unavailableCode(pgErr.Code) {
+		return timebox.Errorf(timebox.EINTERNAL, "postgres %s: %s (SQLSTATE %s)",
+			e.name, scrub(pgErr.Message, secrets), pgErr.Code)
+	}
+	return timebox.WrapError(timebox.EUNAVAILABLE, errors.New(scrub(err.Error(), secrets)),
+		"server %s unreachable: %s", e.name, scrub(shortReason(err), secrets))
+}
+
+// unavailableCode reports whether an SQLSTATE means the server cannot serve us now:
+// connection exceptions, shutdown in progress, too many connections, failed authentication.
+func unavailableCode(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "28"):
+		return true
+	case code == "57P01", code == "57P02", code == "57P03", code == "53300":
+		return true
+	}
+	return false
+}
+
+// shortReason describes a connection failure in a few words.
+func shortReason(err error) string {
+	var pgErr *pgconn.PgError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Message
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection lost"
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+// scrub replaces every secret in s.
+func scrub(s string, secrets []string) string {
+	for _, x := range secrets {
+		if x != "" {
+			s = strings.ReplaceAll(s, x, "[redacted]")
+		}
+	}
+	return s
+}
+
+// sqlState returns the SQLSTATE of err, or "".
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
