@@ -226,4 +226,3 @@ func rebind(query string) string {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
-

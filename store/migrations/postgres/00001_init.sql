@@ -17,6 +17,8 @@ CREATE TABLE requests (
 	ending          text NOT NULL DEFAULT '',
 	ending_since    timestamptz,
 	reviews         text NOT NULL DEFAULT '[]',
+	activated_at    timestamptz,
+	ended_at        timestamptz,
 	created_at      timestamptz NOT NULL,
 	updated_at      timestamptz,
 	version         integer NOT NULL

@@ -17,6 +17,8 @@ CREATE TABLE requests (
 	ending          TEXT NOT NULL DEFAULT '',
 	ending_since    TEXT,
 	reviews         TEXT NOT NULL DEFAULT '[]',
+	activated_at    TEXT,
+	ended_at        TEXT,
 	created_at      TEXT NOT NULL,
 	updated_at      TEXT,
 	version         INTEGER NOT NULL

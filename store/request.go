@@ -1,0 +1,298 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// CreateRequest inserts r (not r.Grant: see PutGrant). Version must be 1 (0 is taken as 1;
+// anything else is EINVALID); a zero CreatedAt becomes now. r's times are set to what is
+// stored: UTC to the microsecond. ECONFLICT when the ID exists.
+func (t *tx) CreateRequest(r *timebox.Request) error {
+	switch r.Version {
+	case 0:
+		r.Version = 1
+	case 1:
+	default:
+		return timebox.Errorf(timebox.EINVALID, "store: a new request must have version 1, not %d", r.Version)
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	normRequest(r)
+	reviews, err := json.Marshal(nonNil(r.Reviews))
+	if err != nil {
+		return internal(err, "encode the reviews of request %s", r.ID)
+	}
+	res, err := t.exec(`
+		INSERT INTO requests (id, requester, database, access, start_at, end_at, requested_start,
+			requested_end, reason, ticket, state, ending, ending_since, reviews, activated_at,
+			ended_at, created_at, updated_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
+		r.ID, r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
+		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
+		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
+		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
+		t.timeArg(r.UpdatedAt), r.Version)
+	if err != nil {
+		return internal(err, "insert request %s", r.ID)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return internal(err, "insert request %s", r.ID)
+	} else if n == 0 {
+		return timebox.Errorf(timebox.ECONFLICT, "request %s already exists", r.ID)
+	}
+	return nil
+}
+
+// UpdateRequest stores every field of r if the stored version is still r.Version, then
+// increments r.Version. ECONFLICT when someone else changed the request first, ENOTFOUND when
+// it does not exist.
+func (t *tx) UpdateRequest(r *timebox.Request) error {
+	normRequest(r)
+	reviews, err := json.Marshal(nonNil(r.Reviews))
+	if err != nil {
+		return internal(err, "encode the reviews of request %s", r.ID)
+	}
+	res, err := t.exec(`
+		UPDATE requests SET requester = ?, database = ?, access = ?, start_at = ?, end_at = ?,
+			requested_start = ?, requested_end = ?, reason = ?, ticket = ?, state = ?,
+			ending = ?, ending_since = ?, reviews = ?, activated_at = ?, ended_at = ?,
+			created_at = ?, updated_at = ?, version = ?
+		WHERE id = ? AND version = ?`,
+		r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
+		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
+		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
+		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
+		t.timeArg(r.UpdatedAt), r.Version+1,
+		r.ID, r.Version)
+	if err != nil {
+		return internal(err, "update request %s", r.ID)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return internal(err, "update request %s", r.ID)
+	}
+	if n == 0 {
+		ok, err := t.exists(`SELECT 1 FROM requests WHERE id = ?`, r.ID)
+		switch {
+		case err != nil:
+			return internal(err, "look up request %s", r.ID)
+		case !ok:
+			return timebox.Errorf(timebox.ENOTFOUND, "request %s not found", r.ID)
+		}
+		return timebox.Errorf(timebox.ECONFLICT, "request %s was changed by someone else; reload and retry", r.ID)
+	}
+	r.Version++
+	return nil
+}
+
+// requestColumns are the columns scanRequest reads: a request left-joined with its grant.
+const requestColumns = `
+	r.id, r.requester, r.database, r.access, r.start_at, r.end_at, r.requested_start,
+	r.requested_end, r.reason, r.ticket, r.state, r.ending, r.ending_since, r.reviews,
+	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version,
+	g.request_id, g.server, g.principal, g.method, g.status, g.roles, g.valid_until,
+	g.sealed_password, g.attempts, g.last_error, g.last_attempt_at, g.next_attempt_at,
+	g.outcome, g.created_at, g.updated_at
+	FROM requests r LEFT JOIN grants g ON g.request_id = r.id`
+
+// FindRequest returns the request with the given ID and its grant, or ENOTFOUND. Times come
+// back in UTC to the microsecond, the zero time for none; Reviews and Grant.Roles are never nil.
+func (t *tx) FindRequest(id string) (*timebox.Request, error) {
+	r, err := scanRequest(t.queryRow(`SELECT `+requestColumns+` WHERE r.id = ?`, id))
+	switch {
+	case err == sql.ErrNoRows:
+		return nil, timebox.Errorf(timebox.ENOTFOUND, "request %s not found", id)
+	case err != nil:
+		return nil, internal(err, "read request %s", id)
+	}
+	return r, nil
+}
+
+// FindRequests returns the requests that match f, with their grants, newest first.
+func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		where = append(where, "r.state IN ("+placeholders(len(f.States))+")")
+		for _, s := range f.States {
+			args = append(args, string(s))
+		}
+	}
+	if f.Requester != "" {
+		where, args = append(where, "r.requester = ?"), append(args, f.Requester)
+	}
+	if f.Database != "" {
+		where, args = append(where, "r.database = ?"), append(args, f.Database)
+	}
+	if v := f.Visible; v != nil {
+		cond := "r.requester = ?"
+		args = append(args, v.Requester)
+		if len(v.Databases) > 0 {
+			cond = "(r.requester = ? OR r.database IN (" + placeholders(len(v.Databases)) + "))"
+			for _, d := range v.Databases {
+				args = append(args, d)
+			}
+		}
+		where = append(where, cond)
+	}
+	query := `SELECT ` + requestColumns + whereClause(where) + ` ORDER BY r.created_at DESC, r.id DESC`
+	if f.Limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, f.Limit)
+	}
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, internal(err, "list requests")
+	}
+	defer rows.Close()
+	var list []*timebox.Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, internal(err, "read requests")
+		}
+		list = append(list, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(err, "list requests")
+	}
+	return list, nil
+}
+
+// CountRequests returns the number of requests in each state; every state of timebox.States
+// is in the map, with 0 when it has none.
+func (t *tx) CountRequests() (map[timebox.State]int, error) {
+	counts := make(map[timebox.State]int, len(timebox.States))
+	for _, s := range timebox.States {
+		counts[s] = 0
+	}
+	rows, err := t.query(`SELECT state, COUNT(*) FROM requests GROUP BY state`)
+	if err != nil {
+		return nil, internal(err, "count requests")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s timebox.State
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, internal(err, "count requests")
+		}
+		counts[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(err, "count requests")
+	}
+	return counts, nil
+}
+
+// scanRequest reads one row of requestColumns.
+func scanRequest(s rowScanner) (*timebox.Request, error) {
+	var r timebox.Request
+	var g timebox.Grant
+	var reviews string
+	var gID, gServer, gPrincipal, gMethod, gStatus, gRoles, gLastError, gOutcome sql.NullString
+	var gAttempts sql.NullInt64
+	err := s.Scan(&r.ID, &r.Requester, &r.Database, &r.Access, timeCol{&r.Start}, timeCol{&r.End},
+		timeCol{&r.RequestedStart}, timeCol{&r.RequestedEnd}, &r.Reason, &r.Ticket, &r.State,
+		&r.Ending, timeCol{&r.EndingSince}, &reviews, timeCol{&r.ActivatedAt}, timeCol{&r.EndedAt},
+		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt},
+		&r.Version,
+		&gID, &gServer, &gPrincipal, &gMethod, &gStatus, &gRoles, timeCol{&g.ValidUntil},
+		&g.SealedPassword, &gAttempts, &gLastError, timeCol{&g.LastAttemptAt},
+		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(reviews), &r.Reviews); err != nil {
+		return nil, err
+	}
+	if gID.Valid {
+		g.RequestID, g.Server, g.Principal, g.Method = gID.String, gServer.String, gPrincipal.String, gMethod.String
+		g.Status, g.Attempts = timebox.GrantStatus(gStatus.String), int(gAttempts.Int64)
+		g.LastError, g.Outcome = gLastError.String, gOutcome.String
+		if err := json.Unmarshal([]byte(gRoles.String), &g.Roles); err != nil {
+			return nil, err
+		}
+		if len(g.SealedPassword) == 0 {
+			g.SealedPassword = nil
+		}
+		r.Grant = &g
+	}
+	return &r, nil
+}
+
+// PutGrant inserts or replaces the grant of g.RequestID. Times are set to what is stored: UTC
+// to the microsecond. ENOTFOUND when the request does not exist.
+func (t *tx) PutGrant(g *timebox.Grant) error {
+	ok, err := t.exists(`SELECT 1 FROM requests WHERE id = ?`, g.RequestID)
+	switch {
+	case err != nil:
+		return internal(err, "look up request %s", g.RequestID)
+	case !ok:
+		return timebox.Errorf(timebox.ENOTFOUND, "request %s not found", g.RequestID)
+	}
+	g.ValidUntil, g.LastAttemptAt, g.NextAttemptAt = normTime(g.ValidUntil), normTime(g.LastAttemptAt), normTime(g.NextAttemptAt)
+	g.CreatedAt, g.UpdatedAt = normTime(g.CreatedAt), normTime(g.UpdatedAt)
+	roles, err := json.Marshal(nonNil(g.Roles))
+	if err != nil {
+		return internal(err, "encode the roles of request %s", g.RequestID)
+	}
+	var sealed any // NULL when there is no password
+	if len(g.SealedPassword) > 0 {
+		sealed = g.SealedPassword
+	}
+	_, err = t.exec(`
+		INSERT INTO grants (request_id, server, principal, method, status, roles, valid_until,
+			sealed_password, attempts, last_error, last_attempt_at, next_attempt_at, outcome,
+			created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (request_id) DO UPDATE SET server = excluded.server,
+			principal = excluded.principal, method = excluded.method, status = excluded.status,
+			roles = excluded.roles, valid_until = excluded.valid_until,
+			sealed_password = excluded.sealed_password, attempts = excluded.attempts,
+			last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,
+			next_attempt_at = excluded.next_attempt_at, outcome = excluded.outcome,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		g.RequestID, g.Server, g.Principal, g.Method, string(g.Status), string(roles),
+		t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
+		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt))
+	if err != nil {
+		// The cause is a driver error, which never carries bound values such as the password.
+		return internal(err, "store the grant of request %s", g.RequestID)
+	}
+	return nil
+}
+
+// normRequest sets r's times, including those of its reviews, to what the store keeps.
+func normRequest(r *timebox.Request) {
+	r.Start, r.End = normTime(r.Start), normTime(r.End)
+	r.RequestedStart, r.RequestedEnd = normTime(r.RequestedStart), normTime(r.RequestedEnd)
+	r.EndingSince = normTime(r.EndingSince)
+	r.ActivatedAt, r.EndedAt = normTime(r.ActivatedAt), normTime(r.EndedAt)
+	r.CreatedAt, r.UpdatedAt = normTime(r.CreatedAt), normTime(r.UpdatedAt)
+	for i := range r.Reviews {
+		r.Reviews[i].At = normTime(r.Reviews[i].At)
+	}
+}
+
+// nonNil returns s, or an empty slice for nil, so that it encodes as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// whereClause joins conditions with AND into a WHERE clause ("" when there are none).
+func whereClause(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}

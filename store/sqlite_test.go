@@ -1,0 +1,56 @@
+package store_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/timebox-dev/timebox/store"
+)
+
+// sqliteDSN returns the DSN of a new database file in a temporary directory.
+func sqliteDSN(t *testing.T) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "timebox.db")
+}
+
+func openSQLite(t *testing.T) *store.DB {
+	db, err := store.Open(t.Context(), sqliteDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+func TestSQLite(t *testing.T) {
+	testStore(t, openSQLite)
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	testReopen(t, sqliteDSN(t))
+}
+
+func TestSQLiteTwoHandles(t *testing.T) {
+	testTwoHandles(t, sqliteDSN(t))
+}
+
+func TestSQLiteRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	testReopen(t, "sqlite://timebox.db")
+}
+
+func TestSQLiteSettings(t *testing.T) {
+	db := openSQLite(t)
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
+		got, err := db.QueryRaw(t.Context(), "PRAGMA "+pragma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
