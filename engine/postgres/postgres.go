@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -44,6 +45,7 @@ type Engine struct {
 
 	mu     sync.Mutex
 	pools  map[string]*pgxpool.Pool
+	acls   map[string]*sync.Mutex // per database name, see lockDatabase
 	closed bool
 }
 
@@ -53,7 +55,7 @@ type Engine struct {
 // less). It returns an EINVALID error when adminURL cannot be parsed or holds a password.
 func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 	if u, err := url.Parse(adminURL); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
+		if pw, ok := u.User.Password(); ok && pw != "" {
 			return nil, timebox.Errorf(timebox.EINVALID, "server %s: the admin URL must not contain a password", name)
 		}
 	}
@@ -87,11 +89,9 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		config:           cfg,
 		adminDB:          db,
 		pools:            map[string]*pgxpool.Pool{},
+		acls:             map[string]*sync.Mutex{},
 	}, nil
 }
-
-// Name returns the server's name.
-func (e *Engine) Name() string { return e.name }
 
 // Ping runs SELECT 1 on the admin database. It returns an EUNAVAILABLE error when the server
 // cannot be reached or refuses the admin credentials.
@@ -142,6 +142,48 @@ func (e *Engine) pool(db string) (*pgxpool.Pool, error) {
 	}
 	e.pools[db] = p
 	return p, nil
+}
+
+// lockDatabase serialises the statements of this engine that rewrite the access list of
+// database db (GRANT/REVOKE CONNECT, DROP OWNED). PostgreSQL takes no lock for them: two
+// transactions changing the same pg_database row at once make one fail with "tuple
+// concurrently updated". It returns the unlock function.
+func (e *Engine) lockDatabase(db string) func() {
+	e.mu.Lock()
+	m := e.acls[db]
+	if m == nil {
+		m = &sync.Mutex{}
+		e.acls[db] = m
+	}
+	e.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// maxConcurrentRetries bounds the retries of a statement that lost a race on a catalog row.
+const maxConcurrentRetries = 5
+
+// retryConcurrent runs f until it does not fail with "tuple concurrently updated", which
+// another process (another Timebox replica, a DBA) changing the same catalog row causes; it
+// waits a short random time between attempts.
+func retryConcurrent(ctx context.Context, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if !concurrentUpdate(err) || attempt == maxConcurrentRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * (5*time.Millisecond + rand.N(10*time.Millisecond))):
+		}
+	}
+}
+
+// concurrentUpdate reports whether err is PostgreSQL's "tuple concurrently updated/deleted".
+func concurrentUpdate(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.HasPrefix(pgErr.Message, "tuple concurrently")
 }
 
 // callContext bounds one round of work with the database: the statement timeout plus the

@@ -37,7 +37,7 @@ func QuoteIdent(s string) string {
 
 // QuoteLiteral returns s as a PostgreSQL string literal, for the few places where PostgreSQL
 // takes no bound parameter (utility statements such as PASSWORD and VALID UNTIL). Single quotes
-// are doubled; when s contains a backslash the literal uses the E'' form with backslashes
+// are doubled; when s contains a backslash the literal uses the E'...' form with backslashes
 // doubled, so that it means the same whatever standard_conforming_strings is. NUL bytes, which
 // no PostgreSQL string can hold, are removed: validate values that may contain them first.
 func QuoteLiteral(s string) string {

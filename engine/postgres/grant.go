@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
+)
+
+// roleComment marks the roles this engine created, so that it never alters or drops a role
+// that happens to have a principal's name but belongs to someone else.
+const roleComment = "timebox ephemeral login"
+
+// validUntilLayout formats VALID UNTIL: RFC 3339 in UTC with microseconds, the precision of
+// PostgreSQL's timestamptz.
+const validUntilLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// validatePlan checks the names and, when withSecret, the password and expiry of p.
+func (e *Engine) validatePlan(p timebox.GrantPlan, withSecret bool) error {
+	check := func(what, s string) error {
+		if err := ValidIdent(s); err != nil {
+			return timebox.Errorf(timebox.EINVALID, "server %s: %s %q: %v", e.name, what, s, err)
+		}
+		return nil
+	}
+	if err := check("principal", p.Principal); err != nil {
+		return err
+	}
+	if err := check("database", p.Database); err != nil {
+		return err
+	}
+	for _, r := range p.Roles {
+		if err := check("role", r); err != nil {
+			return err
+		}
+		if r == p.Principal {
+			return timebox.Errorf(timebox.EINVALID, "server %s: principal %q cannot be one of its own roles", e.name, r)
+		}
+	}
+	if !withSecret {
+		return nil
+	}
+	if err := validPassword(p.Password); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: %v", e.name, p.Principal, err)
+	}
+	if y := p.ValidUntil.UTC().Year(); p.ValidUntil.IsZero() || y < 1 || y > 9999 {
+		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: missing or out-of-range valid-until time", e.name, p.Principal)
+	}
+	return nil
+}
+
+// validUntilLiteral returns t, truncated to the microsecond (never later than t), as an SQL
+// literal.
+func validUntilLiteral(t time.Time) string {
+	return QuoteLiteral(t.UTC().Truncate(time.Microsecond).Format(validUntilLayout))
+}
+
+// roleInfo is what the engine needs to know about an existing role.
+type roleInfo struct {
+	oid    uint32
+	ours   bool // carries roleComment
+	member []string
+}
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// lookupRole returns the role called name, or nil when it does not exist.
+func lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) {
+	var r roleInfo
+	var comment string
+	err := q.QueryRow(ctx, `
+		SELECT r.oid, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
+		       coalesce(array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+		                      WHERE m.member = r.oid ORDER BY 1), '{}')
+		FROM pg_roles r WHERE r.rolname = $1`, name).Scan(&r.oid, &comment, &r.member)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	r.ours = comment == roleComment
+	return &r, nil
+}
+
+// Grant makes p's principal exist with exactly p's password, expiry, CONNECT on p's database
+// and memberships in p's roles, in one transaction. It creates the role when it is missing and
+// otherwise brings it back in line, so running it again after a crash converges. The password
+// travels as a SCRAM-SHA-256 verifier, never in clear. It returns EINVALID for a bad plan or a
+// principal name taken by a role Timebox did not create, EUNAVAILABLE when the server cannot be
+// reached, and EINTERNAL for an SQL error.
+func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
+	if err := e.validatePlan(p, true); err != nil {
+		return err
+	}
+	v, err := newVerifier(p.Password)
+	if err != nil {
+		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)
+	}
+	secrets := []string{p.Password, v.String(), v.salt, v.storedKey, v.serverKey}
+	pool, err := e.pool(e.adminDB)
+	if err != nil {
+		return err
+	}
+	unlock := e.lockDatabase(p.Database)
+	defer unlock()
+	err = retryConcurrent(ctx, func() error {
+		ctx, cancel := e.callContext(ctx)
+		defer cancel()
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			role, err := lookupRole(ctx, tx, p.Principal)
+			if err != nil {
+				return err
+			}
+			if role != nil && !role.ours {
+				return timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
+			}
+			_, err = tx.Exec(ctx, grantSQL(p, v, role))
+			return err
+		})
+	})
+	return e.wrap(err, secrets)
+}
+
+// grantSQL returns the statements that create or update the principal, joined for one round
+// trip. role is nil when the principal does not exist yet.
+func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo) string {
+	who := QuoteIdent(p.Principal)
+	auth := " LOGIN PASSWORD " + QuoteLiteral(v.String()) + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
+	var stmts []string
+	if role == nil {
+		stmts = append(stmts,
+			"CREATE ROLE "+who+" WITH"+auth,
+			"COMMENT ON ROLE "+who+" IS "+QuoteLiteral(roleComment))
+	} else {
+		stmts = append(stmts, "ALTER ROLE "+who+" WITH"+auth)
+	}
+	// The admin must be a member of the principal to REASSIGN and DROP OWNED later on.
+	// PostgreSQL 16 makes the creator an admin of the role without inheritance; this grant
+	// gives the inheritance, and is a no-op (a notice) when the membership already exists.
+	stmts = append(stmts,
+		"GRANT "+who+" TO CURRENT_USER",
+		"GRANT CONNECT ON DATABASE "+QuoteIdent(p.Database)+" TO "+who)
+	for _, r := range p.Roles {
+		stmts = append(stmts, "GRANT "+QuoteIdent(r)+" TO "+who)
+	}
+	if role != nil {
+		for _, r := range role.member {
+			if !slices.Contains(p.Roles, r) {
+				stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
+			}
+		}
+	}
+	return strings.Join(stmts, ";\n")
+}

@@ -1,0 +1,312 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/timebox-dev/timebox"
+)
+
+// maxTerminateRounds bounds the loop that ends a principal's sessions.
+const maxTerminateRounds = 10
+
+// terminateWait is how long to wait for signalled backends to exit before signalling again.
+const terminateWait = 5 * time.Second
+
+// Revoke removes p's principal in an order that leaves no access behind at any step:
+// it disables the login, ends every session of the role (waiting until each backend is gone),
+// reassigns what the role owns to the admin and drops its privileges in every database where
+// it has any, revokes CONNECT and memberships, and drops the role. When the drop is blocked
+// (for example by objects in a database the admin cannot reach), the role is kept with NOLOGIN,
+// no password and no memberships, and the result says why; that is not an error. Revoking a
+// role that does not exist ends any session under its name and reports it dropped.
+// It returns EINVALID for a bad plan or a role Timebox did not create, EUNAVAILABLE when the
+// server cannot be reached, and EINTERNAL for an SQL error.
+func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.RevokeResult, error) {
+	var res timebox.RevokeResult
+	if err := e.validatePlan(p, false); err != nil {
+		return res, err
+	}
+	secrets := []string{p.Password}
+	admin, err := e.pool(e.adminDB)
+	if err != nil {
+		return res, err
+	}
+	role, err := e.disable(ctx, admin, p.Principal)
+	if err != nil {
+		return res, e.wrap(err, secrets)
+	}
+	var oid uint32
+	if role != nil {
+		oid = role.oid
+	}
+	n, err := e.terminate(ctx, admin, p.Principal, oid)
+	res.SessionsEnded += n
+	if err != nil || role == nil {
+		res.Dropped = err == nil
+		return res, e.wrap(err, secrets)
+	}
+	t, err := e.dropOwned(ctx, admin, p, oid)
+	if err != nil {
+		return res, e.wrap(err, secrets)
+	}
+	kept, err := e.drop(ctx, p, role, t)
+	if err != nil {
+		return res, e.wrap(err, secrets)
+	}
+	// A backend that passed the login check just before NOLOGIN committed may have become
+	// visible only now; after the drop it has no user name any more, so look for its oid.
+	n, err = e.terminate(ctx, admin, "", oid)
+	res.SessionsEnded += n
+	if err != nil {
+		return res, e.wrap(err, secrets)
+	}
+	if kept != "" {
+		res.Detail = "kept without login, password or memberships: " + strings.Join(append(t.blocked, kept), "; ")
+		return res, nil
+	}
+	res.Dropped = true
+	return res, nil
+}
+
+// disable looks the role up and sets NOLOGIN, so that no new session can start. It returns
+// nil when the role does not exist.
+func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name string) (*roleInfo, error) {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	role, err := lookupRole(ctx, admin, name)
+	if err != nil || role == nil {
+		return nil, err
+	}
+	if !role.ours {
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: role %q was not created by timebox; not revoking it", e.name, name)
+	}
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(name)+" NOLOGIN"); err != nil {
+		if sqlState(err) == "42704" { // undefined_object: dropped meanwhile
+			return nil, nil
+		}
+		return nil, err
+	}
+	return role, nil
+}
+
+// terminate ends every session of the role called name or with the given oid and waits until
+// each backend is gone, repeating until none is left. It returns how many sessions it ended.
+//
+// It signals all the backends first and then polls pg_stat_activity, rather than calling
+// pg_terminate_backend(pid, timeout) for each: that form checks every 100 ms, so it costs at
+// least 100 ms per session, one after the other.
+func (e *Engine) terminate(ctx context.Context, admin *pgxpool.Pool, name string, oid uint32) (int, error) {
+	ended := map[int32]bool{}
+	for range maxTerminateRounds {
+		pids, err := e.signal(ctx, admin, name, oid)
+		if err != nil || len(pids) == 0 {
+			return len(ended), err
+		}
+		for _, pid := range pids {
+			ended[pid] = true
+		}
+		if err := e.waitGone(ctx, admin, pids); err != nil {
+			return len(ended), err
+		}
+	}
+	return len(ended), timebox.Errorf(timebox.EINTERNAL, "server %s: sessions of %q still running after %d attempts to end them",
+		e.name, name, maxTerminateRounds)
+}
+
+// signal sends SIGTERM to every backend of the role and returns their pids.
+func (e *Engine) signal(ctx context.Context, admin *pgxpool.Pool, name string, oid uint32) ([]int32, error) {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	// The function is in the select list, so it runs only for the rows the WHERE kept.
+	rows, err := admin.Query(ctx, `
+		SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE (usename = $1 OR usesysid = $2) AND pid <> pg_backend_pid()`, name, oid)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int32
+	for rows.Next() {
+		var pid int32
+		var ok bool
+		if err := rows.Scan(&pid, &ok); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		pids = append(pids, pid)
+	}
+	return pids, rows.Err()
+}
+
+// waitGone polls until none of pids is a live backend, for at most terminateWait. It returns
+// nil also when some are still there: the caller signals them again.
+func (e *Engine) waitGone(ctx context.Context, admin *pgxpool.Pool, pids []int32) error {
+	deadline := time.Now().Add(terminateWait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		var left int
+		err := func() error {
+			ctx, cancel := e.callContext(ctx)
+			defer cancel()
+			return admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", pids).Scan(&left)
+		}()
+		if err != nil || left == 0 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// ownedResult is what dropOwned found.
+type ownedResult struct {
+	targetExists bool     // the target database exists
+	cleaned      bool     // REASSIGN and DROP OWNED succeeded in the target database
+	blocked      []string // why it failed in some databases
+}
+
+// dropOwned runs REASSIGN OWNED and DROP OWNED in the target database and in every other
+// database where the role owns objects or holds privileges (found through the indexed
+// pg_shdepend, whatever the size of the schemas). Databases where that fails for a lasting
+// reason are returned as blocked; the drop will then be refused and the role kept disabled.
+func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.GrantPlan, oid uint32) (ownedResult, error) {
+	var r ownedResult
+	dbs, err := e.roleDatabases(ctx, admin, p.Database, oid)
+	if err != nil {
+		return r, err
+	}
+	who := QuoteIdent(p.Principal)
+	for _, db := range dbs {
+		err := e.execIn(ctx, db, p.Database, "REASSIGN OWNED BY "+who+" TO CURRENT_USER;\nDROP OWNED BY "+who)
+		switch {
+		case err == nil:
+			if db == p.Database {
+				r.targetExists, r.cleaned = true, true
+			}
+		case sqlState(err) == "3D000": // invalid_catalog_name: database dropped meanwhile
+		case transient(err):
+			return r, err
+		default:
+			r.targetExists = r.targetExists || db == p.Database
+			r.blocked = append(r.blocked, fmt.Sprintf("database %q: %s", db, e.reason(err)))
+		}
+	}
+	return r, nil
+}
+
+// roleDatabases lists the target database, when it exists, and the databases where the role
+// with oid has dependencies.
+func (e *Engine) roleDatabases(ctx context.Context, admin *pgxpool.Pool, target string, oid uint32) ([]string, error) {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	rows, err := admin.Query(ctx, `
+		SELECT d.datname FROM pg_database d
+		WHERE d.datname = $1 OR d.oid IN (
+			SELECT s.dbid FROM pg_shdepend s
+			WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $2)
+		ORDER BY d.datname = $1 DESC, d.datname`, target, oid)
+	if err != nil {
+		return nil, err
+	}
+	var dbs []string
+	for rows.Next() {
+		var db string
+		if err := rows.Scan(&db); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		dbs = append(dbs, db)
+	}
+	return dbs, rows.Err()
+}
+
+// execIn runs sql (one or several statements, in one implicit transaction) in database db.
+// When the statements rewrite a database's access list, aclOf names that database: the engine
+// then serialises them with its other changes to that list.
+func (e *Engine) execIn(ctx context.Context, db, aclOf, sql string) error {
+	pool, err := e.pool(db)
+	if err != nil {
+		return err
+	}
+	if aclOf != "" {
+		defer e.lockDatabase(aclOf)()
+	}
+	return retryConcurrent(ctx, func() error {
+		ctx, cancel := e.callContext(ctx)
+		defer cancel()
+		_, err := pool.Exec(ctx, sql)
+		return err
+	})
+}
+
+// drop revokes CONNECT and the role's memberships, then drops it. When the drop is refused
+// because something still depends on the role, it removes the role's password instead and
+// returns why it was kept. It works in the target database when it could connect there, so
+// that PostgreSQL names the objects of that database that block the drop.
+func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, t ownedResult) (kept string, err error) {
+	db := e.adminDB
+	if t.cleaned {
+		db = p.Database
+	}
+	who := QuoteIdent(p.Principal)
+	var stmts []string
+	if t.targetExists {
+		stmts = append(stmts, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who)
+	}
+	for _, r := range role.member {
+		stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
+	}
+	if len(stmts) > 0 {
+		if err := e.execIn(ctx, db, p.Database, strings.Join(stmts, ";\n")); err != nil && sqlState(err) != "3D000" {
+			return "", err
+		}
+	}
+	err = e.execIn(ctx, db, "", "DROP ROLE IF EXISTS "+who)
+	switch code := sqlState(err); {
+	case err == nil:
+		return "", nil
+	case code == "2BP01", code == "42501": // dependent_objects_still_exist, insufficient_privilege
+		why := e.reason(err)
+		if err := e.execIn(ctx, db, "", "ALTER ROLE "+who+" NOLOGIN PASSWORD NULL"); err != nil {
+			return "", err
+		}
+		return why, nil
+	default:
+		return "", err
+	}
+}
+
+// reason describes an SQL error for a RevokeResult's Detail, including the server's detail
+// lines (which list what blocks a DROP ROLE).
+func (e *Engine) reason(err error) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return timebox.ErrorMessage(e.wrap(err, nil))
+	}
+	s := pgErr.Message
+	if pgErr.Detail != "" {
+		s += " (" + strings.ReplaceAll(strings.TrimSpace(pgErr.Detail), "\n", ", ") + ")"
+	}
+	return s
+}
+
+// transient reports whether err is worth retrying rather than recording as a blocker: the
+// server is unreachable, or a lock or statement timeout, deadlock or serialization failure.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	switch pgErr.Code {
+	case "55P03", "57014", "40P01", "40001":
+		return true
+	}
+	return unavailableCode(pgErr.Code)
+}
