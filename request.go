@@ -3,6 +3,7 @@ package timebox
 import (
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -134,10 +135,7 @@ type Request struct {
 func (r *Request) Status() string {
 	s := string(r.State)
 	if r.Ending != EndingNone {
-		verb := "revoke"
-		if r.Ending == EndingExpire {
-			verb = "expiry"
-		}
+		verb := map[Ending]string{EndingExpire: "expiry", EndingRevoke: "revoke", EndingCancel: "cancel"}[r.Ending]
 		s += ", " + verb + " pending since " + r.EndingSince.UTC().Format(time.RFC3339)
 		if r.Grant != nil && r.Grant.LastError != "" {
 			s += ", last error: " + r.Grant.LastError
@@ -194,8 +192,8 @@ func checkText(field, s string, required bool) error {
 		return Errorf(EINVALID, "%s is not valid UTF-8", field)
 	case len(s) > maxTextLen:
 		return Errorf(EINVALID, "%s is longer than %d bytes", field, maxTextLen)
-	case strings.ContainsRune(s, 0):
-		return Errorf(EINVALID, "%s contains a NUL byte", field)
+	case strings.IndexFunc(s, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\t' }) >= 0:
+		return Errorf(EINVALID, "%s contains a control character", field)
 	}
 	return nil
 }

@@ -122,11 +122,11 @@ func (s *Service) review(tx Tx, actor, id, verb string) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !s.Catalog.IsOwner(actor, db) && !s.Catalog.IsAdmin(actor) {
-		return nil, Errorf(EFORBIDDEN, "%s is not an owner of database %s and not an admin, so cannot %s request %s", actor, db.Name, verb, id)
-	}
 	if r.Requester == actor && verb != string(ActionRevoke) {
 		return nil, Errorf(EFORBIDDEN, "nobody may %s their own request, admins included", verb)
+	}
+	if !s.Catalog.IsOwner(actor, db) && !s.Catalog.IsAdmin(actor) {
+		return nil, Errorf(EFORBIDDEN, "%s is not an owner of database %s and not an admin, so cannot %s request %s", actor, db.Name, verb, id)
 	}
 	return r, nil
 }
@@ -201,8 +201,10 @@ func narrow(r *Request, in ApproveInput, now time.Time) (string, error) {
 
 // Deny denies a pending request; the note is required.
 func (s *Service) Deny(ctx context.Context, actor, id, note string) (*Request, error) {
-	if err := checkText("note", note, true); err != nil {
+	if strings.TrimSpace(note) == "" {
 		return nil, Errorf(EINVALID, "a denial needs a note saying why")
+	} else if err := checkText("note", note, true); err != nil {
+		return nil, err
 	}
 	var r *Request
 	err := s.Store.Update(ctx, func(tx Tx) (err error) {
@@ -221,8 +223,10 @@ func (s *Service) Deny(ctx context.Context, actor, id, note string) (*Request, e
 // Revoke ends an approved or active request now. When access may exist on the database the
 // request stays in its state with a pending revocation until the database confirms it.
 func (s *Service) Revoke(ctx context.Context, actor, id, note string) (*Request, error) {
-	if err := checkText("note", note, true); err != nil {
+	if strings.TrimSpace(note) == "" {
 		return nil, Errorf(EINVALID, "a revocation needs a note saying why")
+	} else if err := checkText("note", note, true); err != nil {
+		return nil, err
 	}
 	var r *Request
 	err := s.Store.Update(ctx, func(tx Tx) (err error) {

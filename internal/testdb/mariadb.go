@@ -213,7 +213,7 @@ func (m *MariaDB) setup(ctx context.Context) error {
 	}
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return err
 		}
@@ -256,6 +256,7 @@ func (m *MariaDB) start(ctx context.Context) error {
 	}
 	args = append(args, mariaServerArgs...)
 
+	logStart := fileSize(m.logFile)
 	logf, err := os.OpenFile(m.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open MariaDB log: %w", err)
@@ -278,7 +279,7 @@ func (m *MariaDB) start(ctx context.Context) error {
 		close(proc.done)
 	}()
 	m.proc = proc
-	if err := m.waitReady(ctx, proc); err != nil {
+	if err := m.waitReady(ctx, proc, logStart); err != nil {
 		m.kill()
 		return fmt.Errorf("start MariaDB: %w\nserver log:\n%s", err, m.LogTail(20))
 	}
@@ -286,8 +287,9 @@ func (m *MariaDB) start(ctx context.Context) error {
 }
 
 // waitReady waits until root can log in over TCP with its password, the
-// process exits, or ctx ends.
-func (m *MariaDB) waitReady(ctx context.Context, proc *mariaProc) error {
+// process exits or logs that it is aborting, or ctx ends. logStart is the
+// size of the log before this start.
+func (m *MariaDB) waitReady(ctx context.Context, proc *mariaProc, logStart int64) error {
 	ctx, cancel := context.WithTimeout(ctx, mariaReadyTimeout)
 	defer cancel()
 	cfg, err := mysql.ParseDSN(m.DSN("root", m.RootPassword, ""))
@@ -302,13 +304,22 @@ func (m *MariaDB) waitReady(ctx context.Context, proc *mariaProc) error {
 	db := sql.OpenDB(connector)
 	defer db.Close()
 	for {
-		err := db.PingContext(ctx)
+		// Bound each attempt: if another program took the port, the
+		// connection succeeds but no handshake ever comes.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := db.PingContext(pctx)
+		cancel()
 		if err == nil {
 			return nil
 		}
 		var myErr *mysql.MySQLError
 		if errors.As(err, &myErr) && myErr.Number == 1045 { // access denied
 			return err
+		}
+		// After a fatal startup error (e.g. the port is taken) mariadbd
+		// logs "Aborting" but can take a minute to exit; do not wait.
+		if strings.Contains(readFrom(m.logFile, logStart), "[ERROR] Aborting") {
+			return errors.New("mariadbd aborted its startup")
 		}
 		select {
 		case <-proc.done:

@@ -203,7 +203,7 @@ func (p *Postgres) setup(ctx context.Context) error {
 	}
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return err
 		}

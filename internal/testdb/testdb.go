@@ -69,6 +69,10 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
+// pickPort chooses the port for a new server; tests replace it to provoke
+// a port collision.
+var pickPort = freePort
+
 // freePort asks the kernel for a free TCP port on 127.0.0.1. Another process
 // may take the port before the server binds it; callers retry on bind errors.
 func freePort() (int, error) {
@@ -187,13 +191,14 @@ func runTool(cmd *exec.Cmd) error {
 // standard input, a pipe whose only writer is the Go process that started
 // the server. The pipe reaches end of file when that process calls Close or
 // dies for any reason (even SIGKILL); the script then kills the server, if
-// the pid file still names a live process whose command line mentions the
-// temp dir, and removes the temp dir.
+// the pid file still names a live process whose command line mentions a path
+// inside the temp dir (so a reused pid is never hit), and removes the temp
+// dir.
 //
 // Arguments: $1 pid file, $2 temp dir, $3 first signal (QUIT or TERM).
 const reaperScript = `cat >/dev/null 2>&1
 alive() {
-	[ -r "/proc/$1/cmdline" ] && tr '\000' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+	[ -r "/proc/$1/cmdline" ] && tr '\000' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2/"
 }
 if [ -f "$1" ]; then
 	pid=$(head -n 1 "$1" 2>/dev/null)

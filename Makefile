@@ -1,0 +1,30 @@
+# The two commands of the README: `go run ./cmd/timebox dev` runs Timebox, `make test` tests it.
+GO ?= go
+
+.PHONY: test bench build vet fmt-check deps fuzz
+
+build:
+	$(GO) build -o timebox ./cmd/timebox
+
+# test checks formatting and vet, makes sure the database server binaries the tests start are
+# installed, then runs every test against real PostgreSQL and MariaDB (password auth).
+test: deps fmt-check vet
+	$(GO) test -count=1 -timeout 14m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+deps:
+	@scripts/ensure-deps
+
+# bench prints activation latency, expiry lag and revocation throughput beside their baselines.
+bench: deps
+	$(GO) run ./bench
+
+# fuzz runs each fuzz target for a short while (the seed corpus also runs in `make test`).
+fuzz:
+	$(GO) test ./engine/postgres -run '^$$' -fuzz FuzzQuoteIdent -fuzztime 30s

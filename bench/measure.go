@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/postgres"
+	tbhttp "github.com/timebox-dev/timebox/http"
+)
+
+// activationLatency times approve-returns → first successful login, n times, and the same
+// DDL issued directly with pgx → login as the baseline.
+func (h *harness) activationLatency(ctx context.Context, n int) (viaTimebox, direct []time.Duration, err error) {
+	var ids []string
+	for range n {
+		r, err := h.requester.CreateRequest(ctx, timebox.RequestInput{Database: "bench", Access: "read-only", Duration: "10m", Reason: "benchmark"})
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := h.owner.Approve(ctx, r.ID, timebox.ApproveInput{}); err != nil {
+			return nil, nil, err
+		}
+		start := time.Now()
+		for {
+			c, err := h.requester.Credentials(ctx, r.ID)
+			if err == nil {
+				if conn, err := login(ctx, c); err == nil {
+					viaTimebox = append(viaTimebox, time.Since(start))
+					conn.Close(ctx)
+					break
+				}
+			}
+			if time.Since(start) > 10*time.Second {
+				return nil, nil, fmt.Errorf("no login 10 s after approval of %s: %v", r.ID, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, id := range ids {
+		if _, err := h.owner.Revoke(ctx, id, "benchmark done"); err != nil {
+			return nil, nil, err
+		}
+	}
+	direct, err = h.directActivation(ctx, n)
+	return viaTimebox, direct, err
+}
+
+// directActivation issues the activation statements with pgx on one admin connection, then
+// logs in, n times.
+func (h *harness) directActivation(ctx context.Context, n int) ([]time.Duration, error) {
+	admin, err := pgx.Connect(ctx, h.pg.URL(h.admin, h.adminPassword, "postgres"))
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	var out []time.Duration
+	for i := range n {
+		name, password := fmt.Sprintf("direct_act_%d", i), timebox.RandomPassword(32)
+		start := time.Now()
+		if _, err := admin.Exec(ctx, directGrantSQL(name, password, time.Now().Add(10*time.Minute), h.admin)); err != nil {
+			return nil, err
+		}
+		conn, err := login(ctx, &timebox.Credentials{User: name, Password: password, Host: h.pg.Host, Port: h.pg.Port, Database: benchDB})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+		conn.Close(ctx)
+		if _, err := admin.Exec(ctx, directRevokeSQL(name, h.admin)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func directGrantSQL(name, password string, until time.Time, admin string) string {
+	q := postgres.QuoteIdent(name)
+	return "BEGIN; CREATE ROLE " + q + " LOGIN PASSWORD " + postgres.QuoteLiteral(password) +
+		" VALID UNTIL " + postgres.QuoteLiteral(until.UTC().Format(time.RFC3339Nano)) + "; GRANT " + q + " TO " + postgres.QuoteIdent(admin) +
+		"; GRANT CONNECT ON DATABASE " + benchDB + " TO " + q + "; GRANT " + benchRole + " TO " + q + "; COMMIT"
+}
+
+func directRevokeSQL(name, admin string) string {
+	q := postgres.QuoteIdent(name)
+	return "ALTER ROLE " + q + " NOLOGIN; REVOKE CONNECT ON DATABASE " + benchDB + " FROM " + q + "; DROP ROLE " + q
+}
+
+// expiry holds the lags measured for grants ending within the same 10 seconds.
+type expiry struct {
+	sessionEnded, loginRefused, confirmed []time.Duration
+}
+
+// activateMany files and approves n requests ending at ends[i] and opens one session for each.
+func (h *harness) activateMany(ctx context.Context, ends []time.Time) ([]*tbhttp.RequestView, []*timebox.Credentials, []*pgx.Conn, error) {
+	n := len(ends)
+	rs, cs, conns := make([]*tbhttp.RequestView, n), make([]*timebox.Credentials, n), make([]*pgx.Conn, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := h.request(ctx, ends[i])
+			if err == nil && r.State != timebox.StateActive {
+				err = fmt.Errorf("request %s is %s after approval", r.ID, r.Status)
+			}
+			if err == nil {
+				rs[i] = r
+				cs[i], err = h.requester.Credentials(ctx, r.ID)
+			}
+			if err == nil {
+				conns[i], err = login(ctx, cs[i])
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return rs, cs, conns, <-errs
+}
+
+// expiryLag activates n grants ending spread over 10 seconds, each with an open session that
+// runs a long query, and measures how long after its end each session died and each login was
+// refused.
+func (h *harness) expiryLag(ctx context.Context, n int) (*expiry, error) {
+	base := time.Now().Add(time.Duration(n)*60*time.Millisecond + 10*time.Second)
+	ends := make([]time.Time, n)
+	for i := range ends {
+		ends[i] = base.Add(time.Duration(i) * 10 * time.Second / time.Duration(n))
+	}
+	rs, cs, conns, err := h.activateMany(ctx, ends)
+	if err != nil {
+		return nil, err
+	}
+	if time.Now().After(base) {
+		return nil, fmt.Errorf("activating %d grants took past the first end; raise the lead time", n)
+	}
+	res := &expiry{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { // the session runs a query across its end; it must die
+			defer wg.Done()
+			_, err := conns[i].Exec(ctx, "SELECT pg_sleep(120)")
+			died := time.Now()
+			mu.Lock()
+			if err != nil {
+				res.sessionEnded = append(res.sessionEnded, died.Sub(rs[i].End))
+			}
+			mu.Unlock()
+		}()
+		if i%10 == 0 { // sample logins: try every 10 ms from 100 ms before the end
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Until(rs[i].End.Add(-100 * time.Millisecond)))
+				for {
+					conn, err := login(ctx, cs[i])
+					if err != nil {
+						mu.Lock()
+						res.loginRefused = append(res.loginRefused, time.Since(rs[i].End))
+						mu.Unlock()
+						return
+					}
+					conn.Close(ctx)
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(res.sessionEnded) != n {
+		return nil, fmt.Errorf("%d of %d sessions survived their window", n-len(res.sessionEnded), n)
+	}
+	confirmed, err := h.waitExpired(ctx, rs)
+	res.confirmed = confirmed
+	return res, err
+}
+
+// waitExpired waits until every request is expired and returns end → confirmation lags.
+func (h *harness) waitExpired(ctx context.Context, rs []*tbhttp.RequestView) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, r := range rs {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got, err := h.requester.Request(ctx, r.ID)
+			if err != nil {
+				return nil, err
+			}
+			if got.State == timebox.StateExpired {
+				out = append(out, got.EndedAt.Sub(got.End))
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("request %s still %s 30 s after its end", r.ID, got.Status)
+			}
+		}
+	}
+	return out, nil
+}
+
+// throughput compares removal rates.
+type throughput struct {
+	timebox, direct         float64
+	timeboxTook, directTook time.Duration
+}
+
+// revocationThroughput ends n grants (each with an open session) at the same instant and
+// times Timebox removing them all, then times the same statements issued directly with pgx
+// in a loop on one connection.
+func (h *harness) revocationThroughput(ctx context.Context, n int) (*throughput, error) {
+	end := time.Now().Add(time.Duration(n)*60*time.Millisecond + 5*time.Second)
+	ends := make([]time.Time, n)
+	for i := range ends {
+		ends[i] = end
+	}
+	rs, _, conns, err := h.activateMany(ctx, ends)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	confirmed, err := h.waitExpired(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	t := &throughput{timeboxTook: pct(confirmed, 100)}
+	t.timebox = float64(n) / t.timeboxTook.Seconds()
+
+	admin, err := pgx.Connect(ctx, h.pg.URL(h.admin, h.adminPassword, benchDB))
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	names := make([]string, n)
+	var sessions []*pgx.Conn
+	defer func() { closeAll(sessions) }()
+	for i := range names {
+		names[i] = fmt.Sprintf("direct_rev_%d", i)
+		password := timebox.RandomPassword(32)
+		if _, err := admin.Exec(ctx, directGrantSQL(names[i], password, time.Now().Add(time.Hour), h.admin)); err != nil {
+			return nil, err
+		}
+		conn, err := login(ctx, &timebox.Credentials{User: names[i], Password: password, Host: h.pg.Host, Port: h.pg.Port, Database: benchDB})
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, conn)
+	}
+	start := time.Now()
+	for _, name := range names {
+		q := postgres.QuoteIdent(name)
+		for _, stmt := range []string{
+			"ALTER ROLE " + q + " NOLOGIN",
+			"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '" + name + "'",
+			"REASSIGN OWNED BY " + q + " TO " + postgres.QuoteIdent(h.admin),
+			"DROP OWNED BY " + q,
+			"DROP ROLE " + q,
+		} {
+			if _, err := admin.Exec(ctx, stmt); err != nil {
+				return nil, fmt.Errorf("%s: %w", stmt, err)
+			}
+		}
+	}
+	t.directTook = time.Since(start)
+	t.direct = float64(n) / t.directTook.Seconds()
+	return t, nil
+}
+
+func closeAll(conns []*pgx.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close(context.Background())
+		}
+	}
+}

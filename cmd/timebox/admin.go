@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/store"
+)
+
+// newConfigCommand returns `timebox config check`.
+func newConfigCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
+	var path string
+	check := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Validate a configuration file without starting anything",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if path == "" {
+				return usagef("config check: name the file (timebox config check timebox.yaml)")
+			}
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			for _, w := range c.unresolvedSecrets() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s (not readable on this machine now)\n", path, w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d users, %d servers, %d databases, %d access levels)\n",
+				path, len(c.Users), len(c.Servers), len(c.Databases), len(c.AccessLevels))
+			return nil
+		},
+	}
+	check.Flags().StringVar(&path, "config", "", "configuration file")
+	cmd.AddCommand(check)
+	return cmd
+}
+
+// newAdminCommand returns `timebox admin …`, which works on the store directly on the server
+// host (like tctl), not through the API.
+func newAdminCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "admin", Short: "Administer the store directly on the server host"}
+	token := &cobra.Command{Use: "token", Short: "Manage API tokens"}
+	var path, user string
+	create := &cobra.Command{
+		Use:   "create --config FILE --user NAME",
+		Short: "Create an API token for a user and print it (only its hash is stored)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path == "" || user == "" {
+				return usagef("admin token create: --config and --user are required")
+			}
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			db, err := store.Open(cmd.Context(), c.Store)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			secret, err := createToken(cmd.Context(), db, &c.Catalog, user)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), secret)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&path, "config", "", "configuration file")
+	create.Flags().StringVar(&user, "user", "", "user the token belongs to")
+	token.AddCommand(create)
+	cmd.AddCommand(token)
+	return cmd
+}
+
+// createToken stores a new token for a catalog user, with an audit event, and returns its secret.
+func createToken(ctx context.Context, st timebox.Store, cat *timebox.Catalog, user string) (string, error) {
+	if _, err := cat.User(user); err != nil {
+		return "", err
+	}
+	secret, t := timebox.NewToken(user, time.Now())
+	err := st.Update(ctx, func(tx timebox.Tx) error {
+		if err := tx.CreateToken(t); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&timebox.Event{Time: t.CreatedAt, Actor: "admin-cli", Action: "token.created", Details: map[string]any{"user": user, "token_id": t.ID}})
+	})
+	return secret, err
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/timebox-dev/timebox"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server's configuration file: where it listens and stores, its secret key,
+// and the catalog of people, servers, databases, access levels and limits.
+type Config struct {
+	Listen    string `yaml:"listen"`
+	Store     string `yaml:"store"`
+	SecretKey string `yaml:"secret_key"`
+	// SweepInterval is the longest the scheduler goes without looking at the store.
+	SweepInterval   timebox.Duration `yaml:"sweep_interval"`
+	LogLevel        string           `yaml:"log_level"`
+	timebox.Catalog `yaml:",inline"`
+
+	path string
+}
+
+// defaultConfig returns a Config with every default set.
+func defaultConfig() *Config {
+	return &Config{Listen: "127.0.0.1:8080", Store: "sqlite://timebox.db", LogLevel: "info"}
+}
+
+// loadConfig reads and validates a configuration file. Errors name the file, the field and
+// what is wrong.
+func loadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "%s: cannot read the configuration file", path)
+	}
+	c, err := parseConfig(b)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "%s: %s", path, timebox.ErrorMessage(err))
+	}
+	c.path = path
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
+
+// parseConfig decodes YAML strictly (unknown fields are errors) and validates it.
+func parseConfig(b []byte) (*Config, error) {
+	c := defaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.ReplaceAll(strings.TrimPrefix(msg, "unmarshal errors:\n"), "\n", ";")
+		msg = yamlLine.ReplaceAllString(strings.TrimSpace(msg), "line $1: unknown field $2")
+		return nil, timebox.Errorf(timebox.EINVALID, "%s", msg)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the server settings and the catalog.
+func (c *Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return timebox.Errorf(timebox.EINVALID, "listen: required (e.g. 127.0.0.1:8080)")
+	case !strings.HasPrefix(c.Store, "sqlite://") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://"):
+		return timebox.Errorf(timebox.EINVALID, "store: %q is not supported (use sqlite:///path/timebox.db or postgres://…)", redactURL(c.Store))
+	case c.SweepInterval < 0:
+		return timebox.Errorf(timebox.EINVALID, "sweep_interval: must not be negative")
+	}
+	if err := timebox.CheckSecretRef(c.SecretKey); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "secret_key: %s", err.Error())
+	}
+	if _, err := logLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return c.Catalog.Validate()
+}
+
+// redactURL hides a password in a URL so it can appear in an error.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if j := strings.LastIndex(s, "@"); j > i {
+			if k := strings.Index(s[i+3:j], ":"); k >= 0 {
+				return s[:i+3+k] + ":xxxxx" + s[j:]
+			}
+		}
+	}
+	return s
+}
+
+// unresolvedSecrets lists the secret references that cannot be read on this machine now.
+func (c *Config) unresolvedSecrets() []string {
+	var out []string
+	check := func(field, ref string) {
+		if _, err := timebox.ResolveSecret(ref); err != nil {
+			out = append(out, fmt.Sprintf("%s: %s", field, timebox.ErrorMessage(err)))
+		}
+	}
+	check("secret_key", c.SecretKey)
+	for i, s := range c.Servers {
+		check(fmt.Sprintf("servers[%d].password", i), s.Password)
+	}
+	return out
+}

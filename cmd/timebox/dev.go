@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/postgres"
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// devUsers are the people of the local instance.
+var devUsers = []timebox.User{
+	{Name: "alice", Email: "alice@example.com", Groups: []string{"developers"}},
+	{Name: "bob", Email: "bob@example.com", Groups: []string{"shop-owners"}},
+	{Name: "carol", Email: "carol@example.com", Groups: []string{"shop-owners"}},
+	{Name: "admin", Email: "admin@example.com", Groups: []string{"platform"}},
+}
+
+// devInfo is what `timebox dev` writes to <data>/dev.json.
+type devInfo struct {
+	URL      string            `json:"url"`
+	Config   string            `json:"config"`
+	Tokens   map[string]string `json:"tokens"`
+	Postgres struct {
+		Host string `json:"host"`
+		Port int    `json:"port"`
+	} `json:"postgres"`
+}
+
+// newDevCommand returns `timebox dev`: a complete local instance in one command.
+func newDevCommand() *cobra.Command {
+	var data, listen string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a complete local instance: a throwaway PostgreSQL, demo databases and users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDev(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), data, listen)
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "data directory (default: a new temporary directory, removed on exit)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the API")
+	return cmd
+}
+
+func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) error {
+	if data == "" {
+		dir, err := os.MkdirTemp("", "timebox-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		data = dir
+	} else if err := os.MkdirAll(data, 0o700); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "--data %s: cannot create the directory", data)
+	}
+	data, _ = filepath.Abs(data)
+	fmt.Fprintln(stdout, "starting a throwaway PostgreSQL…")
+	pg, err := testdb.StartPostgres(ctx)
+	if err != nil {
+		return timebox.Errorf(timebox.EUNAVAILABLE, "timebox dev needs the PostgreSQL server binaries: %s", err.Error())
+	}
+	defer pg.Close()
+	cfg, err := setupDev(ctx, pg, data, listen)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, "info")
+	if err != nil {
+		return err
+	}
+	in, err := startInstance(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	info := devInfo{URL: in.URL(), Config: cfg.path, Tokens: map[string]string{}}
+	info.Postgres.Host, info.Postgres.Port = pg.Host, pg.Port
+	for _, u := range devUsers {
+		if info.Tokens[u.Name], err = createToken(ctx, in.Store, &cfg.Catalog, u.Name); err != nil {
+			return err
+		}
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(filepath.Join(data, "dev.json"), b, 0o600); err != nil {
+		return err
+	}
+	printWalkthrough(stdout, info, data)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping: the server, then PostgreSQL")
+	return nil
+}
+
+// setupDev creates the demo databases and roles, hardens the cluster as the docs tell an
+// admin to, and writes the configuration of the local instance.
+func setupDev(ctx context.Context, pg *testdb.Postgres, data, listen string) (*Config, error) {
+	dbs := map[string]string{"shop-dev": "shop_dev", "shop-prod": "shop"}
+	for _, name := range []string{"shop_dev", "shop"} {
+		if err := pg.CreateDatabase(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	for _, stmt := range []string{
+		"CREATE ROLE shop_read NOLOGIN", "CREATE ROLE shop_write NOLOGIN",
+	} {
+		if err := pg.Exec(ctx, "postgres", stmt); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range []string{"shop_dev", "shop"} {
+		for _, stmt := range []string{
+			"CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total numeric(10,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+			"INSERT INTO orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
+			"GRANT USAGE ON SCHEMA public TO shop_read, shop_write",
+			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO shop_read",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shop_write",
+			"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shop_write",
+		} {
+			if err := pg.Exec(ctx, name, stmt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	adminPassword := timebox.RandomPassword(32)
+	for _, stmt := range postgres.SetupStatements("timebox_admin", adminPassword, []string{"shop_dev", "shop"}, []string{"shop_read", "shop_write"}) {
+		if err := pg.Exec(ctx, "postgres", stmt); err != nil {
+			return nil, err
+		}
+	}
+	for name, content := range map[string]string{"pg-admin.password": adminPassword, "secret.key": timebox.RandomPassword(40)} {
+		if err := os.WriteFile(filepath.Join(data, name), []byte(content+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	yaml := devConfigYAML(data, listen, pg.Port, dbs)
+	path := filepath.Join(data, "timebox.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	return loadConfig(path)
+}
+
+func devConfigYAML(data, listen string, port int, dbs map[string]string) string {
+	return fmt.Sprintf(`# Written by timebox dev: a complete local instance. Edit a copy for your own servers.
+listen: %q
+store: %q
+secret_key: %q
+sweep_interval: 5s
+admin_groups: [platform]
+auditor_groups: [security]
+users:
+  - {name: alice, email: alice@example.com, groups: [developers]}
+  - {name: bob, email: bob@example.com, groups: [shop-owners]}
+  - {name: carol, email: carol@example.com, groups: [shop-owners]}
+  - {name: admin, email: admin@example.com, groups: [platform]}
+servers:
+  - name: local-pg
+    engine: postgres
+    url: "postgres://timebox_admin@127.0.0.1:%d/postgres?sslmode=disable"
+    password: %q
+databases:
+  - {name: shop-dev, server: local-pg, database: %s, environment: dev, owners: [shop-owners, developers]}
+  - {name: shop-prod, server: local-pg, database: %s, environment: prod, owners: [shop-owners]}
+access_levels:
+  - {name: read-only, description: "SELECT on the shop tables", postgres: {roles: [shop_read]}}
+  - {name: read-write, description: "SELECT, INSERT, UPDATE, DELETE on the shop tables", postgres: {roles: [shop_write]}}
+limits:
+  dev: {max_duration: 8h, min_duration: 30s, max_lead_time: 168h, require_ticket: false}
+  prod: {max_duration: 4h, min_duration: 30s, max_lead_time: 72h, require_ticket: true}
+`, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"),
+		port, "file:"+filepath.Join(data, "pg-admin.password"), dbs["shop-dev"], dbs["shop-prod"])
+}
+
+func printWalkthrough(w io.Writer, info devInfo, data string) {
+	t := info.Tokens
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nTimebox is running at %s (config %s)\n", info.URL, info.Config)
+	fmt.Fprintf(&b, "PostgreSQL (throwaway) is on 127.0.0.1:%d; tokens and URL are in %s\n\n", info.Postgres.Port, filepath.Join(data, "dev.json"))
+	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), admin.\n")
+	for _, u := range devUsers {
+		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, t[u.Name])
+	}
+	fmt.Fprintf(&b, `
+Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/timebox):
+  export TIMEBOX_SERVER=%s
+  # alice asks for two minutes of read-only access to production:
+  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-only --for 2m --reason "check order 42" --ticket OPS-1
+  # bob, an owner, sees it and approves it (use the ID printed above):
+  TIMEBOX_TOKEN=%s ./timebox requests --state pending
+  TIMEBOX_TOKEN=%s ./timebox approve ID --note "ok for the incident"
+  # alice connects with psql; after two minutes the login and the session are gone:
+  TIMEBOX_TOKEN=%s ./timebox connect ID -- -c "SELECT * FROM orders"
+  TIMEBOX_TOKEN=%s ./timebox show ID
+  # the admin reads the audit log and checks its hash chain:
+  TIMEBOX_TOKEN=%s ./timebox audit
+  TIMEBOX_TOKEN=%s ./timebox audit --verify
+
+Press Ctrl-C to stop everything this command started.
+`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["admin"], t["admin"])
+	io.WriteString(w, b.String())
+}

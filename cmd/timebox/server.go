@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/postgres"
+	tbhttp "github.com/timebox-dev/timebox/http"
+	"github.com/timebox-dev/timebox/scheduler"
+	"github.com/timebox-dev/timebox/store"
+)
+
+// newServerCommand returns `timebox server --config FILE`.
+func newServerCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "server --config FILE",
+		Short: "Run the Timebox server: API, scheduler and reconciler",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path == "" {
+				return usagef("server: --config is required")
+			}
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			logger, err := newLogger(cmd.ErrOrStderr(), c.LogLevel)
+			if err != nil {
+				return err
+			}
+			in, err := startInstance(cmd.Context(), c, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("timebox server listening", "url", in.URL(), "store", redactURL(c.Store))
+			<-cmd.Context().Done()
+			logger.Info("timebox server stopping")
+			return in.Close()
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	return cmd
+}
+
+func logLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, timebox.Errorf(timebox.EINVALID, "log_level: %q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
+	l, err := logLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// instance is one running Timebox: store, engines, service, scheduler and HTTP server.
+type instance struct {
+	Store     *store.DB
+	Service   *timebox.Service
+	Scheduler *scheduler.Scheduler
+	HTTP      *tbhttp.Server
+	engines   map[string]timebox.Engine
+	listener  net.Listener
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// startInstance opens everything c declares and starts serving. Close stops it.
+func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *instance, err error) {
+	secret, err := timebox.ResolveSecret(c.SecretKey)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "secret_key: %s", timebox.ErrorMessage(err))
+	}
+	sealer, err := timebox.NewSealer(secret)
+	if err != nil {
+		return nil, err
+	}
+	in = &instance{engines: map[string]timebox.Engine{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			in.closeResources()
+		}
+	}()
+	if in.Store, err = store.Open(ctx, c.Store); err != nil {
+		return nil, err
+	}
+	for _, s := range c.Servers {
+		if in.engines[s.Name], err = openEngine(s); err != nil {
+			return nil, err
+		}
+	}
+	in.Service = timebox.NewService(in.Store, &c.Catalog, sealer)
+	in.Scheduler = scheduler.New(in.Store, &c.Catalog, sealer, in.engines)
+	in.Scheduler.Logger = logger
+	in.Scheduler.Hook = faultHook()
+	if c.SweepInterval > 0 {
+		in.Scheduler.Sweep = time.Duration(c.SweepInterval)
+	}
+	in.Service.Wake = in.Scheduler.Wake
+	in.HTTP = tbhttp.NewServer(in.Service)
+	in.HTTP.Runner = in.Scheduler
+	in.HTTP.Logger = logger
+	in.Scheduler.Metrics = scheduler.NewMetrics(in.HTTP.Registry)
+	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {
+		return nil, timebox.Errorf(timebox.EUNAVAILABLE, "listen on %s: %s", c.Listen, err.Error())
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	in.cancel = cancel
+	go func() {
+		defer close(in.done)
+		in.Scheduler.Run(runCtx)
+	}()
+	go func() {
+		if err := in.HTTP.Serve(in.listener); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return in, nil
+}
+
+// openEngine connects (lazily) to one declared server.
+func openEngine(s timebox.Server) (timebox.Engine, error) {
+	password, err := timebox.ResolveSecret(s.Password)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: password: %s", s.Name, timebox.ErrorMessage(err))
+	}
+	switch s.Engine {
+	case timebox.EnginePostgres:
+		return postgres.New(s.Name, s.URL, password, s.MaxConns)
+	}
+	return nil, timebox.Errorf(timebox.EINVALID, "server %s: unknown engine %q", s.Name, s.Engine)
+}
+
+// URL returns the base URL the instance serves on.
+func (in *instance) URL() string { return "http://" + in.listener.Addr().String() }
+
+// Close stops serving, lets work in flight finish, and closes engines and store.
+func (in *instance) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := in.HTTP.Close(ctx)
+	in.cancel()
+	<-in.done
+	in.closeResources()
+	return err
+}
+
+func (in *instance) closeResources() {
+	for _, e := range in.engines {
+		e.Close()
+	}
+	if in.Store != nil {
+		in.Store.Close()
+	}
+}
+
+// faultHook returns the fault-injection seam: when TIMEBOX_FAULT_KILL_AT names a scheduler
+// step (e.g. activate.database-done), the process kills itself with SIGKILL at that step, as a
+// crash would. Tests use it; it is inert when the variable is unset.
+func faultHook() func(string) {
+	at := os.Getenv("TIMEBOX_FAULT_KILL_AT")
+	if at == "" {
+		return nil
+	}
+	steps := strings.Split(at, ",")
+	return func(step string) {
+		for _, s := range steps {
+			if s == step {
+				fmt.Fprintf(os.Stderr, "fault injection: killing the server at %s\n", step)
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+}
