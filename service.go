@@ -103,6 +103,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	if err != nil {
 		return nil, fmt.Errorf("create request: %w", err)
 	}
+	s.wake() // its window's end is a deadline (an unreviewed request expires)
 	return r, nil
 }
 

@@ -74,7 +74,8 @@ func TestE2EReviewRules(t *testing.T) {
 	// A window that already ended cannot be approved (it expires unreviewed).
 	id = req("alice", "--for", "1s")
 	time.Sleep(1200 * time.Millisecond)
-	e.fails("expired", "bob", "approve", id)
+	e.fails("cannot", "bob", "approve", id) // "…is expired" or "…already ended…"
+	e.waitState("alice", id, "expired", 2*time.Second)
 
 	// Two approvers at once: exactly one wins.
 	id = req("alice", "--for", "10m", "--start", "+1h")
