@@ -199,11 +199,12 @@ func (c *Catalog) Validate() error {
 	}
 	for env, l := range c.Limits {
 		f := "limits." + env
+		eff := c.LimitsFor(env)
 		switch {
 		case l.MaxDuration < 0 || l.MinDuration < 0 || l.MaxLeadTime < 0:
 			return fieldError(f, "durations must not be negative")
-		case l.MaxDuration > 0 && l.MinDuration > l.MaxDuration:
-			return fieldError(f+".min_duration", "%s is longer than max_duration %s", time.Duration(l.MinDuration), time.Duration(l.MaxDuration))
+		case eff.MinDuration > eff.MaxDuration:
+			return fieldError(f+".min_duration", "%s is longer than max_duration %s", time.Duration(eff.MinDuration), time.Duration(eff.MaxDuration))
 		}
 	}
 	return nil
@@ -289,12 +290,23 @@ func (c *Catalog) Roles(db *Database, level string) ([]string, error) {
 	return l.Postgres.Roles, nil
 }
 
-// LimitsFor returns the limits of an environment, or DefaultLimits.
+// LimitsFor returns the limits of an environment: each duration the catalog leaves unset
+// (zero) takes its value from DefaultLimits.
 func (c *Catalog) LimitsFor(env string) Limits {
-	if l, ok := c.Limits[env]; ok {
-		return l
+	l, ok := c.Limits[env]
+	if !ok {
+		return DefaultLimits
 	}
-	return DefaultLimits
+	for _, f := range []struct{ v, def *Duration }{
+		{&l.MaxDuration, &DefaultLimits.MaxDuration},
+		{&l.MinDuration, &DefaultLimits.MinDuration},
+		{&l.MaxLeadTime, &DefaultLimits.MaxLeadTime},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
 }
 
 // IsAdmin reports whether the named user is in an admin group.

@@ -16,7 +16,7 @@ import (
 // file:PATH (a file, trailing newline removed). Errors name the reference, never the value.
 func ResolveSecret(ref string) (string, error) {
 	if err := checkSecretRef(ref); err != nil {
-		return "", Errorf(EINVALID, "secret %q: %s", ref, err.Error())
+		return "", Errorf(EINVALID, "%s", err.Error()) // never echo ref: it may be a literal secret
 	}
 	if name, ok := strings.CutPrefix(ref, "env:"); ok {
 		v, ok := os.LookupEnv(name)

@@ -16,7 +16,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		var days int
 		days, err = strconv.Atoi(n)
 		d = time.Duration(days) * 24 * time.Hour
-		if days > 3650 {
+		if days < 0 || days > 3650 {
 			d = -1
 		}
 	} else {
@@ -51,7 +51,7 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	if rest, ok := strings.CutPrefix(s, "+"); ok {
 		d, err := ParseDuration(rest)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, Errorf(EINVALID, "invalid time %q: %s", s, ErrorMessage(err))
 		}
 		return now.Add(d), nil
 	}

@@ -98,7 +98,7 @@ users:
   - {name: dev, groups: [developers]}
   - {name: owner, groups: [owners]}
 servers:
-  - {name: pg, engine: postgres, url: "postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", password: "file:%s"}
+  - {name: pg, engine: postgres, url: "postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", password: "file:%s", max_conns: %d}
 databases:
   - {name: bench, server: pg, database: %s, environment: bench, owners: [owners]}
 access_levels:
@@ -106,7 +106,7 @@ access_levels:
 limits:
   bench: {max_duration: 8h, min_duration: 1s, max_lead_time: 24h}
 `, addr, filepath.Join(dir, "timebox.db"), write("secret.key", timebox.RandomPassword(32)),
-		h.admin, h.pg.Port, write("admin.password", h.adminPassword), benchDB, benchRole))
+		h.admin, h.pg.Port, write("admin.password", h.adminPassword), maxConns, benchDB, benchRole))
 	token := func(user string) (string, error) {
 		out, err := exec.Command(bin, "admin", "token", "create", "--config", cfg, "--user", user).Output()
 		return strings.TrimSpace(string(out)), err

@@ -14,17 +14,20 @@ import (
 
 // activationLatency times approve-returns → first successful login, n times, and the same
 // DDL issued directly with pgx → login as the baseline.
-func (h *harness) activationLatency(ctx context.Context, n int) (viaTimebox, direct []time.Duration, err error) {
+// approveCall is how long the approve call itself took (it waits for the activation).
+func (h *harness) activationLatency(ctx context.Context, n int) (viaTimebox, approveCall, direct []time.Duration, err error) {
 	var ids []string
 	for range n {
 		r, err := h.requester.CreateRequest(ctx, timebox.RequestInput{Database: "bench", Access: "read-only", Duration: "10m", Reason: "benchmark"})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		sent := time.Now()
 		if _, err := h.owner.Approve(ctx, r.ID, timebox.ApproveInput{}); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		start := time.Now()
+		approveCall = append(approveCall, start.Sub(sent))
 		for {
 			c, err := h.requester.Credentials(ctx, r.ID)
 			if err == nil {
@@ -35,7 +38,7 @@ func (h *harness) activationLatency(ctx context.Context, n int) (viaTimebox, dir
 				}
 			}
 			if time.Since(start) > 10*time.Second {
-				return nil, nil, fmt.Errorf("no login 10 s after approval of %s: %v", r.ID, err)
+				return nil, nil, nil, fmt.Errorf("no login 10 s after approval of %s: %v", r.ID, err)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -43,11 +46,11 @@ func (h *harness) activationLatency(ctx context.Context, n int) (viaTimebox, dir
 	}
 	for _, id := range ids {
 		if _, err := h.owner.Revoke(ctx, id, "benchmark done"); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	direct, err = h.directActivation(ctx, n)
-	return viaTimebox, direct, err
+	return viaTimebox, approveCall, direct, err
 }
 
 // directActivation issues the activation statements with pgx on one admin connection, then
@@ -166,10 +169,11 @@ func (h *harness) expiryLag(ctx context.Context, n int) (*expiry, error) {
 				defer wg.Done()
 				time.Sleep(time.Until(rs[i].End.Add(-100 * time.Millisecond)))
 				for {
+					tried := time.Now() // the refusal began at or before this attempt started
 					conn, err := login(ctx, cs[i])
 					if err != nil {
 						mu.Lock()
-						res.loginRefused = append(res.loginRefused, time.Since(rs[i].End))
+						res.loginRefused = append(res.loginRefused, tried.Sub(rs[i].End))
 						mu.Unlock()
 						return
 					}
@@ -259,16 +263,22 @@ func (h *harness) revocationThroughput(ctx context.Context, n int) (*throughput,
 	start := time.Now()
 	for _, name := range names {
 		q := postgres.QuoteIdent(name)
-		for _, stmt := range []string{
-			"ALTER ROLE " + q + " NOLOGIN",
-			"SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '" + name + "'",
-			"REASSIGN OWNED BY " + q + " TO " + postgres.QuoteIdent(h.admin),
-			"DROP OWNED BY " + q,
-			"DROP ROLE " + q,
-		} {
-			if _, err := admin.Exec(ctx, stmt); err != nil {
-				return nil, fmt.Errorf("%s: %w", stmt, err)
+		// The engine's statements, in its order: disable, end sessions and wait until they are
+		// gone, clean up in the database, revoke, drop.
+		if _, err := admin.Exec(ctx, "ALTER ROLE "+q+" NOLOGIN"); err != nil {
+			return nil, err
+		}
+		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
+			return nil, err
+		}
+		for left := 1; left > 0; time.Sleep(time.Millisecond) {
+			if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", name).Scan(&left); err != nil {
+				return nil, err
 			}
+		}
+		if _, err := admin.Exec(ctx, "REASSIGN OWNED BY "+q+" TO "+postgres.QuoteIdent(h.admin)+"; DROP OWNED BY "+q+
+			"; REVOKE CONNECT ON DATABASE "+benchDB+" FROM "+q+"; REVOKE "+benchRole+" FROM "+q+"; DROP ROLE "+q); err != nil {
+			return nil, err
 		}
 	}
 	t.directTook = time.Since(start)

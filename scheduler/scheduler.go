@@ -160,12 +160,7 @@ func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, r.ID)
-			s.mu.Unlock()
-			s.Wake()
-		}()
+		defer s.done(ctx, r.ID)
 		if err := s.Process(ctx, r.ID); err != nil && ctx.Err() == nil {
 			s.Logger.Error("scheduler: process request", "request", r.ID, "err", err)
 		}
@@ -190,13 +185,25 @@ func (s *Scheduler) RunNow(ctx context.Context, id string) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	defer func() {
-		s.mu.Lock()
-		delete(s.inflight, id)
-		s.mu.Unlock()
-		s.Wake()
-	}()
+	defer s.done(ctx, id)
 	return s.Process(ctx, id)
+}
+
+// done marks the work on request id finished, and wakes the loop when the request still has
+// a deadline ahead (its end, a retry). A request that reached its final state needs nothing
+// more, so a burst of removals does not make the loop re-read every live request each time.
+func (s *Scheduler) done(ctx context.Context, id string) {
+	s.mu.Lock()
+	delete(s.inflight, id)
+	s.mu.Unlock()
+	var r *timebox.Request
+	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		r, err = tx.FindRequest(id)
+		return err
+	})
+	if err != nil || r.State.Live() {
+		s.Wake()
+	}
 }
 
 // slot returns the semaphore that bounds concurrent engine calls to one server, so that a
@@ -223,7 +230,7 @@ func (s *Scheduler) backoff(attempts int) time.Duration {
 		d *= 2
 	}
 	d = min(d, s.MaxBackoff)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return min(time.Duration(float64(d)*(0.8+0.4*rand.Float64())), s.MaxBackoff)
 }
 
 func (s *Scheduler) hook(step string) {

@@ -49,8 +49,49 @@ func loadConfig(path string) (*Config, error) {
 
 var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
+// durationFields are the configuration keys whose values are durations.
+var durationFields = map[string]bool{"sweep_interval": true, "max_duration": true, "min_duration": true, "max_lead_time": true}
+
+// checkDurations walks the YAML tree and returns an error naming the line and field of the
+// first duration that does not parse (the decoder itself would name neither).
+func checkDurations(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkDurations(c, path); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkDurations(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			field := strings.TrimPrefix(path+"."+key, ".")
+			if durationFields[key] && val.Kind == yaml.ScalarNode {
+				if _, err := timebox.ParseDuration(val.Value); err != nil {
+					return timebox.Errorf(timebox.EINVALID, "line %d: %s: %s", val.Line, field, timebox.ErrorMessage(err))
+				}
+			} else if err := checkDurations(val, field); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // parseConfig decodes YAML strictly (unknown fields are errors) and validates it.
 func parseConfig(b []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err == nil {
+		if err := checkDurations(&root, ""); err != nil {
+			return nil, err
+		}
+	}
 	c := defaultConfig()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -70,8 +111,6 @@ func (c *Config) Validate() error {
 		return timebox.Errorf(timebox.EINVALID, "listen: required (e.g. 127.0.0.1:8080)")
 	case !strings.HasPrefix(c.Store, "sqlite://") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://"):
 		return timebox.Errorf(timebox.EINVALID, "store: %q is not supported (use sqlite:///path/timebox.db or postgres://…)", redactURL(c.Store))
-	case c.SweepInterval < 0:
-		return timebox.Errorf(timebox.EINVALID, "sweep_interval: must not be negative")
 	}
 	if err := timebox.CheckSecretRef(c.SecretKey); err != nil {
 		return timebox.Errorf(timebox.EINVALID, "secret_key: %s", err.Error())

@@ -147,7 +147,7 @@ func (e *Engine) signal(ctx context.Context, admin *pgxpool.Pool, name string, o
 // nil also when some are still there: the caller signals them again.
 func (e *Engine) waitGone(ctx context.Context, admin *pgxpool.Pool, pids []int32) error {
 	deadline := time.Now().Add(terminateWait)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+	for delay := time.Millisecond; ; delay = min(2*delay, 8*time.Millisecond) {
 		var left int
 		err := func() error {
 			ctx, cancel := e.callContext(ctx)
