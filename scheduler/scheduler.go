@@ -6,6 +6,7 @@ package scheduler
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type Scheduler struct {
 	wake     chan struct{}
 	mu       sync.Mutex
 	inflight map[string]bool
+	// cooldown holds requests whose last Process failed outside the engine (a store error):
+	// they are not retried before the time given, so a lasting error cannot spin the loop.
+	cooldown map[string]time.Time
 	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
 	wg       sync.WaitGroup
 }
@@ -59,7 +63,7 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 		Now: time.Now, Logger: slog.Default(),
 		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, slots: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, slots: map[string]chan struct{}{},
 	}
 }
 
@@ -107,8 +111,15 @@ func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
 	}
 	now := s.Now()
 	var next time.Time
+	s.mu.Lock()
+	maps.DeleteFunc(s.cooldown, func(_ string, until time.Time) bool { return until.Before(now) })
+	cooldown := maps.Clone(s.cooldown)
+	s.mu.Unlock()
 	for _, r := range rs {
 		due := dueAt(r)
+		if until, ok := cooldown[r.ID]; ok && until.After(due) {
+			due = until
+		}
 		if due.After(now) {
 			if next.IsZero() || due.Before(next) {
 				next = due
@@ -160,10 +171,11 @@ func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.done(ctx, r.ID)
-		if err := s.Process(ctx, r.ID); err != nil && ctx.Err() == nil {
+		err := s.Process(ctx, r.ID)
+		if err != nil && ctx.Err() == nil {
 			s.Logger.Error("scheduler: process request", "request", r.ID, "err", err)
 		}
+		s.done(ctx, r.ID, err)
 	}()
 }
 
@@ -185,16 +197,22 @@ func (s *Scheduler) RunNow(ctx context.Context, id string) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	defer s.done(ctx, id)
-	return s.Process(ctx, id)
+	err := s.Process(ctx, id)
+	s.done(ctx, id, err)
+	return err
 }
 
 // done marks the work on request id finished, and wakes the loop when the request still has
 // a deadline ahead (its end, a retry). A request that reached its final state needs nothing
 // more, so a burst of removals does not make the loop re-read every live request each time.
-func (s *Scheduler) done(ctx context.Context, id string) {
+// A failed Process puts the request in cooldown for a second.
+func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
 	s.mu.Lock()
 	delete(s.inflight, id)
+	delete(s.cooldown, id)
+	if processErr != nil {
+		s.cooldown[id] = s.Now().Add(time.Second)
+	}
 	s.mu.Unlock()
 	var r *timebox.Request
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
