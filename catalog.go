@@ -126,6 +126,8 @@ func (c *Catalog) Validate() error {
 		f := fmt.Sprintf("users[%d]", i)
 		if err := checkUserName(u.Name); err != nil {
 			return fieldError(f+".name", "%s", err.Error())
+		} else if reservedActors[u.Name] {
+			return fieldError(f+".name", "%q is reserved for Timebox's own audit events", u.Name)
 		} else if users[u.Name] {
 			return fieldError(f+".name", "user %q is declared twice", u.Name)
 		}
@@ -209,6 +211,9 @@ func (c *Catalog) Validate() error {
 	}
 	return nil
 }
+
+// reservedActors are the audit actors of Timebox itself; no person may use them.
+var reservedActors = map[string]bool{"timebox": true, "admin-cli": true}
 
 // checkUserName accepts any printable UTF-8 name of 1 to 64 bytes: people's names come from
 // directories, so quotes, spaces and non-ASCII letters are allowed and handled downstream.

@@ -18,11 +18,14 @@ const (
 
 // Grant is the materialisation of a request on its database.
 type Grant struct {
-	RequestID string      `json:"-"`
-	Server    string      `json:"server"`
-	Principal string      `json:"principal"`
-	Method    string      `json:"method"`
-	Status    GrantStatus `json:"status"`
+	RequestID string `json:"-"`
+	Server    string `json:"server"`
+	Principal string `json:"principal"`
+	// TargetDatabase is the database's name on the server, kept so that the access can be
+	// removed even after the database left the configuration.
+	TargetDatabase string      `json:"target_database"`
+	Method         string      `json:"method"`
+	Status         GrantStatus `json:"status"`
 	// Roles are the database roles granted to the principal.
 	Roles []string `json:"roles"`
 	// ValidUntil is the database-side expiry of the principal's password.

@@ -356,7 +356,7 @@ func (s *Service) Credentials(ctx context.Context, actor, id string) (*Credentia
 			return err
 		} else if r.Requester != actor {
 			return Errorf(EFORBIDDEN, "only the requester of %s may see its credentials", id)
-		} else if r.State != StateActive || r.Ending != EndingNone || r.Grant == nil || r.Grant.Status != GrantActive {
+		} else if r.State != StateActive || r.Ending != EndingNone || r.Grant == nil || r.Grant.Status != GrantActive || !r.End.After(s.now()) {
 			return Errorf(ECONFLICT, "request %s has no credentials: it is %s", id, r.Status())
 		}
 		if c, err = s.credentials(r); err != nil {

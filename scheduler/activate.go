@@ -38,7 +38,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 		return err
 	}
 	s.hook(StepActivateIntent)
-	err = s.call(ctx, r, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
+	err = s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
 		return e.Grant(ctx, p)
 	})
 	s.hook(StepActivateDB)
@@ -46,8 +46,8 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 		return s.failed(ctx, id, "grant.create_failed", "activate", err)
 	}
 	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Grant == nil {
-			return false, nil // revoked or cancelled meanwhile: the next pass removes it
+		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Grant == nil || !r.End.After(now) {
+			return false, nil // revoked, cancelled or ended meanwhile: the next pass removes it
 		}
 		to, err := timebox.Transition(r.State, timebox.ActionActivate)
 		if err != nil {
@@ -87,15 +87,15 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	}
 	return &timebox.Grant{
 		RequestID: r.ID, Server: db.Server, Principal: PrincipalName(r.Requester, r.ID),
-		Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
+		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
 		SealedPassword: s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID),
 		CreatedAt:      now, UpdatedAt: now,
 	}, nil
 }
 
 // call runs one engine operation for r's grant, bounded by the server's slots and StepTimeout.
-func (s *Scheduler) call(ctx context.Context, r *timebox.Request, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
-	p, _, err := s.plan(r)
+func (s *Scheduler) call(ctx context.Context, r *timebox.Request, withPassword bool, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
+	p, err := s.plan(r, withPassword)
 	if err != nil {
 		return err
 	}

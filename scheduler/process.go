@@ -78,21 +78,23 @@ func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 	return err
 }
 
-// plan is what the engine must make exist for r.
-func (s *Scheduler) plan(r *timebox.Request) (timebox.GrantPlan, *timebox.Database, error) {
-	db, err := s.Catalog.Database(r.Database)
-	if err != nil {
-		return timebox.GrantPlan{}, nil, err
-	}
+// plan is what the engine must make exist, or remove, for r's grant. It comes from the grant
+// alone, so a removal never depends on the current configuration; the password is opened
+// only for a grant (a removal does not need it, and must not fail for want of the key).
+func (s *Scheduler) plan(r *timebox.Request, withPassword bool) (timebox.GrantPlan, error) {
 	g := r.Grant
-	password, err := s.Sealer.Open(g.SealedPassword, r.ID)
-	if err != nil {
-		return timebox.GrantPlan{}, nil, err
-	}
-	return timebox.GrantPlan{
-		Method: g.Method, Principal: g.Principal, Password: password, Database: db.Database,
+	p := timebox.GrantPlan{
+		Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
 		Roles: g.Roles, ValidUntil: g.ValidUntil,
-	}, db, nil
+	}
+	if withPassword {
+		password, err := s.Sealer.Open(g.SealedPassword, r.ID)
+		if err != nil {
+			return timebox.GrantPlan{}, err
+		}
+		p.Password = password
+	}
+	return p, nil
 }
 
 // engine returns the engine of server name.

@@ -35,7 +35,7 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 	}
 	s.hook(StepRevokeIntent)
 	var res timebox.RevokeResult
-	err = s.call(ctx, r, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) (err error) {
+	err = s.call(ctx, r, false, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) (err error) {
 		res, err = e.Revoke(ctx, p)
 		return err
 	})

@@ -140,8 +140,10 @@ func dueAt(r *timebox.Request) time.Time {
 		return t
 	}
 	switch {
+	case r.Ending != timebox.EndingNone && r.Grant != nil && r.Grant.Status == timebox.GrantRevoking:
+		return retry(time.Time{}) // the removal's own retries
 	case r.Ending != timebox.EndingNone:
-		return retry(time.Time{})
+		return time.Time{} // now: a failed activation's backoff must not delay a revocation
 	case r.State == timebox.StatePending, r.State == timebox.StateActive:
 		return r.End
 	case r.State == timebox.StateApproved && r.Grant != nil:

@@ -65,6 +65,9 @@ func TestDueAt(t *testing.T) {
 	end := start.Add(2 * time.Hour)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	grant := func(next time.Time) *timebox.Grant { return &timebox.Grant{NextAttemptAt: next} }
+	revoking := func(next time.Time) *timebox.Grant {
+		return &timebox.Grant{Status: timebox.GrantRevoking, NextAttemptAt: next}
+	}
 	for _, tc := range []struct {
 		name string
 		r    timebox.Request
@@ -79,8 +82,9 @@ func TestDueAt(t *testing.T) {
 		{"approved, start after end", timebox.Request{State: timebox.StateApproved, Start: at(3 * time.Hour), End: end}, end},
 		{"active", timebox.Request{State: timebox.StateActive, Start: start, End: end, Grant: grant(time.Time{})}, end},
 		{"active, old retry time", timebox.Request{State: timebox.StateActive, Start: start, End: end, Grant: grant(at(time.Minute))}, end},
-		{"ending, retrying", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(at(5 * time.Minute))}, at(5 * time.Minute)},
-		{"ending, retry after end", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingExpire, Start: start, End: end, Grant: grant(at(3 * time.Hour))}, at(3 * time.Hour)},
+		{"ending, retrying", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: revoking(at(5 * time.Minute))}, at(5 * time.Minute)},
+		{"ending, activation was retrying", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(at(5 * time.Minute))}, time.Time{}},
+		{"ending, retry after end", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingExpire, Start: start, End: end, Grant: revoking(at(3 * time.Hour))}, at(3 * time.Hour)},
 		{"ending, no retry", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(time.Time{})}, time.Time{}},
 		{"ending, no grant", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingCancel, Start: start, End: end}, time.Time{}},
 		{"expired", timebox.Request{State: timebox.StateExpired, Start: start, End: end}, time.Time{}},

@@ -97,7 +97,7 @@ const requestColumns = `
 	r.id, r.requester, r.database, r.access, r.start_at, r.end_at, r.requested_start,
 	r.requested_end, r.reason, r.ticket, r.state, r.ending, r.ending_since, r.reviews,
 	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version,
-	g.request_id, g.server, g.principal, g.method, g.status, g.roles, g.valid_until,
+	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.valid_until,
 	g.sealed_password, g.attempts, g.last_error, g.last_attempt_at, g.next_attempt_at,
 	g.outcome, g.created_at, g.updated_at
 	FROM requests r LEFT JOIN grants g ON g.request_id = r.id`
@@ -196,14 +196,14 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 	var r timebox.Request
 	var g timebox.Grant
 	var reviews string
-	var gID, gServer, gPrincipal, gMethod, gStatus, gRoles, gLastError, gOutcome sql.NullString
+	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gLastError, gOutcome sql.NullString
 	var gAttempts sql.NullInt64
 	err := s.Scan(&r.ID, &r.Requester, &r.Database, &r.Access, timeCol{&r.Start}, timeCol{&r.End},
 		timeCol{&r.RequestedStart}, timeCol{&r.RequestedEnd}, &r.Reason, &r.Ticket, &r.State,
 		&r.Ending, timeCol{&r.EndingSince}, &reviews, timeCol{&r.ActivatedAt}, timeCol{&r.EndedAt},
 		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt},
 		&r.Version,
-		&gID, &gServer, &gPrincipal, &gMethod, &gStatus, &gRoles, timeCol{&g.ValidUntil},
+		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, timeCol{&g.ValidUntil},
 		&g.SealedPassword, &gAttempts, &gLastError, timeCol{&g.LastAttemptAt},
 		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
 	if err != nil {
@@ -214,6 +214,7 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 	}
 	if gID.Valid {
 		g.RequestID, g.Server, g.Principal, g.Method = gID.String, gServer.String, gPrincipal.String, gMethod.String
+		g.TargetDatabase = gTarget.String
 		g.Status, g.Attempts = timebox.GrantStatus(gStatus.String), int(gAttempts.Int64)
 		g.LastError, g.Outcome = gLastError.String, gOutcome.String
 		if err := json.Unmarshal([]byte(gRoles.String), &g.Roles); err != nil {
@@ -248,18 +249,18 @@ func (t *tx) PutGrant(g *timebox.Grant) error {
 		sealed = g.SealedPassword
 	}
 	_, err = t.exec(`
-		INSERT INTO grants (request_id, server, principal, method, status, roles, valid_until,
-			sealed_password, attempts, last_error, last_attempt_at, next_attempt_at, outcome,
-			created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO grants (request_id, server, principal, target_database, method, status, roles,
+			valid_until, sealed_password, attempts, last_error, last_attempt_at, next_attempt_at,
+			outcome, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (request_id) DO UPDATE SET server = excluded.server,
-			principal = excluded.principal, method = excluded.method, status = excluded.status,
+			principal = excluded.principal, target_database = excluded.target_database, method = excluded.method, status = excluded.status,
 			roles = excluded.roles, valid_until = excluded.valid_until,
 			sealed_password = excluded.sealed_password, attempts = excluded.attempts,
 			last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,
 			next_attempt_at = excluded.next_attempt_at, outcome = excluded.outcome,
 			created_at = excluded.created_at, updated_at = excluded.updated_at`,
-		g.RequestID, g.Server, g.Principal, g.Method, string(g.Status), string(roles),
+		g.RequestID, g.Server, g.Principal, g.TargetDatabase, g.Method, string(g.Status), string(roles),
 		t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
 		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt))
 	if err != nil {

@@ -268,7 +268,7 @@ func testGrant(t *testing.T, db *store.DB) {
 	r := fullRequest()
 	update(t, db, func(tx timebox.Tx) error { return tx.CreateRequest(r) })
 	g := &timebox.Grant{
-		RequestID: "r1", Server: "pg-main", Principal: "tb_alice_r1", Method: "role", Status: timebox.GrantActive,
+		RequestID: "r1", Server: "pg-main", Principal: "tb_alice_r1", TargetDatabase: `shop "db"`, Method: "role", Status: timebox.GrantActive,
 		Roles: []string{"reader", "orders_rw"}, ValidUntil: at(130),
 		SealedPassword: []byte{0x00, 0x01, 0xfe, 0xff, 'p', 'w', 0x00},
 		Attempts:       3, LastError: "connection refused", LastAttemptAt: at(9), NextAttemptAt: at(11),

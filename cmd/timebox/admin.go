@@ -60,7 +60,11 @@ func newAdminCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := store.Open(cmd.Context(), c.Store)
+			dsn, err := c.storeDSN()
+			if err != nil {
+				return err
+			}
+			db, err := store.Open(cmd.Context(), dsn)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -16,9 +17,11 @@ import (
 // Config is the server's configuration file: where it listens and stores, its secret key,
 // and the catalog of people, servers, databases, access levels and limits.
 type Config struct {
-	Listen    string `yaml:"listen"`
-	Store     string `yaml:"store"`
-	SecretKey string `yaml:"secret_key"`
+	Listen string `yaml:"listen"`
+	Store  string `yaml:"store"`
+	// StorePassword is a secret reference for a PostgreSQL store's password.
+	StorePassword string `yaml:"store_password"`
+	SecretKey     string `yaml:"secret_key"`
 	// SweepInterval is the longest the scheduler goes without looking at the store.
 	SweepInterval   timebox.Duration `yaml:"sweep_interval"`
 	LogLevel        string           `yaml:"log_level"`
@@ -112,6 +115,16 @@ func (c *Config) Validate() error {
 	case !strings.HasPrefix(c.Store, "sqlite://") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://"):
 		return timebox.Errorf(timebox.EINVALID, "store: %q is not supported (use sqlite:///path/timebox.db or postgres://…)", redactURL(c.Store))
 	}
+	if u, err := url.Parse(c.Store); err == nil && strings.HasPrefix(c.Store, "postgres") {
+		if _, ok := u.User.Password(); ok || strings.Contains(strings.ToLower(u.RawQuery), "password=") {
+			return timebox.Errorf(timebox.EINVALID, "store: the URL must not contain a password: put it in store_password as env:NAME or file:PATH")
+		}
+	}
+	if c.StorePassword != "" {
+		if err := timebox.CheckSecretRef(c.StorePassword); err != nil {
+			return timebox.Errorf(timebox.EINVALID, "store_password: %s", err.Error())
+		}
+	}
 	if err := timebox.CheckSecretRef(c.SecretKey); err != nil {
 		return timebox.Errorf(timebox.EINVALID, "secret_key: %s", err.Error())
 	}
@@ -119,6 +132,23 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.Catalog.Validate()
+}
+
+// storeDSN returns the store's data source name, with store_password filled in.
+func (c *Config) storeDSN() (string, error) {
+	if c.StorePassword == "" {
+		return c.Store, nil
+	}
+	password, err := timebox.ResolveSecret(c.StorePassword)
+	if err != nil {
+		return "", timebox.Errorf(timebox.EINVALID, "store_password: %s", timebox.ErrorMessage(err))
+	}
+	u, err := url.Parse(c.Store)
+	if err != nil || u.User == nil {
+		return "", timebox.Errorf(timebox.EINVALID, "store: store_password needs a user in the URL (postgres://USER@host/db)")
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), nil
 }
 
 // redactURL hides a password in a URL so it can appear in an error.
@@ -142,6 +172,9 @@ func (c *Config) unresolvedSecrets() []string {
 		}
 	}
 	check("secret_key", c.SecretKey)
+	if c.StorePassword != "" {
+		check("store_password", c.StorePassword)
+	}
 	for i, s := range c.Servers {
 		check(fmt.Sprintf("servers[%d].password", i), s.Password)
 	}

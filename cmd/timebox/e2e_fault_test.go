@@ -189,3 +189,37 @@ func TestE2ENastyNames(t *testing.T) {
 		t.Fatal("role left behind")
 	}
 }
+
+// TestE2ERevokeWhileActivationRetrying: the database was down at approval, so activation is
+// waiting out a long backoff (the role may or may not exist); a revocation must not wait for
+// that backoff, and must remove whatever the failed attempt left.
+func TestE2ERevokeWhileActivationRetrying(t *testing.T) {
+	pg, err := testdb.StartPostgres(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	e := newEnv(t, envOptions{pg: pg})
+	e.start()
+	e.in.Scheduler.MinBackoff, e.in.Scheduler.MaxBackoff = time.Minute, time.Minute
+	id := e.request("alice", "--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "retry test", "--ticket", "T")
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("bob", "approve", id)
+	r := e.show("alice", id)
+	if r.State != "approved" || r.Grant == nil || r.Grant.Status != "creating" || !strings.Contains(r.Status, "activation retrying, last error") {
+		t.Fatalf("after a failed activation: %q %+v", r.Status, r.Grant)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("bob", "revoke", id, "--note", "not needed any more")
+	got := e.waitState("alice", id, "revoked", 5*time.Second)
+	if exists, _ := e.roleExists(got.Grant.Principal); exists {
+		t.Fatal("role exists after the revocation")
+	}
+	if n := countActions(e.events(id), "request.activated"); n != 0 {
+		t.Fatalf("%d activation events for a request revoked before it was active", n)
+	}
+}

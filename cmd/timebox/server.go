@@ -25,7 +25,7 @@ func newServerCommand() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "server --config FILE",
-		Short: "Run the Timebox server: API, scheduler and reconciler",
+		Short: "Run the Timebox server: the API and the scheduler",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
@@ -97,7 +97,11 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 			in.closeResources()
 		}
 	}()
-	if in.Store, err = store.Open(ctx, c.Store); err != nil {
+	dsn, err := c.storeDSN()
+	if err != nil {
+		return nil, err
+	}
+	if in.Store, err = store.Open(ctx, dsn); err != nil {
 		return nil, err
 	}
 	for _, s := range c.Servers {

@@ -59,6 +59,9 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 			return nil, timebox.Errorf(timebox.EINVALID, "server %s: the admin URL must not contain a password", name)
 		}
 	}
+	if strings.Contains(strings.ToLower(adminURL), "password=") { // keyword/value form or URL parameter
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: the admin URL must not contain a password", name)
+	}
 	cfg, err := pgxpool.ParseConfig(adminURL)
 	if err != nil {
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: invalid admin URL", name)

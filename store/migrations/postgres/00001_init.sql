@@ -32,6 +32,7 @@ CREATE TABLE grants (
 	request_id      text PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE,
 	server          text NOT NULL,
 	principal       text NOT NULL,
+	target_database text NOT NULL DEFAULT '',
 	method          text NOT NULL,
 	status          text NOT NULL,
 	roles           text NOT NULL DEFAULT '[]',

@@ -32,6 +32,7 @@ CREATE TABLE grants (
 	request_id      TEXT PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE,
 	server          TEXT NOT NULL,
 	principal       TEXT NOT NULL,
+	target_database TEXT NOT NULL DEFAULT '',
 	method          TEXT NOT NULL,
 	status          TEXT NOT NULL,
 	roles           TEXT NOT NULL DEFAULT '[]',
