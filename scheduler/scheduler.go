@@ -23,6 +23,12 @@ type Scheduler struct {
 	Catalog *timebox.Catalog
 	Sealer  *timebox.Sealer
 	Engines map[string]timebox.Engine // by server name
+	// Leader, when set, says whether this process may change target databases now. Several
+	// servers may share a store, but only the one that leads does database work; the others
+	// serve the API and take over when it dies. The store implements it.
+	Leader interface {
+		Lead(ctx context.Context) bool
+	}
 
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -78,8 +84,19 @@ func (s *Scheduler) Wake() {
 // Run schedules work until ctx is done, then waits for work in flight to finish.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.wg.Wait()
+	leading := false
 	for {
-		next := s.Dispatch(ctx)
+		var next time.Time
+		if s.lead(ctx) {
+			if !leading {
+				s.Logger.Info("scheduler: this server now does the database work for the store")
+			}
+			leading = true
+			next = s.Dispatch(ctx)
+		} else if leading {
+			s.Logger.Warn("scheduler: lost the store's scheduler lock; another server does the database work")
+			leading = false
+		}
 		wait := s.Sweep
 		if !next.IsZero() {
 			wait = min(wait, next.Sub(s.Now()))
@@ -185,6 +202,9 @@ func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 // to answer with the outcome (an approval that activates at once, a revocation). When the
 // request is already being worked on, RunNow waits for that work instead.
 func (s *Scheduler) RunNow(ctx context.Context, id string) error {
+	if !s.lead(ctx) {
+		return nil // the leading server picks it up on its next pass
+	}
 	for {
 		s.mu.Lock()
 		if !s.inflight[id] {
@@ -225,6 +245,9 @@ func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
 		s.Wake()
 	}
 }
+
+// lead reports whether this process may do database work now.
+func (s *Scheduler) lead(ctx context.Context) bool { return s.Leader == nil || s.Leader.Lead(ctx) }
 
 // slot returns the semaphore that bounds concurrent engine calls to one server, so that a
 // slow or dead server never takes the capacity of the others.

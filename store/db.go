@@ -43,6 +43,9 @@ type DB struct {
 	// read runs View. On SQLite it is a separate pool of query-only connections (WAL lets them
 	// read while the writer writes); on PostgreSQL it is the same pool as write.
 	read *sql.DB
+	// path is the SQLite file (empty on PostgreSQL); leader holds the scheduler lock.
+	path   string
+	leader leader
 }
 
 var _ timebox.Store = (*DB)(nil)
@@ -95,7 +98,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	db := &DB{dialect: dialectSQLite, write: write, read: read}
+	db := &DB{dialect: dialectSQLite, write: write, read: read, path: path}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -187,6 +190,7 @@ func (db *DB) View(ctx context.Context, fn func(timebox.Tx) error) error {
 
 // Close closes the database connections.
 func (db *DB) Close() error {
+	db.leader.release()
 	err := db.write.Close()
 	if db.read != db.write {
 		if rerr := db.read.Close(); err == nil {

@@ -112,6 +112,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	in.Service = timebox.NewService(in.Store, &c.Catalog, sealer)
 	in.Scheduler = scheduler.New(in.Store, &c.Catalog, sealer, in.engines)
 	in.Scheduler.Logger = logger
+	in.Scheduler.Leader = in.Store
 	in.Scheduler.Hook = faultHook()
 	if c.SweepInterval > 0 {
 		in.Scheduler.Sweep = time.Duration(c.SweepInterval)
