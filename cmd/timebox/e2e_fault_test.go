@@ -86,6 +86,7 @@ func TestE2ECrashDuringRevocation(t *testing.T) {
 			e.ok("bob", "approve", id)
 			r := e.waitState("alice", id, "active", 5*time.Second)
 			principal := r.Grant.Principal
+			c := e.creds("alice", id)
 			p.cmd.Process.Kill()
 			p.waitExit(t, 5*time.Second)
 			if step != "down-at-expiry" {
@@ -93,6 +94,11 @@ func TestE2ECrashDuringRevocation(t *testing.T) {
 				p.waitExit(t, 10*time.Second)
 			} else {
 				time.Sleep(time.Until(r.End) + 500*time.Millisecond)
+				// With Timebox down, VALID UNTIL still refuses the login after the end.
+				if conn, err := c.connect(context.Background(), ""); err == nil {
+					conn.Close(context.Background())
+					t.Fatal("login accepted after the window's end while Timebox was down")
+				}
 			}
 			if s := e.storedRequest(id); s.State != timebox.StateActive {
 				t.Fatalf("after the crash the store says %s; the removal was not confirmed", s.State)

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +48,35 @@ type env struct {
 	db      string // the server-side name of the requested database
 	other   string // another hardened database on the same server
 	admin   string // the Timebox admin role
+	log     syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// filteredStderr passes warnings and errors to stderr, as the tests' output.
+type filteredStderr struct{}
+
+func (filteredStderr) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("level=WARN")) || bytes.Contains(p, []byte("level=ERROR")) {
+		os.Stderr.Write(p)
+	}
+	return len(p), nil
 }
 
 // envOptions varies the environment.
@@ -161,7 +192,8 @@ func freePort(t *testing.T) int {
 // start runs the server in this process.
 func (e *env) start() {
 	e.t.Helper()
-	logger, _ := newLogger(os.Stderr, "warn")
+	// Everything the server logs, at debug level, is kept: tests check no secret is in it.
+	logger, _ := newLogger(io.MultiWriter(&e.log, filteredStderr{}), "debug")
 	in, err := startInstance(context.Background(), e.cfg, logger)
 	if err != nil {
 		e.t.Fatal(err)

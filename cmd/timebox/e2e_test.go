@@ -85,6 +85,9 @@ func TestE2ELifecycle(t *testing.T) {
 	if all := e.ok("root", "audit", "-o", "json"); strings.Contains(all, c.Password) {
 		t.Fatal("the password is in the audit log")
 	}
+	if logs := e.log.String(); !strings.Contains(logs, "/credentials") || strings.Contains(logs, c.Password) || strings.Contains(logs, e.tokens["alice"]) {
+		t.Fatalf("the server log lacks the credentials call, or holds the password or a token:\n%s", logs)
+	}
 	if out := e.ok("audrey", "audit", "--verify"); !strings.Contains(out, "OK") {
 		t.Fatalf("verify: %s", out)
 	}
