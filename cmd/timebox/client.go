@@ -47,10 +47,7 @@ func newWhoamiCommand() *cobra.Command {
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
-		c, err := newAPIClient()
+		c, err := out.client()
 		if err != nil {
 			return err
 		}
@@ -84,10 +81,7 @@ func newDatabasesCommand() *cobra.Command {
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
-		c, err := newAPIClient()
+		c, err := out.client()
 		if err != nil {
 			return err
 		}
@@ -233,10 +227,7 @@ func newShowCommand() *cobra.Command {
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
-		c, err := newAPIClient()
+		c, err := out.client()
 		if err != nil {
 			return err
 		}

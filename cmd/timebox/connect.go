@@ -23,10 +23,7 @@ func newCredsCommand() *cobra.Command {
 	}
 	out := addOutputFlag(cmd, outputJSON, outputEnv, outputURI)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
-		c, err := newAPIClient()
+		c, err := out.client()
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,15 @@ func (o *outputFlag) check() error {
 	return nil
 }
 
+// client checks the output format, then returns the API client: the preamble of every
+// command that talks to the server and prints a result.
+func (o *outputFlag) client() (*tbhttp.Client, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return newAPIClient()
+}
+
 // outJSON writes v as pretty JSON (two-space indent) followed by a newline.
 func outJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
