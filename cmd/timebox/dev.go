@@ -201,8 +201,10 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   # the admin reads the audit log and checks its hash chain:
   TIMEBOX_TOKEN=%s ./timebox audit
   TIMEBOX_TOKEN=%s ./timebox audit --verify
+  # check the server's hardening and the admin role's privileges:
+  ./timebox doctor --config %s
 
 Press Ctrl-C to stop everything this command started.
-`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["admin"], t["admin"])
+`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["admin"], t["admin"], info.Config)
 	io.WriteString(w, b.String())
 }

@@ -48,7 +48,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newDevCommand(), newConfigCommand(), newAdminCommand())
+	root.AddCommand(newServerCommand(), newDevCommand(), newConfigCommand(), newAdminCommand(), newDoctorCommand())
 	root.AddCommand(clientCommands()...)
 	return root
 }

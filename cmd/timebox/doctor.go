@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/postgres"
+)
+
+// doctorEngine is an engine that can check its server's setup.
+type doctorEngine interface {
+	Doctor(ctx context.Context, databases, roles []string) (string, []postgres.Finding, error)
+}
+
+// newDoctorCommand returns `timebox doctor --config FILE`.
+func newDoctorCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "doctor --config FILE",
+		Short: "Check each declared server: admin privileges and the one-time hardening",
+		Long: "Connects to every server of the configuration with its admin login and checks what\n" +
+			"Timebox needs (docs/postgres.md): CREATEROLE, pg_signal_backend, CONNECT WITH GRANT\n" +
+			"OPTION on each database, ADMIN OPTION on each role, and no database open to PUBLIC.\n" +
+			"Prints each problem with the SQL that fixes it; exits non-zero when there is one.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path == "" {
+				return usagef("doctor: --config is required")
+			}
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			problems := 0
+			for _, s := range c.Servers {
+				problems += doctorServer(cmd.Context(), cmd.OutOrStdout(), c, s)
+			}
+			if problems > 0 {
+				return timebox.Errorf(timebox.ECONFLICT, "doctor found %d problem(s)", problems)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file")
+	return cmd
+}
+
+// doctorServer checks one server and prints its findings; it returns the number of problems
+// (an unreachable server is one).
+func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server) int {
+	dbs, roles := managedBy(&c.Catalog, s.Name)
+	e, err := openEngine(s)
+	if err == nil {
+		defer e.Close()
+	}
+	d, ok := e.(doctorEngine)
+	if err == nil && !ok {
+		err = timebox.Errorf(timebox.EINVALID, "engine %s has no checks", s.Engine)
+	}
+	var version string
+	var findings []postgres.Finding
+	if err == nil {
+		version, findings, err = d.Doctor(ctx, dbs, roles)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "server %s (%s): FAIL  %s\n", s.Name, s.Engine, timebox.ErrorMessage(err))
+		return 1
+	}
+	fmt.Fprintf(w, "server %s (%s %s):\n", s.Name, s.Engine, version)
+	for _, f := range findings {
+		fmt.Fprintf(w, "  %-4s  %s\n", f.Severity, f.Message)
+		if f.Fix != "" {
+			fmt.Fprintf(w, "        fix (as a superuser): %s\n", f.Fix)
+		}
+	}
+	return postgres.Problems(findings)
+}
+
+// managedBy returns the server-side names of the databases declared on server, and every role
+// an access level hands out on them.
+func managedBy(cat *timebox.Catalog, server string) (dbs, roles []string) {
+	for i := range cat.Databases {
+		d := &cat.Databases[i]
+		if d.Server != server {
+			continue
+		}
+		dbs = append(dbs, d.Database)
+		for _, l := range cat.AccessLevels {
+			if rs, err := cat.Roles(d, l.Name); err == nil {
+				roles = append(roles, rs...)
+			}
+		}
+	}
+	slices.Sort(roles)
+	return dbs, slices.Compact(roles)
+}

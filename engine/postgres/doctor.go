@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Severities of a Finding.
+const (
+	SeverityOK   = "ok"
+	SeverityWarn = "warn"
+	SeverityFail = "FAIL"
+)
+
+// Finding is one result of Doctor: what was checked, what is wrong, and the SQL a superuser
+// runs to fix it.
+type Finding struct {
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// Doctor checks that the admin role can do its work on the given databases (their names on
+// the server) and roles, and that the one-time hardening is in place: no database of the
+// server is open to PUBLIC, the admin has CONNECT WITH GRANT OPTION on each managed
+// database, ADMIN OPTION on each role it hands out, CREATEROLE and pg_signal_backend. It
+// returns EUNAVAILABLE when the server cannot be reached.
+func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version string, findings []Finding, err error) {
+	pool, err := e.pool(e.adminDB)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return "", nil, e.wrap(err, nil)
+	}
+	defer conn.Release()
+	q := conn.Conn()
+	var admin string
+	var super, createRole, signal bool
+	var versionNum int
+	err = q.QueryRow(ctx, `SELECT current_user, rolsuper, rolcreaterole,
+		pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'),
+		current_setting('server_version'), current_setting('server_version_num')::int
+		FROM pg_roles WHERE rolname = current_user`).Scan(&admin, &super, &createRole, &signal, &version, &versionNum)
+	if err != nil {
+		return "", nil, e.wrap(err, nil)
+	}
+	add := func(sev, fix, format string, args ...any) {
+		findings = append(findings, Finding{Severity: sev, Message: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	a := QuoteIdent(admin)
+	switch {
+	case super:
+		add(SeverityWarn, "", "admin role %s is a superuser: it works, but holds far more than Timebox needs (see docs/postgres.md)", a)
+	case !createRole:
+		add(SeverityFail, "ALTER ROLE "+a+" CREATEROLE;", "admin role %s lacks CREATEROLE: it cannot create logins", a)
+	default:
+		add(SeverityOK, "", "admin role %s has CREATEROLE and is not a superuser", a)
+	}
+	if !super && !signal {
+		add(SeverityFail, "GRANT pg_signal_backend TO "+a+";", "admin role %s is not a member of pg_signal_backend: it cannot end the sessions of expired logins", a)
+	}
+	if err := e.doctorDatabases(ctx, q, a, databases, add); err != nil {
+		return version, findings, e.wrap(err, nil)
+	}
+	if err := e.doctorRoles(ctx, q, a, roles, versionNum, add); err != nil {
+		return version, findings, e.wrap(err, nil)
+	}
+	return version, findings, nil
+}
+
+type addFinding func(severity, fix, format string, args ...any)
+
+// doctorDatabases flags every database open to PUBLIC, and each managed database that is
+// missing or where the admin cannot grant CONNECT.
+func (e *Engine) doctorDatabases(ctx context.Context, q *pgx.Conn, admin string, databases []string, add addFinding) error {
+	rows, err := q.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datallowconn AND has_database_privilege('public', oid, 'CONNECT') ORDER BY datname`)
+	if err != nil {
+		return err
+	}
+	open, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, db := range open {
+		add(SeverityFail, "REVOKE CONNECT ON DATABASE "+QuoteIdent(db)+" FROM PUBLIC;",
+			"database %s is open to every login (PUBLIC has CONNECT), so access to one database opens this one too", QuoteIdent(db))
+	}
+	if len(open) == 0 {
+		add(SeverityOK, "", "no database of the server is open to PUBLIC")
+	}
+	for _, db := range databases {
+		var exists, grant bool
+		err := q.QueryRow(ctx, `SELECT true, has_database_privilege(current_user, oid, 'CONNECT WITH GRANT OPTION')
+			FROM pg_database WHERE datname = $1`, db).Scan(&exists, &grant)
+		switch {
+		case err == pgx.ErrNoRows:
+			add(SeverityFail, "", "database %s does not exist on the server", QuoteIdent(db))
+		case err != nil:
+			return err
+		case !grant:
+			add(SeverityFail, "GRANT CONNECT ON DATABASE "+QuoteIdent(db)+" TO "+admin+" WITH GRANT OPTION;",
+				"admin role %s cannot grant CONNECT on database %s", admin, QuoteIdent(db))
+		default:
+			add(SeverityOK, "", "database %s: the admin can grant CONNECT", QuoteIdent(db))
+		}
+	}
+	return nil
+}
+
+// doctorRoles checks each role an access level hands out: it exists and the admin holds it
+// WITH ADMIN OPTION (required from PostgreSQL 16; CREATEROLE suffices before).
+func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, roles []string, versionNum int, add addFinding) error {
+	for _, r := range slices.Compact(slices.Sorted(slices.Values(roles))) {
+		var exists, adminOption bool
+		err := q.QueryRow(ctx, `SELECT true, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')
+			FROM pg_roles WHERE rolname = $1`, r).Scan(&exists, &adminOption)
+		fix := "GRANT " + QuoteIdent(r) + " TO " + admin + " WITH ADMIN OPTION;"
+		switch {
+		case err == pgx.ErrNoRows:
+			add(SeverityFail, "", "role %s, which an access level grants, does not exist", QuoteIdent(r))
+		case err != nil:
+			return err
+		case adminOption:
+			add(SeverityOK, "", "role %s: the admin holds it WITH ADMIN OPTION", QuoteIdent(r))
+		case versionNum >= 160000:
+			add(SeverityFail, fix, "admin role %s cannot grant role %s: PostgreSQL 16 requires ADMIN OPTION", admin, QuoteIdent(r))
+		default:
+			add(SeverityWarn, fix, "admin role %s holds role %s without ADMIN OPTION: CREATEROLE suffices on this version, PostgreSQL 16 will refuse", admin, QuoteIdent(r))
+		}
+	}
+	return nil
+}
+
+// Problems counts the findings that are failures.
+func Problems(findings []Finding) int {
+	n := 0
+	for _, f := range findings {
+		if f.Severity == SeverityFail {
+			n++
+		}
+	}
+	return n
+}
