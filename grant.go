@@ -60,6 +60,8 @@ type RevokeResult struct {
 	Dropped       bool
 	Detail        string
 	SessionsEnded int
+	// Absent is true when the principal did not exist (nothing was there to remove).
+	Absent bool
 }
 
 // Engine creates and removes access on one database server. Every method is idempotent, so
@@ -87,4 +89,22 @@ type Credentials struct {
 	Database  string    `json:"database"`
 	URI       string    `json:"uri"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ManagedPrincipal is a login that Timebox created, as found on the database itself.
+type ManagedPrincipal struct {
+	Name       string
+	CanLogin   bool
+	ValidUntil time.Time // zero when none (no expiry: "infinity" or unset)
+	Roles      []string  // roles granted to it
+	// Database is where to run its removal: a database it holds CONNECT on, or the admin's.
+	Database string
+}
+
+// Inventory is implemented by engines that can list the principals Timebox created on their
+// server, recognised on the database itself (not by name alone). The reconciler uses it.
+type Inventory interface {
+	// Managed lists every principal Timebox created that still exists. EUNAVAILABLE when the
+	// server cannot be reached.
+	Managed(ctx context.Context) ([]ManagedPrincipal, error)
 }

@@ -99,11 +99,16 @@ func (s *Scheduler) call(ctx context.Context, r *timebox.Request, withPassword b
 	if err != nil {
 		return err
 	}
-	e, err := s.engine(r.Grant.Server)
+	return s.onServer(ctx, r.Grant.Server, func(ctx context.Context, e timebox.Engine) error { return op(ctx, e, p) })
+}
+
+// onServer runs op with the engine of server, within the server's slots and StepTimeout.
+func (s *Scheduler) onServer(ctx context.Context, server string, op func(context.Context, timebox.Engine) error) error {
+	e, err := s.engine(server)
 	if err != nil {
 		return err
 	}
-	slot := s.slot(r.Grant.Server)
+	slot := s.slot(server)
 	select {
 	case slot <- struct{}{}:
 	case <-ctx.Done():
@@ -112,7 +117,7 @@ func (s *Scheduler) call(ctx context.Context, r *timebox.Request, withPassword b
 	defer func() { <-slot }()
 	ctx, cancel := context.WithTimeout(ctx, s.StepTimeout)
 	defer cancel()
-	return op(ctx, e, p)
+	return op(ctx, e)
 }
 
 // failed records a failed attempt on the grant and schedules the next one. The first

@@ -11,6 +11,7 @@ type Metrics struct {
 	ActivationLag prometheus.Histogram
 	ExpiryLag     prometheus.Histogram
 	EngineErrors  *prometheus.CounterVec
+	DriftRepaired *prometheus.CounterVec
 }
 
 // NewMetrics creates the scheduler's metrics and registers them with reg.
@@ -29,8 +30,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "timebox_engine_errors_total",
 			Help: "Failed database steps, by server and operation (activate, revoke).",
 		}, []string{"server", "op"}),
+		DriftRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "timebox_drift_repaired_total",
+			Help: "Differences between the databases and the store that the reconciler repaired, by server and kind (orphan_removed, grant_restored).",
+		}, []string{"server", "kind"}),
 	}
-	reg.MustRegister(m.ActivationLag, m.ExpiryLag, m.EngineErrors)
+	reg.MustRegister(m.ActivationLag, m.ExpiryLag, m.EngineErrors, m.DriftRepaired)
 	return m
 }
 

@@ -36,6 +36,9 @@ type Scheduler struct {
 	// Sweep is the longest the scheduler sleeps without looking at the store (default 5s):
 	// it catches what no timer was set for (another writer, a clock jump).
 	Sweep time.Duration
+	// ReconcileInterval is how often the reconciler compares the databases with the store
+	// (default 10s; zero or less disables it).
+	ReconcileInterval time.Duration
 	// StepTimeout bounds one engine call (default 30s).
 	StepTimeout time.Duration
 	// MinBackoff and MaxBackoff bound retry delays (default 1s and 30s), jittered ±20%.
@@ -67,7 +70,7 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 	return &Scheduler{
 		Store: store, Catalog: catalog, Sealer: sealer, Engines: engines,
 		Now: time.Now, Logger: slog.Default(),
-		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second,
+		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
 		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, slots: map[string]chan struct{}{},
 	}
@@ -84,6 +87,10 @@ func (s *Scheduler) Wake() {
 // Run schedules work until ctx is done, then waits for work in flight to finish.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.wg.Wait()
+	if s.ReconcileInterval > 0 {
+		s.wg.Add(1)
+		go s.reconcileLoop(ctx)
+	}
 	leading := false
 	for {
 		var next time.Time
@@ -110,6 +117,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// reconcileLoop runs Reconcile every ReconcileInterval while this process leads.
+func (s *Scheduler) reconcileLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.lead(ctx) {
+				s.Reconcile(ctx)
+			}
+		}
 	}
 }
 

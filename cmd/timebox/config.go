@@ -23,9 +23,11 @@ type Config struct {
 	StorePassword string `yaml:"store_password"`
 	SecretKey     string `yaml:"secret_key"`
 	// SweepInterval is the longest the scheduler goes without looking at the store.
-	SweepInterval   timebox.Duration `yaml:"sweep_interval"`
-	LogLevel        string           `yaml:"log_level"`
-	timebox.Catalog `yaml:",inline"`
+	SweepInterval timebox.Duration `yaml:"sweep_interval"`
+	// ReconcileInterval is how often the databases are compared with the store (default 10s).
+	ReconcileInterval timebox.Duration `yaml:"reconcile_interval"`
+	LogLevel          string           `yaml:"log_level"`
+	timebox.Catalog   `yaml:",inline"`
 
 	path string
 }
@@ -53,7 +55,7 @@ func loadConfig(path string) (*Config, error) {
 var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
 // durationFields are the configuration keys whose values are durations.
-var durationFields = map[string]bool{"sweep_interval": true, "max_duration": true, "min_duration": true, "max_lead_time": true}
+var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true, "max_lead_time": true}
 
 // checkDurations walks the YAML tree and returns an error naming the line and field of the
 // first duration that does not parse (the decoder itself would name neither).

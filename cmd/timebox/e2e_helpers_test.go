@@ -425,6 +425,16 @@ func (e *env) events(id string) []timebox.Event {
 	return es
 }
 
+// eventsAll returns the whole audit log (as an admin).
+func (e *env) eventsAll() []timebox.Event {
+	e.t.Helper()
+	var es []timebox.Event
+	if err := json.Unmarshal([]byte(e.ok("root", "audit", "-o", "json")), &es); err != nil {
+		e.t.Fatal(err)
+	}
+	return es
+}
+
 func countActions(es []timebox.Event, action string) int {
 	n := 0
 	for _, ev := range es {

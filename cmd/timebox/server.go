@@ -25,7 +25,7 @@ func newServerCommand() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "server --config FILE",
-		Short: "Run the Timebox server: the API and the scheduler",
+		Short: "Run the Timebox server: the API, the scheduler and the reconciler",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
@@ -116,6 +116,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	in.Scheduler.Hook = faultHook()
 	if c.SweepInterval > 0 {
 		in.Scheduler.Sweep = time.Duration(c.SweepInterval)
+	}
+	if c.ReconcileInterval > 0 {
+		in.Scheduler.ReconcileInterval = time.Duration(c.ReconcileInterval)
 	}
 	in.Service.Wake = in.Scheduler.Wake
 	in.HTTP = tbhttp.NewServer(in.Service)

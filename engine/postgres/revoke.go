@@ -48,7 +48,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	n, err := e.terminate(ctx, admin, p.Principal, oid)
 	res.SessionsEnded += n
 	if err != nil || role == nil {
-		res.Dropped = err == nil
+		res.Dropped, res.Absent = err == nil, err == nil && res.SessionsEnded == 0
 		return res, e.wrap(err, secrets)
 	}
 	t, err := e.dropOwned(ctx, admin, p, oid)

@@ -1,0 +1,175 @@
+package scheduler
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// Reconcile compares, on every server, the principals Timebox created (recognised on the
+// database by their mark, see timebox.Inventory) with what the store says should exist, and
+// repairs each difference with an audit event "drift.repaired":
+//
+//   - a principal with no live grant (an orphan: the store lost track of it, or a removal was
+//     undone by hand) is removed — login disabled, sessions ended, dropped;
+//   - the principal of an active grant that was changed by hand (an extra role, another or no
+//     VALID UNTIL, login disabled) or dropped by hand is put back to exactly its plan.
+//
+// The database is listed before the store is read: a principal is created only after its
+// intent is stored, so one that the store does not know is a true orphan. A request the
+// scheduler is working on is left alone in this pass. A password changed by hand cannot be
+// seen without superuser rights and is not detected.
+func (s *Scheduler) Reconcile(ctx context.Context) {
+	for _, server := range slices.Sorted(maps.Keys(s.Engines)) {
+		inv, ok := s.Engines[server].(timebox.Inventory)
+		if !ok {
+			continue
+		}
+		var found []timebox.ManagedPrincipal
+		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
+			found, err = inv.Managed(ctx)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Logger.Warn("reconciler: cannot list the server's principals", "server", server, "err", timebox.ErrorMessage(err))
+			}
+			continue
+		}
+		if err := s.reconcileServer(ctx, server, found); err != nil && ctx.Err() == nil {
+			s.Logger.Error("reconciler: server", "server", server, "err", err)
+		}
+	}
+}
+
+func (s *Scheduler) reconcileServer(ctx context.Context, server string, found []timebox.ManagedPrincipal) error {
+	var live []*timebox.Request
+	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	expected := map[string]*timebox.Request{}
+	for _, r := range live {
+		if r.Grant != nil && r.Grant.Server == server {
+			expected[r.Grant.Principal] = r
+		}
+	}
+	onDB := map[string]bool{}
+	for _, m := range found {
+		onDB[m.Name] = true
+		if r, ok := expected[m.Name]; !ok {
+			s.removeOrphan(ctx, server, m)
+		} else if drift := driftOf(r, &m); drift != "" {
+			s.repair(ctx, r.ID, drift)
+		}
+	}
+	for name, r := range expected {
+		if !onDB[name] && r.State == timebox.StateActive && r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive {
+			s.repair(ctx, r.ID, "the login was dropped by hand")
+		}
+	}
+	return nil
+}
+
+// driftOf describes how m differs from the plan of r's active grant ("" when it does not, or
+// when the grant is not settled: the scheduler owns creating and revoking grants).
+func driftOf(r *timebox.Request, m *timebox.ManagedPrincipal) string {
+	g := r.Grant
+	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || g.Status != timebox.GrantActive {
+		return ""
+	}
+	switch {
+	case !m.CanLogin:
+		return "the login was disabled by hand"
+	case !m.ValidUntil.Equal(g.ValidUntil):
+		if m.ValidUntil.IsZero() {
+			return "VALID UNTIL was removed (infinity)"
+		}
+		return "VALID UNTIL was changed to " + m.ValidUntil.Format(time.RFC3339Nano)
+	case !slices.Equal(slices.Sorted(slices.Values(m.Roles)), slices.Sorted(slices.Values(g.Roles))):
+		return "its roles were changed by hand to [" + strings.Join(m.Roles, ", ") + "]"
+	}
+	return ""
+}
+
+// removeOrphan removes a principal that no live grant accounts for.
+func (s *Scheduler) removeOrphan(ctx context.Context, server string, m timebox.ManagedPrincipal) {
+	var res timebox.RevokeResult
+	err := s.onServer(ctx, server, func(ctx context.Context, e timebox.Engine) (err error) {
+		res, err = e.Revoke(ctx, timebox.GrantPlan{Method: timebox.MethodEphemeralLogin, Principal: m.Name, Database: m.Database})
+		return err
+	})
+	if err != nil {
+		s.Logger.Warn("reconciler: cannot remove an orphan", "server", server, "principal", m.Name, "err", timebox.ErrorMessage(err))
+		return
+	}
+	if res.Absent { // gone meanwhile: a removal finished between the listing and now
+		return
+	}
+	if !res.Dropped && !m.CanLogin && len(m.Roles) == 0 && res.SessionsEnded == 0 {
+		return // kept without login by an earlier pass, and still nothing to undo: no news
+	}
+	outcome := "dropped"
+	if !res.Dropped {
+		outcome = "kept without login: " + res.Detail
+	}
+	s.drifted(ctx, server, "orphan_removed", &timebox.Event{Details: map[string]any{
+		"principal": m.Name, "server": server, "found": "a Timebox login with no live grant",
+		"outcome": outcome, "sessions_ended": res.SessionsEnded,
+	}})
+}
+
+// repair puts the principal of request id back to its plan, under the request's in-flight
+// guard so that it never races the scheduler's own activation or removal.
+func (s *Scheduler) repair(ctx context.Context, id, drift string) {
+	s.mu.Lock()
+	if s.inflight[id] {
+		s.mu.Unlock()
+		return // being worked on: look again next pass
+	}
+	s.inflight[id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.mu.Unlock()
+	}()
+	var r *timebox.Request
+	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(id); return err }); err != nil {
+		return
+	}
+	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || r.Grant == nil ||
+		r.Grant.Status != timebox.GrantActive || !r.End.After(s.Now()) {
+		return // it moved on since the listing
+	}
+	err := s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
+		return e.Grant(ctx, p)
+	})
+	if err != nil {
+		s.Logger.Warn("reconciler: cannot repair a grant", "request", id, "drift", drift, "err", timebox.ErrorMessage(err))
+		return
+	}
+	s.drifted(ctx, r.Grant.Server, "grant_restored", &timebox.Event{RequestID: r.ID, Database: r.Database, Details: map[string]any{
+		"principal": r.Grant.Principal, "server": r.Grant.Server, "found": drift, "outcome": "restored to its plan",
+	}})
+}
+
+// drifted records one repair: an audit event, a log line and a metric.
+func (s *Scheduler) drifted(ctx context.Context, server, kind string, e *timebox.Event) {
+	e.Time, e.Actor, e.Action = s.Now().UTC(), Actor, "drift.repaired"
+	e.Details["kind"] = kind
+	if err := s.Store.Update(ctx, func(tx timebox.Tx) error { return tx.AppendEvent(e) }); err != nil {
+		s.Logger.Error("reconciler: record a repair", "err", err)
+	}
+	s.Logger.Warn("reconciler: repaired drift", "server", server, "kind", kind, "principal", e.Details["principal"], "found", e.Details["found"])
+	if s.Metrics != nil {
+		s.Metrics.DriftRepaired.WithLabelValues(server, kind).Inc()
+	}
+}
