@@ -91,6 +91,34 @@ func (e Ending) Action() Action {
 	return ActionExpire
 }
 
+// DueAt returns when the scheduler next has to act on r, and false when never (a final
+// state). A removal under way is due at once (its EndingSince, or the epoch), unless its own
+// retry waits; an activation waits for its start and its retries, never past the end; an
+// unreviewed or active request is due at its end.
+func (r *Request) DueAt() (time.Time, bool) {
+	g := r.Grant
+	switch {
+	case !r.State.Live():
+		return time.Time{}, false
+	case r.Ending != EndingNone && g != nil && g.Status == GrantRevoking && !g.NextAttemptAt.IsZero():
+		return g.NextAttemptAt, true
+	case r.Ending != EndingNone && !r.EndingSince.IsZero():
+		return r.EndingSince, true
+	case r.Ending != EndingNone:
+		return time.Unix(0, 0).UTC(), true
+	case r.State == StatePending, r.State == StateActive:
+		return r.End, true
+	}
+	due := r.Start // approved
+	if g != nil && g.NextAttemptAt.After(due) {
+		due = g.NextAttemptAt
+	}
+	if r.End.Before(due) {
+		due = r.End
+	}
+	return due, true
+}
+
 // Review is one decision on a request.
 type Review struct {
 	Reviewer string    `json:"reviewer"`
@@ -151,6 +179,8 @@ type RequestFilter struct {
 	States    []State
 	Requester string
 	Database  string
+	// DueBy, when set, keeps the requests the scheduler has to act on by then (see DueAt).
+	DueBy time.Time
 	// Visible, when set, limits the result to what one non-admin user may see.
 	Visible *Visibility
 	Limit   int

@@ -29,6 +29,9 @@ type Tx interface {
 	FindRequest(id string) (*Request, error)
 	// FindRequests returns matching requests with their grants, newest first.
 	FindRequests(f RequestFilter) ([]*Request, error)
+	// NextDue returns the earliest time after after at which a request is due (see
+	// Request.DueAt), or zero when none is.
+	NextDue(after time.Time) (time.Time, error)
 	// CountRequests returns the number of requests in each state.
 	CountRequests() (map[State]int, error)
 	// PutGrant inserts or replaces the grant of g.RequestID.

@@ -21,7 +21,7 @@ func (s *Scheduler) Process(ctx context.Context, id string) error {
 		return err
 	}
 	now := s.Now()
-	if dueAt(r).After(now) {
+	if due, ok := r.DueAt(); !ok || due.After(now) {
 		return nil
 	}
 	switch {

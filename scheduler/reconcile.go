@@ -140,6 +140,7 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 		s.mu.Lock()
 		delete(s.inflight, id)
 		s.mu.Unlock()
+		s.Wake() // work skipped while this held the request (e.g. its end) runs now
 	}()
 	var r *timebox.Request
 	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(id); return err }); err != nil {

@@ -137,69 +137,39 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// Dispatch starts the work that is due now and returns the next deadline (zero if none).
+// Dispatch starts the work that is due now and returns the next deadline (zero if none). It
+// reads only the due requests and the next due time, through the store's due_at index.
 func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
-	var rs []*timebox.Request
+	now := s.Now()
+	var due []*timebox.Request
+	var next time.Time
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		rs, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StatePending, timebox.StateApproved, timebox.StateActive}})
+		if due, err = tx.FindRequests(timebox.RequestFilter{DueBy: now}); err != nil {
+			return err
+		}
+		next, err = tx.NextDue(now)
 		return err
 	})
 	if err != nil {
 		if ctx.Err() == nil {
-			s.Logger.Error("scheduler: load live requests", "err", err)
+			s.Logger.Error("scheduler: load due requests", "err", err)
 		}
-		return s.Now().Add(time.Second)
+		return now.Add(time.Second)
 	}
-	now := s.Now()
-	var next time.Time
 	s.mu.Lock()
 	maps.DeleteFunc(s.cooldown, func(_ string, until time.Time) bool { return until.Before(now) })
 	cooldown := maps.Clone(s.cooldown)
 	s.mu.Unlock()
-	for _, r := range rs {
-		due := dueAt(r)
-		if until, ok := cooldown[r.ID]; ok && until.After(due) {
-			due = until
-		}
-		if due.After(now) {
-			if next.IsZero() || due.Before(next) {
-				next = due
+	for _, r := range due {
+		if until, ok := cooldown[r.ID]; ok {
+			if next.IsZero() || until.Before(next) {
+				next = until
 			}
 			continue
 		}
 		s.start(ctx, r)
 	}
 	return next
-}
-
-// dueAt returns when r next needs the scheduler.
-func dueAt(r *timebox.Request) time.Time {
-	retry := func(t time.Time) time.Time {
-		if r.Grant != nil && r.Grant.NextAttemptAt.After(t) {
-			return r.Grant.NextAttemptAt
-		}
-		return t
-	}
-	switch {
-	case r.Ending != timebox.EndingNone && r.Grant != nil && r.Grant.Status == timebox.GrantRevoking:
-		return retry(time.Time{}) // the removal's own retries
-	case r.Ending != timebox.EndingNone:
-		return time.Time{} // now: a failed activation's backoff must not delay a revocation
-	case r.State == timebox.StatePending, r.State == timebox.StateActive:
-		return r.End
-	case r.State == timebox.StateApproved && r.Grant != nil:
-		return earliest(retry(r.Start), r.End)
-	case r.State == timebox.StateApproved:
-		return earliest(r.Start, r.End)
-	}
-	return time.Time{}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // start runs the work for r in its own goroutine unless r is already in flight.

@@ -64,6 +64,7 @@ func TestDueAt(t *testing.T) {
 	start := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
 	end := start.Add(2 * time.Hour)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
+	epoch := time.Unix(0, 0).UTC() // due at once, whatever the time
 	grant := func(next time.Time) *timebox.Grant { return &timebox.Grant{NextAttemptAt: next} }
 	revoking := func(next time.Time) *timebox.Grant {
 		return &timebox.Grant{Status: timebox.GrantRevoking, NextAttemptAt: next}
@@ -83,17 +84,19 @@ func TestDueAt(t *testing.T) {
 		{"active", timebox.Request{State: timebox.StateActive, Start: start, End: end, Grant: grant(time.Time{})}, end},
 		{"active, old retry time", timebox.Request{State: timebox.StateActive, Start: start, End: end, Grant: grant(at(time.Minute))}, end},
 		{"ending, retrying", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: revoking(at(5 * time.Minute))}, at(5 * time.Minute)},
-		{"ending, activation was retrying", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(at(5 * time.Minute))}, time.Time{}},
+		{"ending, activation was retrying", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(at(5 * time.Minute))}, epoch},
 		{"ending, retry after end", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingExpire, Start: start, End: end, Grant: revoking(at(3 * time.Hour))}, at(3 * time.Hour)},
-		{"ending, no retry", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(time.Time{})}, time.Time{}},
-		{"ending, no grant", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingCancel, Start: start, End: end}, time.Time{}},
+		{"ending, no retry", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, Start: start, End: end, Grant: grant(time.Time{})}, epoch},
+		{"ending since", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRevoke, EndingSince: at(time.Minute), Start: start, End: end, Grant: grant(at(time.Hour))}, at(time.Minute)},
+		{"ending, no grant", timebox.Request{State: timebox.StateApproved, Ending: timebox.EndingCancel, Start: start, End: end}, epoch},
 		{"expired", timebox.Request{State: timebox.StateExpired, Start: start, End: end}, time.Time{}},
 		{"denied", timebox.Request{State: timebox.StateDenied, Start: start, End: end}, time.Time{}},
 		{"revoked", timebox.Request{State: timebox.StateRevoked, Start: start, End: end, Grant: grant(at(time.Hour))}, time.Time{}},
 		{"cancelled", timebox.Request{State: timebox.StateCancelled, Start: start, End: end}, time.Time{}},
 	} {
-		if got := dueAt(&tc.r); !got.Equal(tc.want) {
-			t.Errorf("%s: dueAt = %v, want %v", tc.name, got, tc.want)
+		got, ok := tc.r.DueAt()
+		if ok != !tc.want.IsZero() || (ok && !got.Equal(tc.want)) {
+			t.Errorf("%s: DueAt = %v, %v; want %v", tc.name, got, ok, tc.want)
 		}
 	}
 }

@@ -31,14 +31,14 @@ func (t *tx) CreateRequest(r *timebox.Request) error {
 	res, err := t.exec(`
 		INSERT INTO requests (id, requester, database, access, start_at, end_at, requested_start,
 			requested_end, reason, ticket, state, ending, ending_since, reviews, activated_at,
-			ended_at, created_at, updated_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ended_at, created_at, updated_at, version, due_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 		r.ID, r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
-		t.timeArg(r.UpdatedAt), r.Version)
+		t.timeArg(r.UpdatedAt), r.Version, t.dueArg(r))
 	if err != nil {
 		return internal(err, "insert request %s", r.ID)
 	}
@@ -63,13 +63,13 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 		UPDATE requests SET requester = ?, database = ?, access = ?, start_at = ?, end_at = ?,
 			requested_start = ?, requested_end = ?, reason = ?, ticket = ?, state = ?,
 			ending = ?, ending_since = ?, reviews = ?, activated_at = ?, ended_at = ?,
-			created_at = ?, updated_at = ?, version = ?
+			created_at = ?, updated_at = ?, version = ?, due_at = ?
 		WHERE id = ? AND version = ?`,
 		r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
-		t.timeArg(r.UpdatedAt), r.Version+1,
+		t.timeArg(r.UpdatedAt), r.Version+1, t.dueArg(r),
 		r.ID, r.Version)
 	if err != nil {
 		return internal(err, "update request %s", r.ID)
@@ -125,6 +125,9 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 			args = append(args, string(s))
 		}
 	}
+	if !f.DueBy.IsZero() {
+		where, args = append(where, "r.due_at <= ?"), append(args, t.timeArg(normTime(f.DueBy)))
+	}
 	if f.Requester != "" {
 		where, args = append(where, "r.requester = ?"), append(args, f.Requester)
 	}
@@ -163,6 +166,27 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 		return nil, internal(err, "list requests")
 	}
 	return list, nil
+}
+
+// dueArg is the due_at column of r: when the scheduler next has to act on it (NULL: never).
+// It is written with every change of the request, after its grant, so that the scheduler
+// finds due work with an index instead of reading every live request.
+func (t *tx) dueArg(r *timebox.Request) any {
+	due, ok := r.DueAt()
+	if !ok {
+		return nil
+	}
+	return t.timeArg(normTime(due))
+}
+
+// NextDue returns the earliest due time after after (zero when there is none).
+func (t *tx) NextDue(after time.Time) (time.Time, error) {
+	var next time.Time
+	err := t.queryRow(`SELECT MIN(due_at) FROM requests WHERE due_at > ?`, t.timeArg(normTime(after))).Scan(timeCol{&next})
+	if err != nil {
+		return time.Time{}, internal(err, "find the next due request")
+	}
+	return next, nil
 }
 
 // CountRequests returns the number of requests in each state; every state of timebox.States

@@ -27,6 +27,7 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Grant", testGrant},
 		{"RequestFilters", testRequestFilters},
 		{"CountRequests", testCountRequests},
+		{"DueRequests", testDueRequests},
 		{"EventRoundTrip", testEventRoundTrip},
 		{"EventFilters", testEventFilters},
 		{"EventConcurrentAppend", testEventConcurrentAppend},

@@ -21,9 +21,11 @@ CREATE TABLE requests (
 	ended_at        timestamptz,
 	created_at      timestamptz NOT NULL,
 	updated_at      timestamptz,
-	version         integer NOT NULL
+	version         integer NOT NULL,
+	due_at          timestamptz
 );
 CREATE INDEX requests_state ON requests (state);
+CREATE INDEX requests_due ON requests (due_at);
 CREATE INDEX requests_requester ON requests (requester);
 CREATE INDEX requests_database ON requests (database);
 CREATE INDEX requests_created ON requests (created_at, id);

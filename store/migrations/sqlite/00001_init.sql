@@ -21,9 +21,11 @@ CREATE TABLE requests (
 	ended_at        TEXT,
 	created_at      TEXT NOT NULL,
 	updated_at      TEXT,
-	version         INTEGER NOT NULL
+	version         INTEGER NOT NULL,
+	due_at          TEXT
 ) STRICT;
 CREATE INDEX requests_state ON requests (state);
+CREATE INDEX requests_due ON requests (due_at);
 CREATE INDEX requests_requester ON requests (requester);
 CREATE INDEX requests_database ON requests (database);
 CREATE INDEX requests_created ON requests (created_at, id);
