@@ -108,3 +108,28 @@ type Inventory interface {
 	// server cannot be reached.
 	Managed(ctx context.Context) ([]ManagedPrincipal, error)
 }
+
+// ServerStatus is what one process knows of a database server's health and pending work.
+type ServerStatus struct {
+	Name   string `json:"name"`
+	Engine string `json:"engine"`
+	// Reachable is unknown (nil) until this process talked to the server.
+	Reachable   *bool     `json:"reachable"`
+	LastOKAt    time.Time `json:"last_ok_at,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Activating and Removing count the grants whose activation or removal is under way
+	// (retrying ones included); Retrying counts those waiting after a failed attempt.
+	Activating int `json:"activating"`
+	Removing   int `json:"removing"`
+	Retrying   int `json:"retrying"`
+	Active     int `json:"active"`
+}
+
+// Status is the state of the servers as seen by one Timebox process.
+type Status struct {
+	// Leader is true when this process does the database work for the store; the health of
+	// the servers is known only there.
+	Leader  bool           `json:"leader"`
+	Servers []ServerStatus `json:"servers"`
+}

@@ -115,9 +115,13 @@ func (s *Scheduler) onServer(ctx context.Context, server string, op func(context
 		return ctx.Err()
 	}
 	defer func() { <-slot }()
-	ctx, cancel := context.WithTimeout(ctx, s.StepTimeout)
+	stepCtx, cancel := context.WithTimeout(ctx, s.StepTimeout)
 	defer cancel()
-	return op(ctx, e)
+	err = op(stepCtx, e)
+	if ctx.Err() == nil { // not a shutdown: what the server said (a timeout counts)
+		s.observe(server, err)
+	}
+	return err
 }
 
 // failed records a failed attempt on the grant and schedules the next one. The first

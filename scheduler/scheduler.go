@@ -54,6 +54,7 @@ type Scheduler struct {
 	// they are not retried before the time given, so a lasting error cannot spin the loop.
 	cooldown map[string]time.Time
 	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
+	health   map[string]health        // per server: what the last calls said
 	wg       sync.WaitGroup
 }
 
@@ -72,7 +73,7 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 		Now: time.Now, Logger: slog.Default(),
 		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, slots: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, slots: map[string]chan struct{}{},
 	}
 }
 

@@ -16,7 +16,11 @@ import (
 func (e *env) storedRequest(id string) *timebox.Request {
 	e.t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, e.cfg.Store)
+	dsn, err := e.cfg.storeDSN()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -85,6 +85,7 @@ type envOptions struct {
 	dbName   string           // default: shop_<random>
 	roleName string           // default: ro_<random>
 	user     string           // the requester's name (default alice)
+	storePG  *testdb.Postgres // when set, the store is a new database on this cluster
 }
 
 // newEnv creates databases and roles, hardens them, writes a config and creates tokens.
@@ -139,8 +140,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 		must(os.WriteFile(p, []byte(v+"\n"), 0o600))
 		return "file:" + p
 	}
+	storeLines := "store: sqlite://" + filepath.Join(e.dir, "timebox.db")
+	if o.storePG != nil {
+		name := "store_" + suffix
+		must(o.storePG.CreateDatabase(ctx, name))
+		storeLines = fmt.Sprintf("store: postgres://%s@127.0.0.1:%d/%s?sslmode=disable\nstore_password: %s",
+			o.storePG.SuperUser, o.storePG.Port, name, writeSecret("store.password", o.storePG.SuperPassword))
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
-store: sqlite://%s
+%s
 secret_key: %s
 sweep_interval: 2s
 log_level: warn
@@ -162,14 +170,16 @@ access_levels:
 limits:
   prod: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h, require_ticket: true}
   dev: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h}
-`, freePort(t), filepath.Join(e.dir, "timebox.db"), writeSecret("secret.key", timebox.RandomPassword(32)),
+`, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
 		o.user, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
 		writeSecret("pg.password", adminPassword), e.db, e.other, o.roleName)
 	e.cfgPath = filepath.Join(e.dir, "timebox.yaml")
 	must(os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = loadConfig(e.cfgPath)
 	must(err)
-	st, err := store.Open(ctx, e.cfg.Store)
+	dsn, err := e.cfg.storeDSN()
+	must(err)
+	st, err := store.Open(ctx, dsn)
 	must(err)
 	e.tokens = map[string]string{}
 	for _, u := range e.cfg.Users {

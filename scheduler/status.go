@@ -1,0 +1,79 @@
+package scheduler
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+// health is what the last engine calls said of one server.
+type health struct {
+	reachable   *bool
+	okAt, errAt time.Time
+	lastError   string
+}
+
+// observe records the outcome of one call to server.
+func (s *Scheduler) observe(server string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.health[server]
+	now := s.Now()
+	reachable := err == nil || timebox.ErrorCode(err) != timebox.EUNAVAILABLE
+	h.reachable = &reachable
+	if err == nil {
+		h.okAt = now
+	} else {
+		h.errAt, h.lastError = now, timebox.ErrorMessage(err)
+	}
+	s.health[server] = h
+}
+
+// Status reports each server's health as this process last saw it, and the work pending on
+// it according to the store.
+func (s *Scheduler) Status(ctx context.Context) (*timebox.Status, error) {
+	var live []*timebox.Request
+	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &timebox.Status{Leader: s.lead(ctx), Servers: []timebox.ServerStatus{}}
+	byName := map[string]*timebox.ServerStatus{}
+	s.mu.Lock()
+	for _, name := range slices.Sorted(maps.Keys(s.Engines)) {
+		h := s.health[name]
+		ss := timebox.ServerStatus{Name: name, Reachable: h.reachable, LastOKAt: h.okAt, LastError: h.lastError, LastErrorAt: h.errAt}
+		if srv, err := s.Catalog.Server(name); err == nil {
+			ss.Engine = srv.Engine
+		}
+		st.Servers = append(st.Servers, ss)
+	}
+	s.mu.Unlock()
+	for i := range st.Servers {
+		byName[st.Servers[i].Name] = &st.Servers[i]
+	}
+	for _, r := range live {
+		if r.Grant == nil || byName[r.Grant.Server] == nil {
+			continue
+		}
+		ss, g := byName[r.Grant.Server], r.Grant
+		switch {
+		case r.Ending != timebox.EndingNone || g.Status == timebox.GrantRevoking:
+			ss.Removing++
+		case g.Status == timebox.GrantCreating:
+			ss.Activating++
+		case g.Status == timebox.GrantActive:
+			ss.Active++
+		}
+		if g.LastError != "" && (g.Status == timebox.GrantCreating || g.Status == timebox.GrantRevoking) {
+			ss.Retrying++
+		}
+	}
+	return st, nil
+}
