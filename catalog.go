@@ -16,6 +16,9 @@ import (
 // Grant methods a database can use.
 const (
 	MethodEphemeralLogin = "ephemeral_login"
+	// MethodUnlockLogin unlocks an existing, normally locked login (Database.Login) for the
+	// window, with a fresh password, and locks it again after.
+	MethodUnlockLogin = "unlock_login"
 )
 
 // Engines Timebox can talk to.
@@ -47,13 +50,15 @@ type Server struct {
 
 // Database is one database on a server that people can request access to.
 type Database struct {
-	Name        string            `yaml:"name" json:"name"`
-	Server      string            `yaml:"server" json:"server"`
-	Database    string            `yaml:"database" json:"database"`
-	Environment string            `yaml:"environment" json:"environment"`
-	Owners      []string          `yaml:"owners" json:"owners"`
-	Method      string            `yaml:"method" json:"method"`
-	Labels      map[string]string `yaml:"labels" json:"labels,omitempty"`
+	Name        string   `yaml:"name" json:"name"`
+	Server      string   `yaml:"server" json:"server"`
+	Database    string   `yaml:"database" json:"database"`
+	Environment string   `yaml:"environment" json:"environment"`
+	Owners      []string `yaml:"owners" json:"owners"`
+	Method      string   `yaml:"method" json:"method"`
+	// Login is the existing login that method unlock_login unlocks.
+	Login  string            `yaml:"login" json:"login,omitempty"`
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// Roles overrides an access level's roles on this database: level name → roles.
 	Roles map[string][]string `yaml:"roles" json:"-"`
 }
@@ -187,8 +192,12 @@ func (c *Catalog) Validate() error {
 			return fieldError(f+".environment", "required (e.g. dev, test, prod)")
 		case len(d.Owners) == 0:
 			return fieldError(f+".owners", "must list at least one owner group")
-		case d.Method != MethodEphemeralLogin:
-			return fieldError(f+".method", "unknown method %q (supported: %s)", d.Method, MethodEphemeralLogin)
+		case d.Method != MethodEphemeralLogin && d.Method != MethodUnlockLogin:
+			return fieldError(f+".method", "unknown method %q (supported: %s, %s)", d.Method, MethodEphemeralLogin, MethodUnlockLogin)
+		case d.Method == MethodUnlockLogin && d.Login == "":
+			return fieldError(f+".login", "required with method unlock_login: the existing login to unlock")
+		case d.Method != MethodUnlockLogin && d.Login != "":
+			return fieldError(f+".login", "only used with method unlock_login")
 		}
 		for lvl, roles := range d.Roles {
 			if !levels[lvl] {

@@ -60,7 +60,8 @@ type RevokeResult struct {
 	Dropped       bool
 	Detail        string
 	SessionsEnded int
-	// Absent is true when the principal did not exist (nothing was there to remove).
+	// Absent is true when there was nothing to remove: the principal did not exist (or, for
+	// a shared login, was locked already and had no session).
 	Absent bool
 }
 
@@ -99,14 +100,17 @@ type ManagedPrincipal struct {
 	Roles      []string  // roles granted to it
 	// Database is where to run its removal: a database it holds CONNECT on, or the admin's.
 	Database string
+	// Shared is true for an existing login named in the configuration (method unlock_login),
+	// false for a login Timebox created.
+	Shared bool
 }
 
 // Inventory is implemented by engines that can list the principals Timebox created on their
 // server, recognised on the database itself (not by name alone). The reconciler uses it.
 type Inventory interface {
-	// Managed lists every principal Timebox created that still exists. EUNAVAILABLE when the
-	// server cannot be reached.
-	Managed(ctx context.Context) ([]ManagedPrincipal, error)
+	// Managed lists every principal Timebox created that still exists, and the shared logins
+	// named in shared (those that exist). EUNAVAILABLE when the server cannot be reached.
+	Managed(ctx context.Context, shared []string) ([]ManagedPrincipal, error)
 }
 
 // ServerStatus is what one process knows of a database server's health and pending work.

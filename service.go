@@ -46,7 +46,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	}
 	if roles, err := s.Catalog.Roles(db, in.Access); err != nil {
 		return nil, err
-	} else if len(roles) == 0 {
+	} else if len(roles) == 0 && db.Method != MethodUnlockLogin {
 		return nil, Errorf(EINVALID, "access level %q grants nothing on database %q", in.Access, db.Name)
 	}
 	now := s.now()
@@ -92,6 +92,9 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 		State: StatePending, Reviews: []Review{}, CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
 	err = s.Store.Update(ctx, func(tx Tx) error {
+		if err := s.checkLoginFree(tx, r, db); err != nil {
+			return err
+		}
 		if err := tx.CreateRequest(r); err != nil {
 			return err
 		}
@@ -105,6 +108,36 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	}
 	s.wake() // its window's end is a deadline (an unreviewed request expires)
 	return r, nil
+}
+
+// checkLoginFree refuses r when its database unlocks a shared login (method unlock_login)
+// that another approved or active request holds during an overlapping window. Refusing, not
+// queueing: a queue would hand a shared login on without anyone reviewing the hand-over, and
+// the error tells the requester when the login is free.
+func (s *Service) checkLoginFree(tx Tx, r *Request, db *Database) error {
+	if db.Method != MethodUnlockLogin {
+		return nil
+	}
+	var same []string
+	for _, d := range s.Catalog.Databases {
+		if d.Method == MethodUnlockLogin && d.Server == db.Server && d.Login == db.Login {
+			same = append(same, d.Name)
+		}
+	}
+	holders, err := tx.FindRequests(RequestFilter{States: []State{StateApproved, StateActive}})
+	if err != nil {
+		return err
+	}
+	for _, h := range holders {
+		if h.ID == r.ID || !slices.Contains(same, h.Database) || h.Ending != EndingNone {
+			continue
+		}
+		if h.Start.Before(r.End) && r.Start.Before(h.End) {
+			return Errorf(ECONFLICT, "login %q on server %s is held by request %s (%s) from %s to %s; ask for a window after %s",
+				db.Login, db.Server, h.ID, h.Requester, fmtTime(h.Start), fmtTime(h.End), fmtTime(h.End))
+		}
+	}
+	return nil
 }
 
 // requestEvent builds an audit event about r.
@@ -151,6 +184,11 @@ func (s *Service) Approve(ctx context.Context, actor, id string, in ApproveInput
 		}
 		changes, err := narrow(r, in, now)
 		if err != nil {
+			return err
+		}
+		if db, err := s.Catalog.Database(r.Database); err != nil {
+			return err
+		} else if err := s.checkLoginFree(tx, r, db); err != nil {
 			return err
 		}
 		r.State, r.UpdatedAt = to, now

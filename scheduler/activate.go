@@ -85,8 +85,12 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	if err != nil {
 		return nil, err
 	}
+	principal := PrincipalName(r.Requester, r.ID)
+	if db.Method == timebox.MethodUnlockLogin {
+		principal, roles = db.Login, nil // the shared login carries its own privileges
+	}
 	return &timebox.Grant{
-		RequestID: r.ID, Server: db.Server, Principal: PrincipalName(r.Requester, r.ID),
+		RequestID: r.ID, Server: db.Server, Principal: principal,
 		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
 		SealedPassword: s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID),
 		CreatedAt:      now, UpdatedAt: now,

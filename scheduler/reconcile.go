@@ -17,21 +17,31 @@ import (
 //   - a principal with no live grant (an orphan: the store lost track of it, or a removal was
 //     undone by hand) is removed — login disabled, sessions ended, dropped;
 //   - the principal of an active grant that was changed by hand (an extra role, another or no
-//     VALID UNTIL, login disabled) or dropped by hand is put back to exactly its plan.
+//     VALID UNTIL, login disabled) or dropped by hand is put back to exactly its plan;
+//   - a shared login (method unlock_login) unlocked by hand while no grant holds it is locked
+//     again.
 //
 // The database is listed before the store is read: a principal is created only after its
 // intent is stored, so one that the store does not know is a true orphan. A request the
 // scheduler is working on is left alone in this pass. A password changed by hand cannot be
 // seen without superuser rights and is not detected.
 func (s *Scheduler) Reconcile(ctx context.Context) {
+	s.reconciling.Lock()
+	defer s.reconciling.Unlock()
 	for _, server := range slices.Sorted(maps.Keys(s.Engines)) {
 		inv, ok := s.Engines[server].(timebox.Inventory)
 		if !ok {
 			continue
 		}
+		var shared []string
+		for _, d := range s.Catalog.Databases {
+			if d.Server == server && d.Method == timebox.MethodUnlockLogin {
+				shared = append(shared, d.Login)
+			}
+		}
 		var found []timebox.ManagedPrincipal
 		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
-			found, err = inv.Managed(ctx)
+			found, err = inv.Managed(ctx, shared)
 			return err
 		})
 		if err != nil {
@@ -64,18 +74,45 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, found []
 	onDB := map[string]bool{}
 	for _, m := range found {
 		onDB[m.Name] = true
-		if r, ok := expected[m.Name]; !ok {
+		r, ok := expected[m.Name]
+		switch {
+		case !ok && m.Shared && m.CanLogin:
+			s.relock(ctx, server, m)
+		case !ok && !m.Shared:
 			s.removeOrphan(ctx, server, m)
-		} else if drift := driftOf(r, &m); drift != "" {
-			s.repair(ctx, r.ID, drift)
+		case ok:
+			if drift := driftOf(r, &m); drift != "" {
+				s.repair(ctx, r.ID, drift)
+			}
 		}
 	}
 	for name, r := range expected {
-		if !onDB[name] && r.State == timebox.StateActive && r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive {
+		if !onDB[name] && r.Grant.Method != timebox.MethodUnlockLogin && r.State == timebox.StateActive &&
+			r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive {
 			s.repair(ctx, r.ID, "the login was dropped by hand")
 		}
 	}
 	return nil
+}
+
+// relock locks a shared login again that was unlocked by hand while no grant holds it.
+func (s *Scheduler) relock(ctx context.Context, server string, m timebox.ManagedPrincipal) {
+	var res timebox.RevokeResult
+	err := s.onServer(ctx, server, func(ctx context.Context, e timebox.Engine) (err error) {
+		res, err = e.Revoke(ctx, timebox.GrantPlan{Method: timebox.MethodUnlockLogin, Principal: m.Name, Database: m.Database})
+		return err
+	})
+	if err != nil {
+		s.Logger.Warn("reconciler: cannot lock a shared login", "server", server, "login", m.Name, "err", timebox.ErrorMessage(err))
+		return
+	}
+	if res.Absent { // locked meanwhile by the grant's own removal
+		return
+	}
+	s.drifted(ctx, server, "login_locked", &timebox.Event{Details: map[string]any{
+		"principal": m.Name, "server": server, "found": "a shared login unlocked with no grant holding it",
+		"outcome": res.Detail, "sessions_ended": res.SessionsEnded,
+	}})
 }
 
 // driftOf describes how m differs from the plan of r's active grant ("" when it does not, or
@@ -93,7 +130,7 @@ func driftOf(r *timebox.Request, m *timebox.ManagedPrincipal) string {
 			return "VALID UNTIL was removed (infinity)"
 		}
 		return "VALID UNTIL was changed to " + m.ValidUntil.Format(time.RFC3339Nano)
-	case !slices.Equal(slices.Sorted(slices.Values(m.Roles)), slices.Sorted(slices.Values(g.Roles))):
+	case g.Method != timebox.MethodUnlockLogin && !slices.Equal(slices.Sorted(slices.Values(m.Roles)), slices.Sorted(slices.Values(g.Roles))):
 		return "its roles were changed by hand to [" + strings.Join(m.Roles, ", ") + "]"
 	}
 	return ""

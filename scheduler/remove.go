@@ -53,8 +53,12 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 		}
 		g := r.Grant
 		g.Status, g.LastError, g.NextAttemptAt, g.UpdatedAt = timebox.GrantRevoked, "", time.Time{}, now
-		g.Outcome = "dropped"
-		if !res.Dropped {
+		switch {
+		case res.Dropped:
+			g.Outcome = "dropped"
+		case g.Method == timebox.MethodUnlockLogin:
+			g.Outcome = res.Detail
+		default:
 			g.Outcome = "kept without login: " + res.Detail
 		}
 		if err := tx.PutGrant(g); err != nil {

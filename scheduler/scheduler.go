@@ -47,9 +47,10 @@ type Scheduler struct {
 	// to kill the process between two steps.
 	Hook func(step string)
 
-	wake     chan struct{}
-	mu       sync.Mutex
-	inflight map[string]bool
+	wake        chan struct{}
+	reconciling sync.Mutex // one reconciler pass at a time
+	mu          sync.Mutex
+	inflight    map[string]bool
 	// cooldown holds requests whose last Process failed outside the engine (a store error):
 	// they are not retried before the time given, so a lasting error cannot spin the loop.
 	cooldown map[string]time.Time

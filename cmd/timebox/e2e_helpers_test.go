@@ -48,6 +48,7 @@ type env struct {
 	db      string // the server-side name of the requested database
 	other   string // another hardened database on the same server
 	admin   string // the Timebox admin role
+	maint   string // a shared login, unlocked by database "maint" (method unlock_login)
 	log     syncBuffer
 }
 
@@ -119,6 +120,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	must(o.pg.Exec(ctx, e.db, "CREATE TABLE orders (id int PRIMARY KEY, customer text)"))
 	must(o.pg.Exec(ctx, e.db, "INSERT INTO orders VALUES (1, 'Ada'), (2, 'Grace')"))
 	must(o.pg.Exec(ctx, e.db, "GRANT SELECT ON orders TO "+postgres.QuoteIdent(o.roleName)))
+	// A shared maintenance login, locked, for method unlock_login.
+	e.maint = "maint_" + suffix
+	must(o.pg.Exec(ctx, "postgres", "CREATE ROLE "+e.maint+" NOLOGIN"))
+	must(o.pg.Exec(ctx, "postgres", "GRANT CONNECT ON DATABASE "+postgres.QuoteIdent(e.db)+" TO "+e.maint))
+	must(o.pg.Exec(ctx, e.db, "GRANT SELECT ON orders TO "+e.maint))
 	adminPassword := timebox.RandomPassword(24)
 	for _, s := range postgres.SetupStatements(e.admin, adminPassword, []string{e.db, e.other}, []string{o.roleName}) {
 		must(o.pg.Exec(ctx, "postgres", s))
@@ -165,6 +171,7 @@ servers:
 databases:
   - {name: shop, server: pg, database: %q, environment: prod, owners: [owners]}
   - {name: other, server: pg, database: %q, environment: dev, owners: [owners]}
+  - {name: maint, server: pg, database: %q, environment: dev, owners: [owners], method: unlock_login, login: %q}
 access_levels:
   - {name: read-only, postgres: {roles: [%q]}}
 limits:
@@ -172,7 +179,7 @@ limits:
   dev: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h}
 `, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
 		o.user, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
-		writeSecret("pg.password", adminPassword), e.db, e.other, o.roleName)
+		writeSecret("pg.password", adminPassword), e.db, e.other, e.db, e.maint, o.roleName)
 	e.cfgPath = filepath.Join(e.dir, "timebox.yaml")
 	must(os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = loadConfig(e.cfgPath)

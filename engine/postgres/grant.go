@@ -99,6 +99,9 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err := e.validatePlan(p, true); err != nil {
 		return err
 	}
+	if p.Method == timebox.MethodUnlockLogin {
+		return e.grantUnlock(ctx, p)
+	}
 	v, err := newVerifier(p.Password)
 	if err != nil {
 		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)

@@ -32,6 +32,9 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err := e.validatePlan(p, false); err != nil {
 		return res, err
 	}
+	if p.Method == timebox.MethodUnlockLogin {
+		return e.revokeUnlock(ctx, p)
+	}
 	secrets := []string{p.Password}
 	admin, err := e.pool(e.adminDB)
 	if err != nil {

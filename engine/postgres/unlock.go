@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
+)
+
+// grantUnlock unlocks the existing login p.Principal for the window: LOGIN, p's password (as
+// a SCRAM verifier) and VALID UNTIL the window's end. The login itself, its CONNECT and its
+// privileges are the admin's to set up; Timebox only opens and closes it. EINVALID when the
+// login does not exist or is one of Timebox's own ephemeral logins.
+func (e *Engine) grantUnlock(ctx context.Context, p timebox.GrantPlan) error {
+	v, err := newVerifier(p.Password)
+	if err != nil {
+		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)
+	}
+	secrets := []string{p.Password, v.String(), v.salt, v.storedKey, v.serverKey}
+	pool, err := e.pool(e.adminDB)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := e.checkSharedLogin(ctx, tx, p.Principal); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdent(p.Principal)+" WITH LOGIN PASSWORD "+QuoteLiteral(v.String())+
+			" VALID UNTIL "+validUntilLiteral(p.ValidUntil))
+		return err
+	})
+	return e.wrap(err, secrets)
+}
+
+// revokeUnlock locks the login again — NOLOGIN, password cleared, an expiry in the past —
+// and ends its sessions. The login stays: it belongs to the admin.
+func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox.RevokeResult, error) {
+	var res timebox.RevokeResult
+	admin, err := e.pool(e.adminDB)
+	if err != nil {
+		return res, err
+	}
+	var wasOpen bool
+	err = func() error {
+		ctx, cancel := e.callContext(ctx)
+		defer cancel()
+		if err := e.checkSharedLogin(ctx, admin, p.Principal); err != nil {
+			return err
+		}
+		if err := admin.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", p.Principal).Scan(&wasOpen); err != nil {
+			return err
+		}
+		_, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(p.Principal)+" WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity'")
+		return err
+	}()
+	if err != nil {
+		return res, e.wrap(err, nil)
+	}
+	res.SessionsEnded, err = e.terminate(ctx, admin, p.Principal, 0)
+	res.Detail = "locked again: NOLOGIN, password cleared"
+	res.Absent = !wasOpen && res.SessionsEnded == 0 // it was locked already: nothing undone
+	return res, e.wrap(err, nil)
+}
+
+// checkSharedLogin refuses a login that does not exist or that Timebox created itself.
+func (e *Engine) checkSharedLogin(ctx context.Context, q querier, name string) error {
+	role, err := lookupRole(ctx, q, name)
+	switch {
+	case err != nil:
+		return err
+	case role == nil:
+		return timebox.Errorf(timebox.EINVALID, "server %s: login %q does not exist (method unlock_login needs an existing login)", e.name, name)
+	case role.ours:
+		return timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not a shared one", e.name, name)
+	}
+	return nil
+}
