@@ -19,6 +19,9 @@ const (
 	// MethodUnlockLogin unlocks an existing, normally locked login (Database.Login) for the
 	// window, with a fresh password, and locks it again after.
 	MethodUnlockLogin = "unlock_login"
+	// MethodRoleMembership grants the access level's roles to the person's own login
+	// (User.DBUser) for the window and revokes those no other live grant still needs after.
+	MethodRoleMembership = "role_membership"
 )
 
 // Engines Timebox can talk to.
@@ -31,6 +34,16 @@ type User struct {
 	Name   string   `yaml:"name" json:"name"`
 	Email  string   `yaml:"email" json:"email,omitempty"`
 	Groups []string `yaml:"groups" json:"groups,omitempty"`
+	// DBUser is the person's own database login, for method role_membership (default: Name).
+	DBUser string `yaml:"db_user" json:"db_user,omitempty"`
+}
+
+// Login returns the person's own database login (DBUser, or the user name).
+func (u *User) Login() string {
+	if u.DBUser != "" {
+		return u.DBUser
+	}
+	return u.Name
 }
 
 // Server is one database server that Timebox administers through an admin connection.
@@ -192,8 +205,8 @@ func (c *Catalog) Validate() error {
 			return fieldError(f+".environment", "required (e.g. dev, test, prod)")
 		case len(d.Owners) == 0:
 			return fieldError(f+".owners", "must list at least one owner group")
-		case d.Method != MethodEphemeralLogin && d.Method != MethodUnlockLogin:
-			return fieldError(f+".method", "unknown method %q (supported: %s, %s)", d.Method, MethodEphemeralLogin, MethodUnlockLogin)
+		case d.Method != MethodEphemeralLogin && d.Method != MethodUnlockLogin && d.Method != MethodRoleMembership:
+			return fieldError(f+".method", "unknown method %q (supported: %s, %s, %s)", d.Method, MethodEphemeralLogin, MethodUnlockLogin, MethodRoleMembership)
 		case d.Method == MethodUnlockLogin && d.Login == "":
 			return fieldError(f+".login", "required with method unlock_login: the existing login to unlock")
 		case d.Method != MethodUnlockLogin && d.Login != "":
@@ -365,9 +378,13 @@ func (s *Server) Endpoint() (string, int) {
 
 // ConnectURI returns a connection URI for a login on engine, with every part escaped.
 func ConnectURI(engine, user, password, host string, port int, database string) string {
+	userinfo := url.UserPassword(user, password)
+	if password == "" {
+		userinfo = url.User(user)
+	}
 	u := url.URL{
 		Scheme: engine,
-		User:   url.UserPassword(user, password),
+		User:   userinfo,
 		Host:   net.JoinHostPort(host, strconv.Itoa(port)),
 		Path:   "/" + database,
 	}

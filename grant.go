@@ -51,6 +51,9 @@ type GrantPlan struct {
 	Roles     []string
 	// ValidUntil is the end of the window: the database refuses the login after it.
 	ValidUntil time.Time
+	// Keep lists, for a removal by method role_membership, the roles and databases that
+	// other live grants of the same login still need: they are not revoked.
+	Keep, KeepDatabases []string
 }
 
 // RevokeResult tells how a removal ended on the database.

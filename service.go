@@ -414,9 +414,11 @@ func (s *Service) credentials(r *Request) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	password, err := s.Sealer.Open(r.Grant.SealedPassword, r.ID)
-	if err != nil {
-		return nil, err
+	var password string // method role_membership: the person logs in with their own password
+	if r.Grant.SealedPassword != nil {
+		if password, err = s.Sealer.Open(r.Grant.SealedPassword, r.ID); err != nil {
+			return nil, err
+		}
 	}
 	host, port := srv.Endpoint()
 	return &Credentials{

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -85,25 +86,104 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	if err != nil {
 		return nil, err
 	}
-	principal := PrincipalName(r.Requester, r.ID)
-	if db.Method == timebox.MethodUnlockLogin {
-		principal, roles = db.Login, nil // the shared login carries its own privileges
+	principal, err := s.principal(db, r.Requester, r.ID)
+	if err != nil {
+		return nil, err
 	}
-	return &timebox.Grant{
+	g := &timebox.Grant{
 		RequestID: r.ID, Server: db.Server, Principal: principal,
 		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
-		SealedPassword: s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID),
-		CreatedAt:      now, UpdatedAt: now,
-	}, nil
+		CreatedAt: now, UpdatedAt: now,
+	}
+	switch db.Method {
+	case timebox.MethodUnlockLogin:
+		g.Roles = nil // the shared login carries its own privileges
+	case timebox.MethodRoleMembership:
+		return g, nil // the person logs in with their own password
+	}
+	g.SealedPassword = s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID)
+	return g, nil
+}
+
+// principal returns the login a request on db uses: a new ephemeral one, the shared login
+// (unlock_login) or the requester's own (role_membership).
+func (s *Scheduler) principal(db *timebox.Database, requester, id string) (string, error) {
+	switch db.Method {
+	case timebox.MethodUnlockLogin:
+		return db.Login, nil
+	case timebox.MethodRoleMembership:
+		u, err := s.Catalog.User(requester)
+		if err != nil {
+			return "", err
+		}
+		return u.Login(), nil
+	}
+	return PrincipalName(requester, id), nil
 }
 
 // call runs one engine operation for r's grant, bounded by the server's slots and StepTimeout.
-func (s *Scheduler) call(ctx context.Context, r *timebox.Request, withPassword bool, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
-	p, err := s.plan(r, withPassword)
+func (s *Scheduler) call(ctx context.Context, r *timebox.Request, granting bool, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
+	p, err := s.plan(r, granting)
 	if err != nil {
 		return err
 	}
+	if r.Grant.Method == timebox.MethodRoleMembership {
+		// One change at a time to a person's login, and a removal keeps what the login's
+		// other live grants need, computed under the same lock: no gap, no early revoke.
+		defer s.lockPrincipal(r.Grant.Server, r.Grant.Principal)()
+		if !granting {
+			if p.Keep, p.KeepDatabases, err = s.keep(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
 	return s.onServer(ctx, r.Grant.Server, func(ctx context.Context, e timebox.Engine) error { return op(ctx, e, p) })
+}
+
+// lockPrincipal serialises the engine calls on one login of one server; it returns the unlock.
+func (s *Scheduler) lockPrincipal(server, principal string) func() {
+	s.mu.Lock()
+	key := server + "\x00" + principal
+	m, ok := s.principals[key]
+	if !ok {
+		m = &sync.Mutex{}
+		s.principals[key] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// keep returns the roles and databases that the other live grants of r's login still need:
+// active ones, and approved ones whose window has started (so a back-to-back request never
+// sees a gap while its activation is on its way).
+func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs []string, err error) {
+	var live []*timebox.Request
+	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
+		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	now := s.Now()
+	for _, h := range live {
+		if h.ID == r.ID || h.Ending != timebox.EndingNone || h.Start.After(now) || !h.End.After(now) {
+			continue
+		}
+		db, err := s.Catalog.Database(h.Database)
+		if err != nil || db.Server != r.Grant.Server || db.Method != timebox.MethodRoleMembership {
+			continue
+		}
+		if login, err := s.principal(db, h.Requester, h.ID); err != nil || login != r.Grant.Principal {
+			continue
+		}
+		hr, err := s.Catalog.Roles(db, h.Access)
+		if err != nil {
+			continue
+		}
+		roles, dbs = append(roles, hr...), append(dbs, db.Database)
+	}
+	return roles, dbs, nil
 }
 
 // onServer runs op with the engine of server, within the server's slots and StepTimeout.

@@ -78,16 +78,17 @@ func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 	return err
 }
 
-// plan is what the engine must make exist, or remove, for r's grant. It comes from the grant
-// alone, so a removal never depends on the current configuration; the password is opened
-// only for a grant (a removal does not need it, and must not fail for want of the key).
-func (s *Scheduler) plan(r *timebox.Request, withPassword bool) (timebox.GrantPlan, error) {
+// plan is what the engine must make exist (granting), or remove, for r's grant. It comes from
+// the grant alone, so a removal never depends on the current configuration; the password is
+// opened only when granting (a removal does not need it, and must not fail for want of the
+// key).
+func (s *Scheduler) plan(r *timebox.Request, granting bool) (timebox.GrantPlan, error) {
 	g := r.Grant
 	p := timebox.GrantPlan{
 		Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
 		Roles: g.Roles, ValidUntil: g.ValidUntil,
 	}
-	if withPassword {
+	if granting && g.SealedPassword != nil { // role_membership grants carry no password
 		password, err := s.Sealer.Open(g.SealedPassword, r.ID)
 		if err != nil {
 			return timebox.GrantPlan{}, err

@@ -87,7 +87,7 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, found []
 		}
 	}
 	for name, r := range expected {
-		if !onDB[name] && r.Grant.Method != timebox.MethodUnlockLogin && r.State == timebox.StateActive &&
+		if !onDB[name] && r.Grant.Method == timebox.MethodEphemeralLogin && r.State == timebox.StateActive &&
 			r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive {
 			s.repair(ctx, r.ID, "the login was dropped by hand")
 		}

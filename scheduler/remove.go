@@ -56,7 +56,7 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 		switch {
 		case res.Dropped:
 			g.Outcome = "dropped"
-		case g.Method == timebox.MethodUnlockLogin:
+		case g.Method == timebox.MethodUnlockLogin, g.Method == timebox.MethodRoleMembership:
 			g.Outcome = res.Detail
 		default:
 			g.Outcome = "kept without login: " + res.Detail

@@ -56,7 +56,9 @@ type Scheduler struct {
 	cooldown map[string]time.Time
 	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
 	health   map[string]health        // per server: what the last calls said
-	wg       sync.WaitGroup
+	// principals serialises the engine calls on one person's login (role_membership).
+	principals map[string]*sync.Mutex
+	wg         sync.WaitGroup
 }
 
 // Labelled steps passed to Hook.
@@ -74,7 +76,7 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 		Now: time.Now, Logger: slog.Default(),
 		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, slots: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, principals: map[string]*sync.Mutex{}, slots: map[string]chan struct{}{},
 	}
 }
 

@@ -49,6 +49,9 @@ type env struct {
 	other   string // another hardened database on the same server
 	admin   string // the Timebox admin role
 	maint   string // a shared login, unlocked by database "maint" (method unlock_login)
+	// personal is the requester's own login (db_user), used by database "team"
+	// (method role_membership).
+	personal, personalPassword string
 	log     syncBuffer
 }
 
@@ -125,6 +128,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	must(o.pg.Exec(ctx, "postgres", "CREATE ROLE "+e.maint+" NOLOGIN"))
 	must(o.pg.Exec(ctx, "postgres", "GRANT CONNECT ON DATABASE "+postgres.QuoteIdent(e.db)+" TO "+e.maint))
 	must(o.pg.Exec(ctx, e.db, "GRANT SELECT ON orders TO "+e.maint))
+	// The requester's own login, for method role_membership: it can log in, but has no
+	// CONNECT on the hardened databases.
+	e.personal, e.personalPassword = "p_"+suffix, timebox.RandomPassword(24)
+	must(o.pg.Exec(ctx, "postgres", "CREATE ROLE "+e.personal+" LOGIN PASSWORD '"+e.personalPassword+"'"))
 	adminPassword := timebox.RandomPassword(24)
 	for _, s := range postgres.SetupStatements(e.admin, adminPassword, []string{e.db, e.other}, []string{o.roleName}) {
 		must(o.pg.Exec(ctx, "postgres", s))
@@ -161,7 +168,7 @@ log_level: warn
 admin_groups: [platform]
 auditor_groups: [security]
 users:
-  - {name: %q, groups: [developers]}
+  - {name: %q, groups: [developers], db_user: %q}
   - {name: bob, groups: [owners]}
   - {name: mallory, groups: [developers]}
   - {name: root, groups: [platform, owners]}
@@ -172,14 +179,15 @@ databases:
   - {name: shop, server: pg, database: %q, environment: prod, owners: [owners]}
   - {name: other, server: pg, database: %q, environment: dev, owners: [owners]}
   - {name: maint, server: pg, database: %q, environment: dev, owners: [owners], method: unlock_login, login: %q}
+  - {name: team, server: pg, database: %q, environment: dev, owners: [owners], method: role_membership}
 access_levels:
   - {name: read-only, postgres: {roles: [%q]}}
 limits:
   prod: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h, require_ticket: true}
   dev: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h}
 `, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
-		o.user, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
-		writeSecret("pg.password", adminPassword), e.db, e.other, e.db, e.maint, o.roleName)
+		o.user, e.personal, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
+		writeSecret("pg.password", adminPassword), e.db, e.other, e.db, e.maint, e.db, o.roleName)
 	e.cfgPath = filepath.Join(e.dir, "timebox.yaml")
 	must(os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = loadConfig(e.cfgPath)

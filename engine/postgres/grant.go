@@ -96,11 +96,14 @@ func lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) 
 // principal name taken by a role Timebox did not create, EUNAVAILABLE when the server cannot be
 // reached, and EINTERNAL for an SQL error.
 func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
-	if err := e.validatePlan(p, true); err != nil {
+	if err := e.validatePlan(p, p.Method != timebox.MethodRoleMembership); err != nil {
 		return err
 	}
-	if p.Method == timebox.MethodUnlockLogin {
+	switch p.Method {
+	case timebox.MethodUnlockLogin:
 		return e.grantUnlock(ctx, p)
+	case timebox.MethodRoleMembership:
+		return e.grantMembership(ctx, p)
 	}
 	v, err := newVerifier(p.Password)
 	if err != nil {

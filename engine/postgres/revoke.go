@@ -32,8 +32,11 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err := e.validatePlan(p, false); err != nil {
 		return res, err
 	}
-	if p.Method == timebox.MethodUnlockLogin {
+	switch p.Method {
+	case timebox.MethodUnlockLogin:
 		return e.revokeUnlock(ctx, p)
+	case timebox.MethodRoleMembership:
+		return e.revokeMembership(ctx, p)
 	}
 	secrets := []string{p.Password}
 	admin, err := e.pool(e.adminDB)

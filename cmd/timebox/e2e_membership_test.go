@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestE2ERoleMembership: the access level's roles are granted to the requester's own login
+// for the window; when one of two overlapping grants ends, what the other still needs stays
+// (no gap, the session lives on); when the last ends, roles and CONNECT are revoked and the
+// login's sessions are ended, but the login itself stays.
+func TestE2ERoleMembership(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.start()
+	ctx := context.Background()
+	own := func() (*pgx.Conn, error) { return pgx.Connect(ctx, e.pg.URL(e.personal, e.personalPassword, e.db)) }
+	if conn, err := own(); err == nil {
+		conn.Close(ctx)
+		t.Fatal("the personal login connects before any grant")
+	}
+	long := e.request("alice", "--db", "team", "--access", "read-only", "--for", "10m", "--reason", "long", "--ticket", "T")
+	e.ok("bob", "approve", long)
+	e.waitState("alice", long, "active", 5*time.Second)
+	c := e.creds("alice", long)
+	if c.User != e.personal || c.Password != "" {
+		t.Fatalf("credentials %q/%q: want the person's own login and no password", c.User, c.Password)
+	}
+	conn, err := own()
+	if err != nil {
+		t.Fatalf("own login during the grant: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	short := e.request("alice", "--db", "team", "--access", "read-only", "--for", "2s", "--reason", "short", "--ticket", "T")
+	e.ok("bob", "approve", short)
+	got := e.waitState("alice", short, "expired", 8*time.Second)
+	if !strings.Contains(got.Grant.Outcome, "nothing revoked") {
+		t.Fatalf("the overlapping grant's end: outcome %q", got.Grant.Outcome)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatalf("the end of an overlapping grant cut the live one: %v", err)
+	}
+
+	e.ok("bob", "revoke", long, "--note", "done")
+	got = e.waitState("alice", long, "revoked", 5*time.Second)
+	if !strings.Contains(got.Grant.Outcome, "revoked") || strings.Contains(got.Grant.Outcome, "kept") {
+		t.Fatalf("outcome %q", got.Grant.Outcome)
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the session survived the revocation")
+	}
+	if c, err := own(); err == nil {
+		c.Close(ctx)
+		t.Fatal("the personal login still connects after its last grant ended")
+	}
+	if exists, canLogin := e.roleExists(e.personal); !exists || !canLogin {
+		t.Fatal("the person's own login was dropped or locked")
+	}
+}
