@@ -80,8 +80,8 @@ func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server)
 	return postgres.Problems(findings)
 }
 
-// managedBy returns the server-side names of the databases declared on server, and every role
-// an access level hands out on them.
+// managedBy returns the server-side names of the databases declared on server, every role an
+// access level hands out on them, and the shared logins that unlock_login opens.
 func managedBy(cat *timebox.Catalog, server string) (dbs, roles []string) {
 	for i := range cat.Databases {
 		d := &cat.Databases[i]
@@ -89,6 +89,10 @@ func managedBy(cat *timebox.Catalog, server string) (dbs, roles []string) {
 			continue
 		}
 		dbs = append(dbs, d.Database)
+		if d.Method == timebox.MethodUnlockLogin {
+			roles = append(roles, d.Login) // the admin alters it (PostgreSQL 16: needs ADMIN OPTION)
+			continue
+		}
 		for _, l := range cat.AccessLevels {
 			if rs, err := cat.Roles(d, l.Name); err == nil {
 				roles = append(roles, rs...)

@@ -52,7 +52,7 @@ type env struct {
 	// personal is the requester's own login (db_user), used by database "team"
 	// (method role_membership).
 	personal, personalPassword string
-	log     syncBuffer
+	log                        syncBuffer
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.

@@ -125,7 +125,7 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 		fix := "GRANT " + QuoteIdent(r) + " TO " + admin + " WITH ADMIN OPTION;"
 		switch {
 		case err == pgx.ErrNoRows:
-			add(SeverityFail, "", "role %s, which an access level grants, does not exist", QuoteIdent(r))
+			add(SeverityFail, "", "role %s, which an access level grants or unlock_login opens, does not exist", QuoteIdent(r))
 		case err != nil:
 			return err
 		case adminOption:

@@ -33,9 +33,9 @@ func TestDoctor(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		`database "wide open" is open to every login`:                       `REVOKE CONNECT ON DATABASE "wide open" FROM PUBLIC;`,
-		`database "missing_db" does not exist`:                              "",
-		`role "no_such_role", which an access level grants, does not exist`: "",
+		`database "wide open" is open to every login`:                                             `REVOKE CONNECT ON DATABASE "wide open" FROM PUBLIC;`,
+		`database "missing_db" does not exist`:                                                    "",
+		`role "no_such_role", which an access level grants or unlock_login opens, does not exist`: "",
 	}
 	for msg, fix := range want {
 		found := false
