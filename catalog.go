@@ -272,7 +272,7 @@ func (c *Catalog) User(name string) (*User, error) {
 			return &c.Users[i], nil
 		}
 	}
-	return nil, Errorf(ENOTFOUND, "unknown user %q", name)
+	return nil, Errorf(ENOTFOUND, "unknown user %q", Clip(name))
 }
 
 // Database returns the named database, or ENOTFOUND.
@@ -282,7 +282,7 @@ func (c *Catalog) Database(name string) (*Database, error) {
 			return &c.Databases[i], nil
 		}
 	}
-	return nil, Errorf(ENOTFOUND, "unknown database %q", name)
+	return nil, Errorf(ENOTFOUND, "unknown database %q", Clip(name))
 }
 
 // Server returns the named server, or ENOTFOUND.
@@ -292,7 +292,7 @@ func (c *Catalog) Server(name string) (*Server, error) {
 			return &c.Servers[i], nil
 		}
 	}
-	return nil, Errorf(ENOTFOUND, "unknown server %q", name)
+	return nil, Errorf(ENOTFOUND, "unknown server %q", Clip(name))
 }
 
 // AccessLevel returns the named access level, or ENOTFOUND.
@@ -302,7 +302,7 @@ func (c *Catalog) AccessLevel(name string) (*AccessLevel, error) {
 			return &c.AccessLevels[i], nil
 		}
 	}
-	return nil, Errorf(ENOTFOUND, "unknown access level %q", name)
+	return nil, Errorf(ENOTFOUND, "unknown access level %q", Clip(name))
 }
 
 // Roles returns the database roles that access level grants on db.

@@ -3,6 +3,7 @@ package timebox
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes shared by every package. One place (the http package and the CLI) maps them to
@@ -68,4 +69,18 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// Clip shortens a user-supplied value for an error message: at most 64 bytes (on a rune
+// boundary), then how long it really was, so that a huge input is never echoed whole.
+func Clip(v string) string {
+	const max = 64
+	if len(v) <= max {
+		return v
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", v[:cut], len(v))
 }

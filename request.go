@@ -1,6 +1,7 @@
 package timebox
 
 import (
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -224,20 +225,32 @@ func checkText(field, s string, required bool) error {
 		return Errorf(EINVALID, "%s is longer than %d bytes", field, maxTextLen)
 	case strings.IndexFunc(s, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\t' }) >= 0:
 		return Errorf(EINVALID, "%s contains a control character", field)
+	case strings.IndexFunc(s, isBidiControl) >= 0:
+		return Errorf(EINVALID, "%s contains a bidirectional control character (it could make the text read differently to an approver)", field)
 	}
 	return nil
+}
+
+// isBidiControl reports the embedding, override and isolate controls (U+202A–U+202E,
+// U+2066–U+2069) that can reorder how text is displayed. Marks such as U+200F stay allowed.
+func isBidiControl(c rune) bool {
+	return (c >= '\u202a' && c <= '\u202e') || (c >= '\u2066' && c <= '\u2069')
 }
 
 // checkWindow validates a window against an environment's limits at time now.
 func checkWindow(start, end, now time.Time, l Limits, env string) error {
 	d := end.Sub(start)
+	span := d.Round(time.Second).String()
+	if d == math.MaxInt64 { // time.Time.Sub saturates after about 292 years
+		span = "more than 292 years"
+	}
 	switch {
 	case !end.After(start):
 		return Errorf(EINVALID, "end %s is not after start %s", fmtTime(end), fmtTime(start))
 	case !end.After(now):
 		return Errorf(EINVALID, "the window already ended at %s", fmtTime(end))
 	case l.MaxDuration > 0 && d > time.Duration(l.MaxDuration):
-		return Errorf(EINVALID, "duration %s exceeds the %s limit of %s", d.Round(time.Second), env, time.Duration(l.MaxDuration))
+		return Errorf(EINVALID, "duration %s exceeds the %s limit of %s", span, env, time.Duration(l.MaxDuration))
 	case l.MinDuration > 0 && d < time.Duration(l.MinDuration):
 		return Errorf(EINVALID, "duration %s is below the %s minimum of %s", d.Round(time.Second), env, time.Duration(l.MinDuration))
 	case l.MaxLeadTime > 0 && start.Sub(now) > time.Duration(l.MaxLeadTime):

@@ -24,9 +24,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	switch {
 	case err != nil:
-		return 0, Errorf(EINVALID, "invalid duration %q (use Go syntax such as 90s, 45m, 8h, or days such as 30d)", s)
+		return 0, Errorf(EINVALID, "invalid duration %q (use Go syntax such as 90s, 45m, 8h, or days such as 30d)", Clip(s))
 	case d <= 0 || d > 3650*24*time.Hour:
-		return 0, Errorf(EINVALID, "invalid duration %q: must be positive and at most 3650d", s)
+		return 0, Errorf(EINVALID, "invalid duration %q: must be positive and at most 3650d", Clip(s))
 	}
 	return d, nil
 }
@@ -51,7 +51,7 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	if rest, ok := strings.CutPrefix(s, "+"); ok {
 		d, err := ParseDuration(rest)
 		if err != nil {
-			return time.Time{}, Errorf(EINVALID, "invalid time %q: %s", s, ErrorMessage(err))
+			return time.Time{}, Errorf(EINVALID, "invalid time %q: %s", Clip(s), ErrorMessage(err))
 		}
 		return now.Add(d), nil
 	}

@@ -4,17 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
+	"fmt"
 	"net/http"
-	"strings"
-	"time"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/timebox-dev/timebox"
 )
 
-// maxBodyBytes bounds a request body.
-const maxBodyBytes = 64 << 10
+// maxQuoted bounds how much of a caller's value an error message repeats.
+const maxQuoted = 64
 
 // errorResponse is the body of every error answer.
 type errorResponse struct {
@@ -45,7 +44,8 @@ func errorStatus(code string) int {
 // proxy's 502).
 func errorCode(status int) string {
 	switch status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed:
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
+		http.StatusRequestURITooLong, http.StatusRequestHeaderFieldsTooLarge:
 		return timebox.EINVALID
 	case http.StatusUnauthorized:
 		return timebox.EUNAUTHORIZED
@@ -99,69 +99,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// decodeJSON reads r's body, at most maxBodyBytes of one JSON value with only known fields,
-// into v. Errors are EINVALID and say what is wrong.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return timebox.Errorf(timebox.EINVALID, "the request body must be JSON (Content-Type: application/json), not %q", ct)
-		}
+// quote returns s in Go syntax for an error message (control characters and invalid UTF-8
+// escaped), cut to maxQuoted bytes: a message says which value is wrong, it does not send a
+// megabyte of it back.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err)
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err != nil {
-			return bodyError(err)
-		}
-		return timebox.Errorf(timebox.EINVALID, "the request body has data after its JSON value")
-	}
-	return nil
-}
-
-// bodyError turns a JSON decoding error into an EINVALID error naming the problem.
-func bodyError(err error) error {
-	var (
-		maxErr    *http.MaxBytesError
-		syntaxErr *json.SyntaxError
-		typeErr   *json.UnmarshalTypeError
-		timeErr   *time.ParseError
-	)
-	switch {
-	case errors.As(err, &maxErr):
-		return timebox.Errorf(timebox.EINVALID, "the request body is larger than %d KiB", maxBodyBytes>>10)
-	case errors.Is(err, io.EOF):
-		return timebox.Errorf(timebox.EINVALID, "the request body is empty: send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return timebox.Errorf(timebox.EINVALID, "the request body is truncated JSON")
-	case errors.As(err, &syntaxErr):
-		return timebox.Errorf(timebox.EINVALID, "the request body is not valid JSON (at byte %d)", syntaxErr.Offset)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return timebox.Errorf(timebox.EINVALID, "field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &typeErr):
-		return timebox.Errorf(timebox.EINVALID, "the request body must be a JSON object, not %s", typeErr.Value)
-	case errors.As(err, &timeErr):
-		return timebox.Errorf(timebox.EINVALID, "invalid time %q: use RFC 3339, such as 2026-01-02T15:04:05Z", timeErr.Value)
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return timebox.Errorf(timebox.EINVALID, "unknown field %s in the request body", name)
-	}
-	return timebox.Errorf(timebox.EINVALID, "the request body is not valid JSON")
-}
-
-// jsonKind names a Go kind the way a JSON user would.
-func jsonKind(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
-		return "a number"
-	case kind == "string":
-		return "a string"
-	case kind == "bool":
-		return "true or false"
-	case kind == "slice", kind == "array":
-		return "an array"
-	}
-	return "an object"
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }

@@ -78,7 +78,11 @@ func (s *Server) handleRequests(w http.ResponseWriter, r *http.Request, u *timeb
 }
 
 func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	req, err := s.Service.FindRequest(r.Context(), u.Name, r.PathValue("id"))
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	req, err := s.Service.FindRequest(r.Context(), u.Name, id)
 	if err != nil {
 		return err
 	}
@@ -87,11 +91,15 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request, u *timebo
 }
 
 func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
 	var in timebox.ApproveInput
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	req, err := s.Service.Approve(r.Context(), u.Name, r.PathValue("id"), in)
+	req, err := s.Service.Approve(r.Context(), u.Name, id, in)
 	if err != nil {
 		return err
 	}
@@ -103,11 +111,15 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request, u *timebo
 }
 
 func (s *Server) handleDeny(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
 	var in noteInput
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	req, err := s.Service.Deny(r.Context(), u.Name, r.PathValue("id"), in.Note)
+	req, err := s.Service.Deny(r.Context(), u.Name, id, in.Note)
 	if err != nil {
 		return err
 	}
@@ -127,11 +139,15 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, u *timebox
 // must first be removed from the database, lets the runner try before answering.
 func (s *Server) end(w http.ResponseWriter, r *http.Request, u *timebox.User,
 	fn func(ctx context.Context, actor, id, note string) (*timebox.Request, error)) error {
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
 	var in noteInput
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	req, err := fn(r.Context(), u.Name, r.PathValue("id"), in.Note)
+	req, err := fn(r.Context(), u.Name, id, in.Note)
 	if err != nil {
 		return err
 	}
@@ -140,6 +156,13 @@ func (s *Server) end(w http.ResponseWriter, r *http.Request, u *timebox.User,
 	}
 	writeJSON(w, http.StatusOK, newRequestView(req))
 	return nil
+}
+
+// requestID returns the request id in r's path, or EINVALID when it cannot be one (see
+// checkParam).
+func requestID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	return id, checkParam("the request id", id)
 }
 
 // settle asks the runner, when there is one, to do req's database work now and waits for it
@@ -166,7 +189,11 @@ func (s *Server) settle(r *http.Request, u *timebox.User, req *timebox.Request) 
 
 func (s *Server) handleCredentials(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
 	w.Header().Set("Cache-Control", "no-store")
-	c, err := s.Service.Credentials(r.Context(), u.Name, r.PathValue("id"))
+	id, err := requestID(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.Service.Credentials(r.Context(), u.Name, id)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -73,6 +74,13 @@ func (s *Server) Handler() http.Handler {
 			s.logger().Info("http request", "method", r.Method, "path", r.URL.Path,
 				"status", rec.status(), "duration", time.Since(start), "user", info.user)
 		}()
+		if p := r.URL.EscapedPath(); p != cleanPath(p) {
+			// The ServeMux would redirect to the cleaned path, another route: the API never
+			// redirects.
+			writeError(rec, http.StatusNotFound, timebox.Errorf(timebox.ENOTFOUND,
+				"no such route: %s %s (a path has no empty, \".\" or \"..\" segments)", r.Method, clipPath(p)))
+			return
+		}
 		var out http.ResponseWriter = rec
 		if _, pattern := mux.Handler(r); pattern == "" {
 			out = &fallbackWriter{ResponseWriter: rec, r: r}
@@ -170,10 +178,10 @@ func (w *fallbackWriter) WriteHeader(code int) {
 	var err error
 	switch code {
 	case http.StatusNotFound:
-		err = timebox.Errorf(timebox.ENOTFOUND, "no such route: %s %s", w.r.Method, w.r.URL.Path)
+		err = timebox.Errorf(timebox.ENOTFOUND, "no such route: %s %s", w.r.Method, clipPath(w.r.URL.EscapedPath()))
 	case http.StatusMethodNotAllowed:
 		err = timebox.Errorf(timebox.EINVALID, "method %s is not allowed on %s (allowed: %s)",
-			w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))
+			w.r.Method, clipPath(w.r.URL.EscapedPath()), w.Header().Get("Allow"))
 	default:
 		w.ResponseWriter.WriteHeader(code)
 		return
@@ -188,6 +196,29 @@ func (w *fallbackWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// cleanPath returns p as a ServeMux cleans it before matching: rooted, without empty, "."
+// and ".." segments, with its trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	} else if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// clipPath cuts an escaped path (ASCII) for an error message.
+func clipPath(p string) string {
+	if len(p) > 2*maxQuoted {
+		return p[:2*maxQuoted] + "…"
+	}
+	return p
 }
 
 // promLogger passes promhttp's errors to the server's logger.

@@ -22,7 +22,7 @@ import (
 
 // testEnv is a real server on a real SQLite store, with a token for every user.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	svc    *timebox.Service
 	api    *tbhttp.Server
@@ -33,7 +33,7 @@ type testEnv struct {
 
 // testCatalog has alice (a developer), bob (an owner of prod), admin, audrey (an auditor),
 // stan (nobody in particular) and one PostgreSQL server that the tests never contact.
-func testCatalog(t *testing.T) *timebox.Catalog {
+func testCatalog(t testing.TB) *timebox.Catalog {
 	c := &timebox.Catalog{
 		Users: []timebox.User{
 			{Name: "alice", Email: "alice@example.com", Groups: []string{"developers"}},
@@ -62,12 +62,23 @@ func testCatalog(t *testing.T) *timebox.Catalog {
 	return c
 }
 
-// newEnv starts a test server; users lists who gets a token (a name outside the catalog
-// gets one too, to test removed users).
+// newEnv starts a test server on a new SQLite store, with a token for every user of the
+// catalog and for mallory, whom it does not list (to test removed users).
 func newEnv(t *testing.T, runner tbhttp.Runner) *testEnv {
 	t.Helper()
+	return newEnvOn(t, runner, sqliteDSN(t))
+}
+
+// sqliteDSN returns the URL of a new SQLite store in a temporary directory.
+func sqliteDSN(tb testing.TB) string {
+	return "sqlite:///" + filepath.Join(tb.TempDir(), "timebox.db")
+}
+
+// newEnvOn is newEnv on the store at dsn.
+func newEnvOn(t testing.TB, runner tbhttp.Runner, dsn string) *testEnv {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:///"+filepath.Join(t.TempDir(), "timebox.db"))
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -133,7 +144,7 @@ type response struct {
 }
 
 // apiError decodes the answer's error body, failing the test when it is not one.
-func (r response) apiError(t *testing.T) (code, message string) {
+func (r response) apiError(t testing.TB) (code, message string) {
 	t.Helper()
 	var e struct{ Code, Message string }
 	if err := json.Unmarshal(r.body, &e); err != nil || e.Code == "" || e.Message == "" {
