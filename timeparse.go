@@ -70,5 +70,5 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, Errorf(EINVALID, "invalid time %q (use RFC 3339 such as 2026-01-02T15:04:05Z, \"2026-01-02 15:04\", \"15:04\", \"now\" or \"+2h\")", s)
+	return time.Time{}, Errorf(EINVALID, "invalid time %q (use RFC 3339 such as 2026-01-02T15:04:05Z, \"2026-01-02 15:04\", \"15:04\", \"now\" or \"+2h\")", Clip(s))
 }
