@@ -61,6 +61,22 @@ func (s *Server) handleVerifyAudit(w http.ResponseWriter, r *http.Request, u *ti
 	return nil
 }
 
+// handleStatus answers the servers' health and pending work, to admins and auditors.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	if !s.Service.Catalog.IsAdmin(u.Name) && !s.Service.Catalog.IsAuditor(u.Name) {
+		return timebox.Errorf(timebox.EFORBIDDEN, "only admins and auditors may see the servers' status")
+	}
+	if s.Reporter == nil {
+		return timebox.Errorf(timebox.EUNAVAILABLE, "this server runs no scheduler, so it has no status to report")
+	}
+	st, err := s.Reporter.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
 func (s *Server) handleAccessReport(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
 	q, err := parseQuery(r, reportParams...)
 	if err != nil {

@@ -173,6 +173,15 @@ func (c *Client) VerifyAudit(ctx context.Context) (*timebox.AuditVerification, e
 	return &v, nil
 }
 
+// Status returns the database servers' health and pending work (admins and auditors only).
+func (c *Client) Status(ctx context.Context) (*timebox.Status, error) {
+	var st timebox.Status
+	if err := c.do(ctx, "GET", "/api/v1/status", nil, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
 // AccessReport returns every period of access that overlapped [since, until). A zero until
 // means now; a zero since means 30 days before until.
 func (c *Client) AccessReport(ctx context.Context, since, until time.Time) ([]timebox.AccessRecord, error) {

@@ -49,6 +49,7 @@ func (s *Server) routes() []route {
 		{Method: "GET", Path: "/api/v1/requests/{id}/credentials", h: s.handleCredentials},
 		{Method: "GET", Path: "/api/v1/audit", Query: eventParams, h: s.handleEvents},
 		{Method: "GET", Path: "/api/v1/audit/verify", h: s.handleVerifyAudit},
+		{Method: "GET", Path: "/api/v1/status", h: s.handleStatus},
 		{Method: "GET", Path: "/api/v1/reports/access", Query: reportParams, h: s.handleAccessReport},
 	}
 }

@@ -27,6 +27,12 @@ type Runner interface {
 	RunNow(ctx context.Context, id string) error
 }
 
+// Reporter tells the health and pending work of the database servers. The scheduler
+// implements it.
+type Reporter interface {
+	Status(ctx context.Context) (*timebox.Status, error)
+}
+
 // Server is Timebox's HTTP API. Set the optional fields before calling Handler or Serve.
 type Server struct {
 	// Service is the request workflow the API exposes (required).
@@ -35,6 +41,8 @@ type Server struct {
 	// started, a revocation or a cancellation before the answer is written, so that the
 	// answer shows the outcome ("active", "revoked") when the database was quick.
 	Runner Runner
+	// Reporter, when set, answers GET /api/v1/status: the servers' health and pending work.
+	Reporter Reporter
 	// Registry is what /metrics serves. NewServer creates it and registers the request
 	// gauge and the Go and process collectors on it; register other metrics on it too.
 	Registry *prometheus.Registry

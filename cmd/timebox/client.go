@@ -17,7 +17,7 @@ func clientCommands() []*cobra.Command {
 		newLoginCommand(), newWhoamiCommand(), newDatabasesCommand(),
 		newRequestCommand(), newRequestsCommand(), newShowCommand(),
 		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(),
-		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(),
+		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,18 @@ func TestE2ETargetDownAtExpiry(t *testing.T) {
 	}
 	if out := e.ok("alice", "show", id); !strings.Contains(out, "last error") {
 		t.Fatalf("show hides the pending removal:\n%s", out)
+	}
+	var st timebox.Status
+	if err := json.Unmarshal([]byte(e.ok("audrey", "status", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Servers) != 1 || st.Servers[0].Reachable == nil || *st.Servers[0].Reachable || st.Servers[0].Removing != 1 ||
+		st.Servers[0].Retrying != 1 || !strings.Contains(st.Servers[0].LastError, "unreachable") || !st.Leader {
+		t.Fatalf("status while the server is down: %+v", st)
+	}
+	e.fails("only admins and auditors", "alice", "status")
+	if out := e.ok("root", "status"); !strings.Contains(out, "NO") {
+		t.Fatalf("status table:\n%s", out)
 	}
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)

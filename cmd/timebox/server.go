@@ -123,6 +123,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	in.Service.Wake = in.Scheduler.Wake
 	in.HTTP = tbhttp.NewServer(in.Service)
 	in.HTTP.Runner = in.Scheduler
+	in.HTTP.Reporter = in.Scheduler
 	in.HTTP.Logger = logger
 	in.Scheduler.Metrics = scheduler.NewMetrics(in.HTTP.Registry)
 	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {

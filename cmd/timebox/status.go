@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// newStatusCommand returns `timebox status`: each server's health and pending work.
+func newStatusCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each database server: reachable, last error, pending work (admins and auditors)",
+		Args:  cobra.NoArgs,
+	}
+	out := addOutputFlag(cmd, outputTable, outputJSON)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := out.client()
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if out.value == outputJSON {
+			return outJSON(cmd.OutOrStdout(), st)
+		}
+		rows := [][]string{}
+		for _, s := range st.Servers {
+			reach := "unknown"
+			if s.Reachable != nil {
+				reach = map[bool]string{true: "yes", false: "NO"}[*s.Reachable]
+			}
+			rows = append(rows, []string{s.Name, s.Engine, reach, localTime(s.LastOKAt), cleanText(s.LastError),
+				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying)})
+		}
+		if !st.Leader {
+			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
+		}
+		return outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING"}, rows)
+	}
+	return cmd
+}
