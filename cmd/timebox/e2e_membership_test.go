@@ -65,3 +65,30 @@ func TestE2ERoleMembership(t *testing.T) {
 		t.Fatal("the person's own login was dropped or locked")
 	}
 }
+
+// TestE2ERoleMembershipBackToBack: one grant ends exactly when the next one starts; a session
+// querying across the boundary never loses access.
+func TestE2ERoleMembershipBackToBack(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.start()
+	ctx := context.Background()
+	first := e.request("alice", "--db", "team", "--access", "read-only", "--for", "3s", "--reason", "first", "--ticket", "T")
+	e.ok("bob", "approve", first)
+	r := e.waitState("alice", first, "active", 5*time.Second)
+	next := e.request("alice", "--db", "team", "--access", "read-only", "--start", r.End.Format(time.RFC3339Nano),
+		"--until", r.End.Add(5*time.Second).Format(time.RFC3339Nano), "--reason", "next", "--ticket", "T")
+	e.ok("bob", "approve", next)
+	conn, err := pgx.Connect(ctx, e.pg.URL(e.personal, e.personalPassword, e.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	for stop := r.End.Add(1500 * time.Millisecond); time.Now().Before(stop); time.Sleep(10 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil {
+			t.Fatalf("access lost %s after the first window's end: %v", time.Since(r.End), err)
+		}
+	}
+	e.waitState("alice", first, "expired", 5*time.Second)
+	e.waitState("alice", next, "active", 5*time.Second)
+}
