@@ -39,8 +39,15 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 				shared = append(shared, d.Login)
 			}
 		}
+		// Which grants were settled (active) before the listing: only those can be missing
+		// from it; a grant activated during the listing may just not be in it yet.
+		before, err := s.liveGrants(ctx, server)
+		if err != nil {
+			s.Logger.Error("reconciler: read the store", "err", err)
+			return
+		}
 		var found []timebox.ManagedPrincipal
-		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
+		err = s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
 			found, err = inv.Managed(ctx, shared)
 			return err
 		})
@@ -50,26 +57,44 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 			}
 			continue
 		}
-		if err := s.reconcileServer(ctx, server, found); err != nil && ctx.Err() == nil {
+		if err := s.reconcileServer(ctx, server, before, found); err != nil && ctx.Err() == nil {
 			s.Logger.Error("reconciler: server", "server", server, "err", err)
 		}
 	}
 }
 
-func (s *Scheduler) reconcileServer(ctx context.Context, server string, found []timebox.ManagedPrincipal) error {
+// liveGrants returns the approved and active requests with a grant on server, by principal.
+func (s *Scheduler) liveGrants(ctx context.Context, server string) (map[string]*timebox.Request, error) {
 	var live []*timebox.Request
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
 		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	expected := map[string]*timebox.Request{}
+	byPrincipal := map[string]*timebox.Request{}
 	for _, r := range live {
 		if r.Grant != nil && r.Grant.Server == server {
-			expected[r.Grant.Principal] = r
+			byPrincipal[r.Grant.Principal] = r
 		}
+	}
+	return byPrincipal, nil
+}
+
+// settled reports whether r's grant is active with nothing under way.
+func settled(r *timebox.Request) bool {
+	return r.State == timebox.StateActive && r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive
+}
+
+// reconcileServer compares what the server has (found, listed after the store snapshot
+// before) with the store read now: a principal is created only after its intent is stored, so
+// one the store does not know now is an orphan; and one that was settled before the listing
+// but is absent from it was dropped by hand.
+func (s *Scheduler) reconcileServer(ctx context.Context, server string, before map[string]*timebox.Request, found []timebox.ManagedPrincipal) error {
+	expected, err := s.liveGrants(ctx, server)
+	if err != nil {
+		return err
 	}
 	onDB := map[string]bool{}
 	for _, m := range found {
@@ -87,8 +112,7 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, found []
 		}
 	}
 	for name, r := range expected {
-		if !onDB[name] && r.Grant.Method == timebox.MethodEphemeralLogin && r.State == timebox.StateActive &&
-			r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive {
+		if b, ok := before[name]; ok && !onDB[name] && r.Grant.Method == timebox.MethodEphemeralLogin && settled(r) && settled(b) && b.ID == r.ID {
 			s.repair(ctx, r.ID, "the login was dropped by hand")
 		}
 	}
@@ -119,7 +143,7 @@ func (s *Scheduler) relock(ctx context.Context, server string, m timebox.Managed
 // when the grant is not settled: the scheduler owns creating and revoking grants).
 func driftOf(r *timebox.Request, m *timebox.ManagedPrincipal) string {
 	g := r.Grant
-	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || g.Status != timebox.GrantActive {
+	if !settled(r) {
 		return ""
 	}
 	switch {
