@@ -9,7 +9,8 @@
 //     directly with pgx in a loop, as a ratio.
 //
 // Run it with `make bench` (or `go run ./bench`). It builds the timebox binary and runs the
-// real server as a child process.
+// real server as a child process. `go run ./bench -scale` runs the scale benchmark instead
+// (scale.go): two servers, 50 databases, 10,000 grants ending within the same minute.
 package main
 
 import (
@@ -28,7 +29,33 @@ func main() {
 	activations := flag.Int("activations", 50, "activations to time")
 	tables := flag.Int("tables", 1000, "tables in the benchmark database")
 	flag.IntVar(&maxConns, "max-conns", 8, "the server's max_conns: concurrent admin connections to the database server")
+	scale := flag.Bool("scale", false, "run the scale benchmark instead (see scale.go): 2 servers, 50 databases, 10,000 grants")
+	var o scaleOptions
+	flag.IntVar(&o.databases, "databases", 25, "scale: databases per server")
+	flag.DurationVar(&o.window, "window", 60*time.Second, "scale: the grants' ends are spread over this window")
+	flag.IntVar(&o.sessions, "sessions", 100, "scale: sessions held open across their end, per run")
+	flag.IntVar(&o.burst, "burst", 2000, "scale: grants ending at one instant for the throughput figure (0: skip)")
+	flag.DurationVar(&o.lead, "lead", 0, "scale: first end after activation begins (0: from the warm-up's rate)")
+	flag.BoolVar(&o.outage, "outage", true, "scale: run again with the second server stopped across the window")
+	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "scale: bail out after this long")
+	flag.BoolVar(&pgStat, "pgstat", false, "scale: load pg_stat_statements on the clusters and print where PostgreSQL's time goes")
 	flag.Parse()
+	if *scale {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o.grants, o.tables = *grants, *tables
+		if !set["grants"] {
+			o.grants = 10000
+		}
+		if !set["tables"] {
+			o.tables = 100
+		}
+		if err := runScale(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -scale:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := runBench(*grants, *activations, *tables); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

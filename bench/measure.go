@@ -82,10 +82,15 @@ func (h *harness) directActivation(ctx context.Context, n int) ([]time.Duration,
 }
 
 func directGrantSQL(name, password string, until time.Time, admin string) string {
+	return directGrantSQLIn(name, password, until, admin, benchDB, benchRole)
+}
+
+// directGrantSQLIn is the activation statements for a role on database db with role role.
+func directGrantSQLIn(name, password string, until time.Time, admin, db, role string) string {
 	q := postgres.QuoteIdent(name)
 	return "BEGIN; CREATE ROLE " + q + " LOGIN PASSWORD " + postgres.QuoteLiteral(password) +
 		" VALID UNTIL " + postgres.QuoteLiteral(until.UTC().Format(time.RFC3339Nano)) + "; GRANT " + q + " TO " + postgres.QuoteIdent(admin) +
-		"; GRANT CONNECT ON DATABASE " + benchDB + " TO " + q + "; GRANT " + benchRole + " TO " + q + "; COMMIT"
+		"; GRANT CONNECT ON DATABASE " + postgres.QuoteIdent(db) + " TO " + q + "; GRANT " + postgres.QuoteIdent(role) + " TO " + q + "; COMMIT"
 }
 
 func directRevokeSQL(name, admin string) string {
@@ -262,28 +267,34 @@ func (h *harness) revocationThroughput(ctx context.Context, n int) (*throughput,
 	}
 	start := time.Now()
 	for _, name := range names {
-		q := postgres.QuoteIdent(name)
-		// The engine's statements, in its order: disable, end sessions and wait until they are
-		// gone, clean up in the database, revoke, drop.
-		if _, err := admin.Exec(ctx, "ALTER ROLE "+q+" NOLOGIN"); err != nil {
-			return nil, err
-		}
-		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
-			return nil, err
-		}
-		for left := 1; left > 0; time.Sleep(time.Millisecond) {
-			if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", name).Scan(&left); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := admin.Exec(ctx, "REASSIGN OWNED BY "+q+" TO "+postgres.QuoteIdent(h.admin)+"; DROP OWNED BY "+q+
-			"; REVOKE CONNECT ON DATABASE "+benchDB+" FROM "+q+"; REVOKE "+benchRole+" FROM "+q+"; DROP ROLE "+q); err != nil {
+		if err := directRevoke(ctx, admin, name, h.admin, benchDB, benchRole); err != nil {
 			return nil, err
 		}
 	}
 	t.directTook = time.Since(start)
 	t.direct = float64(n) / t.directTook.Seconds()
 	return t, nil
+}
+
+// directRevoke issues the engine's removal statements for role name directly on admin, a
+// connection to database db as the admin role, in the engine's order: disable, end sessions
+// and wait until they are gone, clean up in the database, revoke, drop.
+func directRevoke(ctx context.Context, admin *pgx.Conn, name, adminRole, db, role string) error {
+	q := postgres.QuoteIdent(name)
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+q+" NOLOGIN"); err != nil {
+		return err
+	}
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
+		return err
+	}
+	for left := 1; left > 0; time.Sleep(time.Millisecond) {
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", name).Scan(&left); err != nil {
+			return err
+		}
+	}
+	_, err := admin.Exec(ctx, "REASSIGN OWNED BY "+q+" TO "+postgres.QuoteIdent(adminRole)+"; DROP OWNED BY "+q+
+		"; REVOKE CONNECT ON DATABASE "+postgres.QuoteIdent(db)+" FROM "+q+"; REVOKE "+postgres.QuoteIdent(role)+" FROM "+q+"; DROP ROLE "+q)
+	return err
 }
 
 func closeAll(conns []*pgx.Conn) {
