@@ -28,6 +28,15 @@ import (
 func (s *Scheduler) Reconcile(ctx context.Context) {
 	s.reconciling.Lock()
 	defer s.reconciling.Unlock()
+	// Which grants were settled before the listings: only those can be missing from them; a
+	// grant activated during a listing may just not be in it yet. One read of the store
+	// before all listings and one after, whatever the number of servers.
+	before, err := s.liveGrants(ctx)
+	if err != nil {
+		s.Logger.Error("reconciler: read the store", "err", err)
+		return
+	}
+	found := map[string][]timebox.ManagedPrincipal{}
 	for _, server := range slices.Sorted(maps.Keys(s.Engines)) {
 		inv, ok := s.Engines[server].(timebox.Inventory)
 		if !ok {
@@ -39,32 +48,33 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 				shared = append(shared, d.Login)
 			}
 		}
-		// Which grants were settled (active) before the listing: only those can be missing
-		// from it; a grant activated during the listing may just not be in it yet.
-		before, err := s.liveGrants(ctx, server)
-		if err != nil {
-			s.Logger.Error("reconciler: read the store", "err", err)
-			return
-		}
-		var found []timebox.ManagedPrincipal
-		err = s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
-			found, err = inv.Managed(ctx, shared)
+		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
+			found[server], err = inv.Managed(ctx, shared)
 			return err
 		})
 		if err != nil {
+			delete(found, server)
 			if ctx.Err() == nil {
 				s.Logger.Warn("reconciler: cannot list the server's principals", "server", server, "err", timebox.ErrorMessage(err))
 			}
-			continue
 		}
-		if err := s.reconcileServer(ctx, server, before, found); err != nil && ctx.Err() == nil {
-			s.Logger.Error("reconciler: server", "server", server, "err", err)
-		}
+	}
+	if len(found) == 0 {
+		return
+	}
+	after, err := s.liveGrants(ctx)
+	if err != nil {
+		s.Logger.Error("reconciler: read the store", "err", err)
+		return
+	}
+	for _, server := range slices.Sorted(maps.Keys(found)) {
+		s.reconcileServer(ctx, server, before[server], after[server], found[server])
 	}
 }
 
-// liveGrants returns the approved and active requests with a grant on server, by principal.
-func (s *Scheduler) liveGrants(ctx context.Context, server string) (map[string]*timebox.Request, error) {
+// liveGrants returns the approved and active requests that have a grant, by server and
+// principal.
+func (s *Scheduler) liveGrants(ctx context.Context) (map[string]map[string]*timebox.Request, error) {
 	var live []*timebox.Request
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
 		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
@@ -73,13 +83,17 @@ func (s *Scheduler) liveGrants(ctx context.Context, server string) (map[string]*
 	if err != nil {
 		return nil, err
 	}
-	byPrincipal := map[string]*timebox.Request{}
+	out := map[string]map[string]*timebox.Request{}
 	for _, r := range live {
-		if r.Grant != nil && r.Grant.Server == server {
-			byPrincipal[r.Grant.Principal] = r
+		if r.Grant == nil {
+			continue
 		}
+		if out[r.Grant.Server] == nil {
+			out[r.Grant.Server] = map[string]*timebox.Request{}
+		}
+		out[r.Grant.Server][r.Grant.Principal] = r
 	}
-	return byPrincipal, nil
+	return out, nil
 }
 
 // settled reports whether r's grant is active with nothing under way.
@@ -88,14 +102,10 @@ func settled(r *timebox.Request) bool {
 }
 
 // reconcileServer compares what the server has (found, listed after the store snapshot
-// before) with the store read now: a principal is created only after its intent is stored, so
-// one the store does not know now is an orphan; and one that was settled before the listing
-// but is absent from it was dropped by hand.
-func (s *Scheduler) reconcileServer(ctx context.Context, server string, before map[string]*timebox.Request, found []timebox.ManagedPrincipal) error {
-	expected, err := s.liveGrants(ctx, server)
-	if err != nil {
-		return err
-	}
+// before) with the store read after the listing (expected): a principal is created only after
+// its intent is stored, so one the store does not know afterwards is an orphan; and one that
+// was settled before the listing but is absent from it was dropped by hand.
+func (s *Scheduler) reconcileServer(ctx context.Context, server string, before, expected map[string]*timebox.Request, found []timebox.ManagedPrincipal) {
 	onDB := map[string]bool{}
 	for _, m := range found {
 		onDB[m.Name] = true
@@ -116,7 +126,6 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, before m
 			s.repair(ctx, r.ID, "the login was dropped by hand")
 		}
 	}
-	return nil
 }
 
 // relock locks a shared login again that was unlocked by hand while no grant holds it.
