@@ -45,14 +45,14 @@ func (e *scaleEnv) runBurst(ctx context.Context, n int, rate float64) (*burst, e
 	}
 	time.Sleep(time.Until(end))
 	e.resetStatements(ctx)
-	res := &expiryRun{label: "burst", lags: map[string][]time.Duration{}, managed: map[string]time.Duration{},
+	res := &expiryRun{label: "burst", lags: map[string][]time.Duration{}, managed: map[string]string{},
 		maxAdmin: map[string]int{}, rolesLeft: map[string]int{}, tbxBackends: map[string]int{}}
 	err = e.watchWindow(ctx, res, end, end)
 	b.pgWindow = e.topStatements(ctx, 10)
 	if err != nil {
 		return b, err
 	}
-	if err := e.collect(ctx, res, rs); err != nil {
+	if err := e.collect(ctx, res, rs, 60*time.Second); err != nil {
 		return b, err
 	}
 	if res.notExpired > 0 {

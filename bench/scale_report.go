@@ -40,6 +40,9 @@ func (r *scaleReport) print() {
 		}
 		fmt.Printf("%s — activation of %d grants took %s (%.0f/s), first end %s after it began\n",
 			title, run.n, fmtD(run.activation), float64(run.n)/run.activation.Seconds(), fmtD(run.lead))
+		if run.partial {
+			fmt.Printf("  CUT SHORT: the figures below cover only the requests that had expired when the run bailed out\n")
+		}
 		var all []time.Duration
 		for _, name := range sortedKeys(run.lags) {
 			all = append(all, run.lags[name]...)
@@ -66,10 +69,14 @@ func (r *scaleReport) print() {
 			run.notExpired, run.withError, run.notDropped, run.survived)
 		fmt.Printf("          Timebox roles left in pg_roles %v; Timebox sessions left in pg_stat_activity %v\n", run.rolesLeft, run.tbxBackends)
 		fmt.Printf("          %d removals needed more than one attempt (most attempts: %d)\n", run.retried, run.maxTries)
-		fmt.Printf("  first end → no Timebox role left: %s; server CPU in that time %s (%.0f%% of one CPU)\n",
-			fmtD(run.wall), fmtD(run.cpu), 100*run.cpu.Seconds()/max(run.wall.Seconds(), 0.001))
+		if run.wall > 0 {
+			fmt.Printf("  first end → no Timebox role left: %s; server CPU in that time %s (%.0f%% of one CPU)\n",
+				fmtD(run.wall), fmtD(run.cpu), 100*run.cpu.Seconds()/max(run.wall.Seconds(), 0.001))
+		}
 		fmt.Printf("  CPU during activation: %s\n", run.cpuAct)
-		fmt.Printf("  CPU during expiry:     %s\n", run.cpuWindow)
+		if run.cpuWindow != "" {
+			fmt.Printf("  CPU during expiry:     %s\n", run.cpuWindow)
+		}
 		fmt.Printf("  most Timebox admin connections seen per cluster: %v\n", run.maxAdmin)
 		if run.pgAct != "" {
 			fmt.Printf("  PostgreSQL time by statement during activation (pg_stat_statements):\n%s", run.pgAct)
@@ -77,7 +84,7 @@ func (r *scaleReport) print() {
 		if run.pgWindow != "" {
 			fmt.Printf("  PostgreSQL time by statement during expiry (pg_stat_statements):\n%s", run.pgWindow)
 		}
-		fmt.Printf("  reconciler listing (engine.Managed) with the grants active: %v\n", fmtMap(run.managed))
+		fmt.Printf("  reconciler listing (engine.Managed) with the grants active: %v\n", fmtStrings(run.managed))
 		fmt.Println()
 	}
 
@@ -107,6 +114,17 @@ func (r *scaleReport) print() {
 			fmt.Printf("  %6d  %s\n", r.logCounts[k], k)
 		}
 	}
+}
+
+func fmtStrings(m map[string]string) string {
+	s := ""
+	for _, k := range sortedKeys(m) {
+		if s != "" {
+			s += ", "
+		}
+		s += k + " " + m[k]
+	}
+	return s
 }
 
 func fmtMap(m map[string]time.Duration) string {

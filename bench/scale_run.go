@@ -23,13 +23,13 @@ type expiryRun struct {
 	sessions    []time.Duration            // window end → session's query failed
 	opened      int
 	survived    int
-	memActive   memory // with n active grants, before the window
-	memPeak     int64  // highest RSS sampled during the window
-	storeSize   int64  // with n active grants
-	managed     map[string]time.Duration
-	maxAdmin    map[string]int // most Timebox admin connections seen on each cluster
-	cpu         time.Duration  // the server's CPU time from the first end to the last removal
-	wall        time.Duration  // first end → no Timebox role left anywhere
+	memActive   memory            // with n active grants, before the window
+	memPeak     int64             // highest RSS sampled during the window
+	storeSize   int64             // with n active grants
+	managed     map[string]string // the reconciler's listing query timed on each cluster
+	maxAdmin    map[string]int    // most Timebox admin connections seen on each cluster
+	cpu         time.Duration     // the server's CPU time from the first end to the last removal
+	wall        time.Duration     // first end → no Timebox role left anywhere
 	stopAt      time.Time
 	restartAt   time.Time
 	downLast    time.Duration // restart → the down server's last request expired
@@ -46,6 +46,7 @@ type expiryRun struct {
 	cpuWindow   string // CPU use from the first end to the last removal
 	pgAct       string // top statements during activation (-pgstat)
 	pgWindow    string // top statements from the first end to the last removal (-pgstat)
+	partial     bool   // the run was cut short: the figures cover the requests that expired
 }
 
 // allDatabases lists every database of every cluster, interleaved so that consecutive
@@ -65,7 +66,7 @@ func (e *scaleEnv) allDatabases() []grantSpec {
 // the window and starts it again after; and measures how each grant's removal went.
 func (e *scaleEnv) runExpiry(ctx context.Context, label string, n int, window, lead time.Duration, sessions int, down *cluster) (*expiryRun, error) {
 	res := &expiryRun{label: label, n: n, down: down, lead: lead, lags: map[string][]time.Duration{},
-		managed: map[string]time.Duration{}, maxAdmin: map[string]int{}, rolesLeft: map[string]int{}, tbxBackends: map[string]int{}}
+		managed: map[string]string{}, maxAdmin: map[string]int{}, rolesLeft: map[string]int{}, tbxBackends: map[string]int{}}
 	dbs := e.allDatabases()
 	base := time.Now().Add(lead)
 	specs := make([]grantSpec, n)
@@ -87,7 +88,11 @@ func (e *scaleEnv) runExpiry(ctx context.Context, label string, n int, window, l
 	progress("%s: %d grants active in %s (%.0f/s)", label, n, fmtD(took), float64(n)/took.Seconds())
 	res.memActive, res.storeSize = e.memory(), e.storeSize()
 	for _, c := range e.clusters {
-		res.managed[c.name] = e.timeManaged(ctx, c)
+		d, err := e.timeManaged(ctx, c)
+		res.managed[c.name] = fmtD(d)
+		if err != nil {
+			res.managed[c.name] = fmt.Sprintf("failed after %s: %s", fmtD(d), timebox.ErrorMessage(err))
+		}
 	}
 
 	var candidates []*tbhttp.RequestView
@@ -121,10 +126,17 @@ func (e *scaleEnv) runExpiry(ctx context.Context, label string, n int, window, l
 	err = e.watchWindow(ctx, res, base, lastEnd)
 	res.pgWindow = e.topStatements(ctx, 10)
 	if err != nil {
+		// Bailing out: still report the requests that did expire, from one pass over the API.
+		partial, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res.sessions, res.survived = sessionLags(sess, time.Second)
+		if cerr := e.collect(partial, res, rs, 0); cerr == nil {
+			res.partial = true
+		}
 		return res, err
 	}
 	res.sessions, res.survived = sessionLags(sess, 30*time.Second)
-	return res, e.collect(ctx, res, rs)
+	return res, e.collect(ctx, res, rs, 60*time.Second)
 }
 
 // watchWindow samples the server and the clusters every second from the first end until no
@@ -184,14 +196,14 @@ func (e *scaleEnv) watchWindow(ctx context.Context, res *expiryRun, base, lastEn
 }
 
 // collect reads the run's requests from the API in bulk (one call per database) until each
-// is expired or 60 s passed, and fills in the lags and checks.
-func (e *scaleEnv) collect(ctx context.Context, res *expiryRun, rs []*tbhttp.RequestView) error {
+// is expired or wait passed, and fills in the lags and checks.
+func (e *scaleEnv) collect(ctx context.Context, res *expiryRun, rs []*tbhttp.RequestView, wait time.Duration) error {
 	want := map[string]bool{}
 	for _, r := range rs {
 		want[r.ID] = true
 	}
 	var got map[string]*tbhttp.RequestView
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(time.Second) {
 		got = map[string]*tbhttp.RequestView{}
 		for _, c := range e.clusters {
 			for _, db := range c.databases {
@@ -248,17 +260,17 @@ func (e *scaleEnv) collect(ctx context.Context, res *expiryRun, rs []*tbhttp.Req
 	return nil
 }
 
-// timeManaged times the reconciler's listing query (the engine's Managed) on c, as the
-// reconciler runs it every 10 seconds.
-func (e *scaleEnv) timeManaged(ctx context.Context, c *cluster) time.Duration {
+// timeManaged times the reconciler's listing query (the engine's Managed) on c, with the
+// engine's own timeouts, as the reconciler runs it every 10 seconds.
+func (e *scaleEnv) timeManaged(ctx context.Context, c *cluster) (time.Duration, error) {
 	u := url.URL{Scheme: "postgres", User: url.User(e.admin), Host: "127.0.0.1:" + strconv.Itoa(c.pg.Port), Path: "/postgres", RawQuery: "sslmode=disable"}
 	eng, err := postgres.New(c.name, u.String(), e.adminPassword, 1)
 	if err != nil {
-		return -1
+		return 0, err
 	}
 	defer eng.Close()
 	if err := eng.Ping(ctx); err != nil {
-		return -1
+		return 0, err
 	}
 	// The listing's signature is being changed by others: take whichever form the engine has.
 	var list func() error
@@ -272,11 +284,9 @@ func (e *scaleEnv) timeManaged(ctx context.Context, c *cluster) time.Duration {
 	}:
 		list = func() error { _, err := inv.Managed(ctx); return err }
 	default:
-		return -1
+		return 0, fmt.Errorf("the engine has no Managed listing")
 	}
 	start := time.Now()
-	if err := list(); err != nil {
-		return -1
-	}
-	return time.Since(start)
+	err = list()
+	return time.Since(start), err
 }
