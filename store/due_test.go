@@ -60,7 +60,7 @@ func testDueRequests(t *testing.T, db *store.DB) {
 		}
 		return tx.UpdateRequest(later)
 	})
-	due := []string{"pending", "approved"}
-	var next time.Time // nothing else is due later: approved and pending are due now
+	due := []string{"approved", "pending"} // in due order: approved since its start, pending since its ending
+	var next time.Time                     // nothing else is due later: approved and pending are due now
 	check(due, next)
 }

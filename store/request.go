@@ -145,7 +145,13 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 		}
 		where = append(where, cond)
 	}
-	query := `SELECT ` + requestColumns + whereClause(where) + ` ORDER BY r.created_at DESC, r.id DESC`
+	order := ` ORDER BY r.created_at DESC, r.id DESC`
+	if !f.DueBy.IsZero() {
+		// The scheduler's hot query: in due order, so the due_at index serves it instead of a
+		// scan of every request ever stored in created_at order.
+		order = ` ORDER BY r.due_at, r.id`
+	}
+	query := `SELECT ` + requestColumns + whereClause(where) + order
 	if f.Limit > 0 {
 		query, args = query+` LIMIT ?`, append(args, f.Limit)
 	}
