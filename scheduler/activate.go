@@ -204,6 +204,9 @@ func (s *Scheduler) onServer(ctx context.Context, server string, op func(context
 	err = op(stepCtx, e)
 	if ctx.Err() == nil { // not a shutdown: what the server said (a timeout counts)
 		s.observe(server, err)
+		if timebox.ErrorCode(err) == timebox.EUNAVAILABLE {
+			s.down(server)
+		}
 	}
 	return err
 }

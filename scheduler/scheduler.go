@@ -55,6 +55,9 @@ type Scheduler struct {
 	// they are not retried before the time given, so a lasting error cannot spin the loop.
 	cooldown map[string]time.Time
 	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
+	queues   map[string]chan struct{} // per server: bounds the requests being processed
+	outages  map[string]*outage       // servers found unreachable, until a probe reaches them
+	runCtx   context.Context          // Run's context, for the probes; nil when Run is not running
 	health   map[string]health        // per server: what the last calls said
 	// principals serialises the engine calls on one person's login (role_membership).
 	principals map[string]*sync.Mutex
@@ -76,7 +79,7 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 		Now: time.Now, Logger: slog.Default(),
 		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, principals: map[string]*sync.Mutex{}, slots: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, principals: map[string]*sync.Mutex{}, slots: map[string]chan struct{}{}, queues: map[string]chan struct{}{}, outages: map[string]*outage{},
 	}
 }
 
@@ -91,6 +94,15 @@ func (s *Scheduler) Wake() {
 // Run schedules work until ctx is done, then waits for work in flight to finish.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.wg.Wait()
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.runCtx = nil
+		clear(s.outages)
+		s.mu.Unlock()
+	}()
 	if s.ReconcileInterval > 0 {
 		s.wg.Add(1)
 		go s.reconcileLoop(ctx)
@@ -164,19 +176,32 @@ func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
 	maps.DeleteFunc(s.cooldown, func(_ string, until time.Time) bool { return until.Before(now) })
 	cooldown := maps.Clone(s.cooldown)
 	s.mu.Unlock()
+	later := func(until time.Time) {
+		if next.IsZero() || until.Before(next) {
+			next = until
+		}
+	}
 	for _, r := range due {
 		if until, ok := cooldown[r.ID]; ok {
-			if next.IsZero() || until.Before(next) {
-				next = until
-			}
+			later(until)
 			continue
+		}
+		if retrying(r, now) {
+			if until, ok := s.heldBack(s.serverOf(r)); ok {
+				later(until)
+				continue
+			}
 		}
 		s.start(ctx, r)
 	}
 	return next
 }
 
-// start runs the work for r in its own goroutine unless r is already in flight.
+// start runs the work for r in its own goroutine unless r is already in flight. The
+// goroutine first waits for a place in the queue of r's server, so that thousands of requests
+// due at once wait cheaply (a goroutine holding an ID) instead of all reading and writing the
+// store and then queueing for the server's connections, and so that a slow server's backlog
+// never holds the places of another.
 func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 	s.mu.Lock()
 	if s.inflight[r.ID] {
@@ -185,15 +210,35 @@ func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 	}
 	s.inflight[r.ID] = true
 	s.mu.Unlock()
+	id, queue := r.ID, s.queue(s.serverOf(r))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := s.Process(ctx, r.ID)
-		if err != nil && ctx.Err() == nil {
-			s.Logger.Error("scheduler: process request", "request", r.ID, "err", err)
+		select {
+		case queue <- struct{}{}:
+		case <-ctx.Done():
+			s.done(ctx, id, nil)
+			return
 		}
-		s.done(ctx, r.ID, err)
+		err := s.Process(ctx, id)
+		<-queue
+		if err != nil && ctx.Err() == nil {
+			s.Logger.Error("scheduler: process request", "request", id, "err", err)
+		}
+		s.done(ctx, id, err)
 	}()
+}
+
+// serverOf returns the server r's work is on: its grant's, or its database's ("" when the
+// database is no longer in the catalog).
+func (s *Scheduler) serverOf(r *timebox.Request) string {
+	if r.Grant != nil {
+		return r.Grant.Server
+	}
+	if db, err := s.Catalog.Database(r.Database); err == nil {
+		return db.Server
+	}
+	return ""
 }
 
 // RunNow does the work that request id needs now and waits for it, for callers that want
@@ -260,6 +305,21 @@ func (s *Scheduler) slot(server string) chan struct{} {
 		}
 		c = make(chan struct{}, n)
 		s.slots[server] = c
+	}
+	return c
+}
+
+// queue returns the semaphore that bounds the requests of one server being processed at once:
+// twice its slots, so that the store work of the next requests overlaps the database work of
+// the current ones.
+func (s *Scheduler) queue(server string) chan struct{} {
+	n := cap(s.slot(server))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.queues[server]
+	if !ok {
+		c = make(chan struct{}, 2*n)
+		s.queues[server] = c
 	}
 	return c
 }

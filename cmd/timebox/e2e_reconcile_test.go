@@ -49,8 +49,8 @@ func TestE2EReconcile(t *testing.T) {
 	e.in.Scheduler.Reconcile(ctx)
 	var until time.Time
 	var roles []string
-	if err := super.QueryRow(ctx, `SELECT rolvaliduntil, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid)
-		FROM pg_roles r WHERE rolname = $1`, r.Grant.Principal).Scan(&until, &roles); err != nil {
+	if err := super.QueryRow(ctx, `SELECT rolvaliduntil, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname <> $2)
+		FROM pg_roles r WHERE rolname = $1`, r.Grant.Principal, postgres.ManagedRoleName(e.admin)).Scan(&until, &roles); err != nil {
 		t.Fatal(err)
 	}
 	if !until.Equal(r.End) || slices.Contains(roles, extra) || len(roles) != 1 {
@@ -79,7 +79,7 @@ func TestE2EReconcile(t *testing.T) {
 	exec("SET ROLE " + postgres.QuoteIdent(e.admin))
 	exec("CREATE ROLE tbx_ghost_" + e.admin + " LOGIN PASSWORD 'Ghost-password-1'")
 	exec("COMMENT ON ROLE tbx_ghost_" + e.admin + " IS 'timebox ephemeral login'")
-	exec("GRANT tbx_ghost_" + e.admin + " TO CURRENT_USER")
+	exec("GRANT " + postgres.QuoteIdent(postgres.ManagedRoleName(e.admin)) + " TO tbx_ghost_" + e.admin)
 	exec("GRANT CONNECT ON DATABASE " + postgres.QuoteIdent(e.db) + " TO tbx_ghost_" + e.admin)
 	exec("RESET ROLE")
 	exec("CREATE ROLE tbx_lookalike_" + e.admin + " NOLOGIN")
@@ -101,8 +101,8 @@ func TestE2EReconcile(t *testing.T) {
 	if n := drifts(); n != 3 {
 		t.Fatalf("%d drift events, want 3 (widened, dropped, orphan)", n)
 	}
-	// A marked login this Timebox's admin did not make (another installation's, here one made
-	// by a superuser) is not an orphan of ours: it is left alone.
+	// A login with Timebox's comment that is not in this installation's bookkeeping role
+	// (another installation's, here one made by a superuser) is not an orphan of ours.
 	exec("CREATE ROLE tbx_foreign_" + e.admin + " LOGIN PASSWORD 'Foreign-password-1'")
 	exec("COMMENT ON ROLE tbx_foreign_" + e.admin + " IS 'timebox ephemeral login'")
 	e.in.Scheduler.Reconcile(ctx)

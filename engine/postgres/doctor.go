@@ -72,7 +72,34 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 	if err := e.doctorRoles(ctx, q, a, roles, versionNum, add); err != nil {
 		return version, findings, e.wrap(err, nil)
 	}
+	if err := e.doctorManaged(ctx, q, a, versionNum, add); err != nil {
+		return version, findings, e.wrap(err, nil)
+	}
 	return version, findings, nil
+}
+
+// doctorManaged checks the bookkeeping role: missing is fine (the engine creates it on the
+// first activation), but when it exists the admin must be able to grant it.
+func (e *Engine) doctorManaged(ctx context.Context, q *pgx.Conn, admin string, versionNum int, add addFinding) error {
+	var adminOption bool
+	var members int
+	err := q.QueryRow(ctx, `SELECT pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION'),
+		(SELECT count(*) FROM pg_auth_members WHERE roleid = r.oid)
+		FROM pg_roles r WHERE rolname = $1`, e.ManagedRole).Scan(&adminOption, &members)
+	m := QuoteIdent(e.ManagedRole)
+	switch {
+	case err == pgx.ErrNoRows:
+		add(SeverityOK, "", "bookkeeping role %s does not exist yet: the first activation creates it", m)
+	case err != nil:
+		return err
+	case adminOption:
+		add(SeverityOK, "", "bookkeeping role %s: the admin holds it WITH ADMIN OPTION (%d members)", m, members)
+	case versionNum >= 160000:
+		add(SeverityFail, "GRANT "+m+" TO "+admin+" WITH ADMIN OPTION;", "admin role %s cannot grant the bookkeeping role %s: PostgreSQL 16 requires ADMIN OPTION", admin, m)
+	default:
+		add(SeverityWarn, "GRANT "+m+" TO "+admin+" WITH ADMIN OPTION;", "admin role %s holds the bookkeeping role %s without ADMIN OPTION: CREATEROLE suffices on this version, PostgreSQL 16 will refuse", admin, m)
+	}
+	return nil
 }
 
 type addFinding func(severity, fix, format string, args ...any)

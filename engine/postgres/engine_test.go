@@ -70,6 +70,16 @@ func testLifecycle(t *testing.T, f *fixture, p timebox.GrantPlan) {
 	if want := p.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
 		t.Errorf("rolvaliduntil = %v, want %v", until, want)
 	}
+	// Marked by membership in the bookkeeping role; the admin is not a member of the login
+	// while it lives (that would make PostgreSQL's privilege checks O(live logins)).
+	var marked, adminMember bool
+	if err := superQueryRow(t, f.pg, "postgres", `SELECT pg_has_role($1, $2, 'MEMBER'), pg_has_role($3, $1, 'MEMBER')`,
+		[]any{p.Principal, ManagedRoleName(f.admin), f.admin}, &marked, &adminMember); err != nil {
+		t.Fatal(err)
+	}
+	if !marked || adminMember {
+		t.Errorf("member of the bookkeeping role = %v (want true), admin member of the login = %v (want false)", marked, adminMember)
+	}
 
 	// Grant again, unchanged: converges. Then with a new password and a new end.
 	start = time.Now()
@@ -221,8 +231,8 @@ func TestRevokeBlocked(t *testing.T) {
 	var canLogin, hasPassword bool
 	var memberships int
 	if err := superQueryRow(t, f.pg, "postgres", `SELECT rolcanlogin, rolpassword IS NOT NULL,
-		(SELECT count(*) FROM pg_auth_members WHERE member = a.oid) FROM pg_authid a WHERE rolname = $1`,
-		[]any{p.Principal}, &canLogin, &hasPassword, &memberships); err != nil {
+		(SELECT count(*) FROM pg_auth_members WHERE member = a.oid AND roleid <> $2::regrole) FROM pg_authid a WHERE rolname = $1`,
+		[]any{p.Principal, QuoteIdent(ManagedRoleName(f.admin))}, &canLogin, &hasPassword, &memberships); err != nil {
 		t.Fatal(err)
 	}
 	if canLogin || hasPassword || memberships != 0 {

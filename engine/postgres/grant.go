@@ -62,8 +62,8 @@ func validUntilLiteral(t time.Time) string {
 // roleInfo is what the engine needs to know about an existing role.
 type roleInfo struct {
 	oid    uint32
-	ours   bool // carries roleComment
-	member []string
+	ours   bool     // carries roleComment
+	member []string // the roles it is a member of, the bookkeeping role left out
 }
 
 // querier is a pool, a connection or a transaction.
@@ -72,14 +72,14 @@ type querier interface {
 }
 
 // lookupRole returns the role called name, or nil when it does not exist.
-func lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) {
+func (e *Engine) lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) {
 	var r roleInfo
 	var comment string
 	err := q.QueryRow(ctx, `
 		SELECT r.oid, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
 		       coalesce(array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-		                      WHERE m.member = r.oid ORDER BY 1), '{}')
-		FROM pg_roles r WHERE r.rolname = $1`, name).Scan(&r.oid, &comment, &r.member)
+		                      WHERE m.member = r.oid AND g.rolname <> $2 ORDER BY 1), '{}')
+		FROM pg_roles r WHERE r.rolname = $1`, name, e.ManagedRole).Scan(&r.oid, &comment, &r.member)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -114,20 +114,23 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err != nil {
 		return err
 	}
+	if err := e.ensureManagedRole(ctx, pool); err != nil {
+		return e.wrap(err, secrets)
+	}
 	unlock := e.lockDatabase(p.Database)
 	defer unlock()
 	err = retryConcurrent(ctx, func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			role, err := lookupRole(ctx, tx, p.Principal)
+			role, err := e.lookupRole(ctx, tx, p.Principal)
 			if err != nil {
 				return err
 			}
 			if role != nil && !role.ours {
 				return timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
 			}
-			_, err = tx.Exec(ctx, grantSQL(p, v, role))
+			_, err = tx.Exec(ctx, grantSQL(p, v, role, e.ManagedRole))
 			return err
 		})
 	})
@@ -135,8 +138,8 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 }
 
 // grantSQL returns the statements that create or update the principal, joined for one round
-// trip. role is nil when the principal does not exist yet.
-func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo) string {
+// trip. role is nil when the principal does not exist yet; managed is the bookkeeping role.
+func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed string) string {
 	who := QuoteIdent(p.Principal)
 	auth := " LOGIN PASSWORD " + QuoteLiteral(v.String()) + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
 	var stmts []string
@@ -147,11 +150,12 @@ func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo) string {
 	} else {
 		stmts = append(stmts, "ALTER ROLE "+who+" WITH"+auth)
 	}
-	// The admin must be a member of the principal to REASSIGN and DROP OWNED later on.
-	// PostgreSQL 16 makes the creator an admin of the role without inheritance; this grant
-	// gives the inheritance, and is a no-op (a notice) when the membership already exists.
+	// Membership in the bookkeeping role is the second half of Timebox's mark (see Managed).
+	// The admin does not become a member of the principal here but only just before removal:
+	// PostgreSQL recomputes a role's memberships after every role change, in time quadratic
+	// in their number, so an admin holding thousands of live logins slows every statement.
 	stmts = append(stmts,
-		"GRANT "+who+" TO CURRENT_USER",
+		"GRANT "+QuoteIdent(managed)+" TO "+who,
 		"GRANT CONNECT ON DATABASE "+QuoteIdent(p.Database)+" TO "+who)
 	for _, r := range p.Roles {
 		stmts = append(stmts, "GRANT "+QuoteIdent(r)+" TO "+who)

@@ -30,13 +30,14 @@ var setupMu sync.Mutex
 // as a non-superuser admin. Every name carries a random suffix so that tests can share a
 // cluster.
 type fixture struct {
-	pg     *testdb.Postgres
-	eng    *Engine
-	admin  string
-	db     string // target database, with a table "items" holding one row
-	other  string // another hardened database
-	reader string // role with SELECT on every table of db
-	ddl    string // role with CREATE on db's public schema
+	pg       *testdb.Postgres
+	eng      *Engine
+	admin    string
+	password string // the admin's
+	db       string // target database, with a table "items" holding one row
+	other    string // another hardened database
+	reader   string // role with SELECT on every table of db
+	ddl      string // role with CREATE on db's public schema
 }
 
 // names are the database, other database and reader role names of a fixture, before the
@@ -75,7 +76,7 @@ func newFixture(t *testing.T, pg *testdb.Postgres, n names) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	f.eng = eng
+	f.eng, f.password = eng, password
 	return f
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/internal/testdb"
@@ -105,8 +106,8 @@ func TestGrantConverges(t *testing.T) {
 	}
 	var roles []string
 	if err := superQueryRow(t, f.pg, "postgres", `SELECT array(SELECT r.rolname FROM pg_auth_members m
-		JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1))`,
-		[]any{p.Principal}, &roles); err != nil {
+		JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1) AND r.rolname <> $2)`,
+		[]any{p.Principal, ManagedRoleName(f.admin)}, &roles); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(roles, []string{f.reader}) {
@@ -234,11 +235,62 @@ func TestSetupStatements(t *testing.T) {
 		`REVOKE CONNECT ON DATABASE "we""ird" FROM PUBLIC`,
 		`GRANT CONNECT ON DATABASE "we""ird" TO "adm""in" WITH GRANT OPTION`,
 		`GRANT "ro" TO "adm""in" WITH ADMIN OPTION`,
+		`CREATE ROLE "adm""in_managed" NOLOGIN`,
+		`COMMENT ON ROLE "adm""in_managed" IS 'timebox: every ephemeral login this installation created is a member'`,
+		`GRANT "adm""in_managed" TO "adm""in" WITH ADMIN OPTION`,
 	}
 	if !strings.HasPrefix(got[0], `CREATE ROLE "adm""in" WITH LOGIN CREATEROLE PASSWORD 'SCRAM-SHA-256$4096:`) || strings.Contains(got[0], "pw'x") {
 		t.Errorf("create statement = %s", got[0])
 	}
 	if !slices.Equal(got[1:], want) {
 		t.Errorf("statements:\n%s\nwant:\n%s", strings.Join(got[1:], "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestManagedRoleName(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes
+	for _, admin := range []string{"timebox", long, strings.Repeat("a", 63)} {
+		got := ManagedRoleName(admin)
+		if len(got) > 63 || !strings.HasSuffix(got, "_managed") || !utf8.ValidString(got) || ValidIdent(got) != nil {
+			t.Errorf("ManagedRoleName(%q) = %q", admin, got)
+		}
+	}
+	if got := ManagedRoleName("timebox"); got != "timebox_managed" {
+		t.Errorf("ManagedRoleName(timebox) = %q", got)
+	}
+}
+
+// TestManagedRoleCreated checks that the engine creates a missing bookkeeping role on its
+// first grant, and that Managed lists only the logins in it.
+func TestManagedRoleCreated(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
+	ctx := t.Context()
+	f.eng.ManagedRole = "bk 'x' " + suffix()
+	p := f.plan("tbx_")
+	if err := f.eng.Grant(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if !roleExists(t, f.pg, f.eng.ManagedRole) {
+		t.Fatal("the bookkeeping role was not created")
+	}
+	found, err := f.eng.Managed(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || found[0].Name != p.Principal || found[0].Database != f.db || !slices.Equal(found[0].Roles, p.Roles) {
+		t.Fatalf("Managed = %+v, want only %s on %s with %v", found, p.Principal, f.db, p.Roles)
+	}
+	// Another engine with the default bookkeeping role does not see it.
+	other, err := New("other", adminURL(f.pg, f.admin), f.password, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if found, err := other.Managed(ctx, nil); err != nil || len(found) != 0 {
+		t.Fatalf("another installation's Managed = %+v, %v; want nothing", found, err)
+	}
+	if _, err := f.eng.Revoke(ctx, p); err != nil {
+		t.Fatal(err)
 	}
 }

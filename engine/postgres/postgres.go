@@ -38,15 +38,20 @@ type Engine struct {
 	LockTimeout time.Duration
 	// ConnectTimeout bounds establishing one connection (default 5s).
 	ConnectTimeout time.Duration
+	// ManagedRole is the bookkeeping role every ephemeral login of this installation is a
+	// member of (default ManagedRoleName of the admin role). The engine creates it when it
+	// is missing.
+	ManagedRole string
 
 	name    string
 	config  *pgxpool.Config // admin pool configuration; copied for each database
 	adminDB string
 
-	mu     sync.Mutex
-	pools  map[string]*pgxpool.Pool
-	acls   map[string]*sync.Mutex // per database name, see lockDatabase
-	closed bool
+	mu      sync.Mutex
+	pools   map[string]*pgxpool.Pool
+	acls    map[string]*sync.Mutex // per database name, see lockDatabase
+	managed bool                   // the bookkeeping role is known to exist
+	closed  bool
 }
 
 // New returns an engine for the server called name, reached with adminURL (a PostgreSQL URL or
@@ -88,6 +93,7 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		StatementTimeout: 10 * time.Second,
 		LockTimeout:      5 * time.Second,
 		ConnectTimeout:   5 * time.Second,
+		ManagedRole:      ManagedRoleName(cfg.ConnConfig.User),
 		name:             name,
 		config:           cfg,
 		adminDB:          db,

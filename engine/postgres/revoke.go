@@ -85,14 +85,17 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name string) (*roleInfo, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	role, err := lookupRole(ctx, admin, name)
+	role, err := e.lookupRole(ctx, admin, name)
 	if err != nil || role == nil {
 		return nil, err
 	}
 	if !role.ours {
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: role %q was not created by timebox; not revoking it", e.name, name)
 	}
-	if _, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(name)+" NOLOGIN"); err != nil {
+	// The admin joins the role only now, to be allowed to REASSIGN and DROP OWNED (see
+	// grantSQL); DROP ROLE ends the membership. On PostgreSQL 16, where the creator holds the
+	// role with ADMIN OPTION but without inheritance, this adds the inheritance.
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(name)+" NOLOGIN;\nGRANT "+QuoteIdent(name)+" TO CURRENT_USER"); err != nil {
 		if sqlState(err) == "42704" { // undefined_object: dropped meanwhile
 			return nil, nil
 		}
