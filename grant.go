@@ -114,6 +114,10 @@ type Inventory interface {
 	// Managed lists every principal Timebox created that still exists, and the shared logins
 	// named in shared (those that exist). EUNAVAILABLE when the server cannot be reached.
 	Managed(ctx context.Context, shared []string) ([]ManagedPrincipal, error)
+	// PasswordWorks reports whether p's principal can log in to p.Database with p.Password;
+	// false when the server refuses that password. The reconciler uses it to find a password
+	// changed by hand, which the admin cannot read without being a superuser.
+	PasswordWorks(ctx context.Context, p GrantPlan) (bool, error)
 }
 
 // ServerStatus is what one process knows of a database server's health and pending work.

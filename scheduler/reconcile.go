@@ -42,14 +42,9 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		var shared []string
-		for _, d := range s.Catalog.Databases {
-			if d.Server == server && d.Method == timebox.MethodUnlockLogin {
-				shared = append(shared, d.Login)
-			}
-		}
+		shared, persons := s.namedLogins(server)
 		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
-			found[server], err = inv.Managed(ctx, shared)
+			found[server], err = inv.Managed(ctx, append(shared, persons...))
 			return err
 		})
 		if err != nil {
@@ -68,30 +63,143 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		return
 	}
 	for _, server := range slices.Sorted(maps.Keys(found)) {
-		s.reconcileServer(ctx, server, before[server], after[server], found[server])
+		b, a := before[server], after[server]
+		if b == nil {
+			b = &live{}
+		}
+		if a == nil {
+			a = &live{}
+		}
+		s.reconcileServer(ctx, server, b, a, found[server])
+		s.checkPasswords(ctx, server, a.byPrincipal)
 	}
 }
 
-// liveGrants returns the approved and active requests that have a grant, by server and
-// principal.
-func (s *Scheduler) liveGrants(ctx context.Context) (map[string]map[string]*timebox.Request, error) {
-	var live []*timebox.Request
+// namedLogins returns the existing logins the configuration names on server: the shared
+// logins of method unlock_login, and, when a database of the server uses method
+// role_membership, every user's own login.
+func (s *Scheduler) namedLogins(server string) (shared, persons []string) {
+	membership := false
+	for _, d := range s.Catalog.Databases {
+		switch {
+		case d.Server != server:
+		case d.Method == timebox.MethodUnlockLogin:
+			shared = append(shared, d.Login)
+		case d.Method == timebox.MethodRoleMembership:
+			membership = true
+		}
+	}
+	if membership {
+		for _, u := range s.Catalog.Users {
+			if !slices.Contains(shared, u.Login()) {
+				persons = append(persons, u.Login())
+			}
+		}
+	}
+	return shared, persons
+}
+
+// handedOut returns the roles that the access levels of server's role_membership databases
+// grant: on a person's login, those are Timebox's to give and take.
+func (s *Scheduler) handedOut(server string) []string {
+	var roles []string
+	for i := range s.Catalog.Databases {
+		d := &s.Catalog.Databases[i]
+		if d.Server != server || d.Method != timebox.MethodRoleMembership {
+			continue
+		}
+		for _, l := range s.Catalog.AccessLevels {
+			if rs, err := s.Catalog.Roles(d, l.Name); err == nil {
+				roles = append(roles, rs...)
+			}
+		}
+	}
+	return roles
+}
+
+// passwordCheckMargin keeps password checks away from the end of a window: past VALID
+// UNTIL, PostgreSQL refuses the right password exactly as it refuses a wrong one.
+const passwordCheckMargin = 30 * time.Second
+
+// checkPasswords logs in with the planned password of up to PasswordChecks settled grants of
+// server, taking them in turn from one pass to the next, and puts back the password of each
+// that the server refuses: a password changed by hand cannot be read without superuser
+// rights, but it can be tried. A login is checked again after every other settled grant of
+// its server was, so with n of them a change is found within n/PasswordChecks passes.
+func (s *Scheduler) checkPasswords(ctx context.Context, server string, expected map[string]*timebox.Request) {
+	inv, ok := s.Engines[server].(timebox.Inventory)
+	if !ok || s.PasswordChecks <= 0 || s.Sealer == nil {
+		return
+	}
+	now := s.Now()
+	var names []string
+	for name, r := range expected {
+		if settled(r) && r.Grant.SealedPassword != nil && r.End.After(now.Add(passwordCheckMargin)) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names)
+	s.mu.Lock()
+	from, _ := slices.BinarySearch(names, s.pwCursor[server]+"\x00") // the first name after the cursor
+	s.mu.Unlock()
+	for i := range min(s.PasswordChecks, len(names)) {
+		name := names[(from+i)%len(names)]
+		r := expected[name]
+		var works bool
+		err := s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) (err error) {
+			works, err = inv.PasswordWorks(ctx, p)
+			return err
+		})
+		s.mu.Lock()
+		s.pwCursor[server] = name
+		s.mu.Unlock()
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				s.Logger.Warn("reconciler: cannot check a password", "request", r.ID, "err", timebox.ErrorMessage(err))
+			}
+			return
+		case !works:
+			s.repair(ctx, r.ID, "its password was changed by hand")
+		}
+	}
+}
+
+// live is what the store says should exist on one server: the grants by principal, and
+// the grants of method role_membership by person's login (several may share one).
+type live struct {
+	byPrincipal map[string]*timebox.Request
+	persons     map[string][]*timebox.Request
+}
+
+// liveGrants returns the approved and active requests that have a grant, by server.
+func (s *Scheduler) liveGrants(ctx context.Context) (map[string]*live, error) {
+	var reqs []*timebox.Request
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		reqs, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]map[string]*timebox.Request{}
-	for _, r := range live {
+	out := map[string]*live{}
+	for _, r := range reqs {
 		if r.Grant == nil {
 			continue
 		}
-		if out[r.Grant.Server] == nil {
-			out[r.Grant.Server] = map[string]*timebox.Request{}
+		l := out[r.Grant.Server]
+		if l == nil {
+			l = &live{byPrincipal: map[string]*timebox.Request{}, persons: map[string][]*timebox.Request{}}
+			out[r.Grant.Server] = l
 		}
-		out[r.Grant.Server][r.Grant.Principal] = r
+		if r.Grant.Method == timebox.MethodRoleMembership {
+			l.persons[r.Grant.Principal] = append(l.persons[r.Grant.Principal], r)
+		} else {
+			l.byPrincipal[r.Grant.Principal] = r
+		}
 	}
 	return out, nil
 }
@@ -105,12 +213,20 @@ func settled(r *timebox.Request) bool {
 // before) with the store read after the listing (expected): a principal is created only after
 // its intent is stored, so one the store does not know afterwards is an orphan; and one that
 // was settled before the listing but is absent from it was dropped by hand.
-func (s *Scheduler) reconcileServer(ctx context.Context, server string, before, expected map[string]*timebox.Request, found []timebox.ManagedPrincipal) {
+func (s *Scheduler) reconcileServer(ctx context.Context, server string, beforeAll, after *live, found []timebox.ManagedPrincipal) {
+	before, expected := beforeAll.byPrincipal, after.byPrincipal
+	_, persons := s.namedLogins(server)
+	var handed []string
 	onDB := map[string]bool{}
 	for _, m := range found {
 		onDB[m.Name] = true
 		r, ok := expected[m.Name]
 		switch {
+		case m.Shared && slices.Contains(persons, m.Name):
+			if handed == nil {
+				handed = s.handedOut(server)
+			}
+			s.reconcilePerson(ctx, server, m, beforeAll.persons[m.Name], after.persons[m.Name], handed)
 		case !ok && m.Shared && m.CanLogin:
 			s.relock(ctx, server, m)
 		case !ok && !m.Shared:
@@ -243,4 +359,71 @@ func (s *Scheduler) drifted(ctx context.Context, server, kind string, e *timebox
 	if s.Metrics != nil {
 		s.Metrics.DriftRepaired.WithLabelValues(server, kind).Inc()
 	}
+}
+
+// reconcilePerson compares a person's own login (method role_membership) with its live
+// grants: a role that Timebox hands out on this server but that no live grant of the login
+// needs (granted by hand: standing access around the review) is revoked, and the login's
+// sessions ended; a live grant whose role was revoked by hand is granted again. It acts only
+// when the login's live grants did not change during the listing and none is under way.
+func (s *Scheduler) reconcilePerson(ctx context.Context, server string, m timebox.ManagedPrincipal, before, after []*timebox.Request, handed []string) {
+	ids := func(rs []*timebox.Request) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	unsettled := func(r *timebox.Request) bool { return !settled(r) }
+	if !slices.Equal(ids(before), ids(after)) || slices.ContainsFunc(before, unsettled) || slices.ContainsFunc(after, unsettled) {
+		return
+	}
+	needed := map[string]bool{}
+	for _, r := range after {
+		var missing []string
+		for _, role := range r.Grant.Roles {
+			needed[role] = true
+			if !slices.Contains(m.Roles, role) {
+				missing = append(missing, role)
+			}
+		}
+		if len(missing) > 0 {
+			s.repair(ctx, r.ID, "role "+strings.Join(missing, ", ")+" was revoked by hand")
+		}
+	}
+	var extra []string
+	for _, role := range m.Roles {
+		if slices.Contains(handed, role) && !needed[role] && !slices.Contains(extra, role) {
+			extra = append(extra, role)
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	// Under the login's lock, with what its live grants need read afresh: a grant that
+	// activates meanwhile keeps its roles.
+	defer s.lockPrincipal(server, m.Name)()
+	keep, _, err := s.keep(ctx, &timebox.Request{Grant: &timebox.Grant{Server: server, Principal: m.Name}})
+	if err != nil {
+		return
+	}
+	extra = slices.DeleteFunc(extra, func(role string) bool { return slices.Contains(keep, role) })
+	if len(extra) == 0 {
+		return
+	}
+	var res timebox.RevokeResult
+	err = s.onServer(ctx, server, func(ctx context.Context, e timebox.Engine) (err error) {
+		res, err = e.Revoke(ctx, timebox.GrantPlan{Method: timebox.MethodRoleMembership, Principal: m.Name,
+			Database: m.Database, Roles: extra, KeepDatabases: []string{m.Database}})
+		return err
+	})
+	if err != nil {
+		s.Logger.Warn("reconciler: cannot revoke roles granted by hand", "server", server, "login", m.Name, "err", timebox.ErrorMessage(err))
+		return
+	}
+	s.drifted(ctx, server, "membership_revoked", &timebox.Event{Details: map[string]any{
+		"principal": m.Name, "server": server, "found": "roles granted by hand that no live grant needs: " + strings.Join(extra, ", "),
+		"outcome": res.Detail, "sessions_ended": res.SessionsEnded,
+	}})
 }

@@ -39,6 +39,9 @@ type Scheduler struct {
 	// ReconcileInterval is how often the reconciler compares the databases with the store
 	// (default 10s; zero or less disables it).
 	ReconcileInterval time.Duration
+	// PasswordChecks is how many logins per server each reconciler pass tries with their
+	// planned password, to find one changed by hand (default 20; zero disables it).
+	PasswordChecks int
 	// StepTimeout bounds one engine call (default 30s).
 	StepTimeout time.Duration
 	// MinBackoff and MaxBackoff bound retry delays (default 1s and 30s), jittered ±20%.
@@ -57,6 +60,7 @@ type Scheduler struct {
 	slots    map[string]chan struct{} // per server: bounds concurrent engine calls
 	queues   map[string]chan struct{} // per server: bounds the requests being processed
 	outages  map[string]*outage       // servers found unreachable, until a probe reaches them
+	pwCursor map[string]string        // per server: the last login whose password was checked
 	runCtx   context.Context          // Run's context, for the probes; nil when Run is not running
 	health   map[string]health        // per server: what the last calls said
 	// principals serialises the engine calls on one person's login (role_membership).
@@ -77,9 +81,9 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 	return &Scheduler{
 		Store: store, Catalog: catalog, Sealer: sealer, Engines: engines,
 		Now: time.Now, Logger: slog.Default(),
-		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second,
+		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second, PasswordChecks: 20,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, principals: map[string]*sync.Mutex{}, slots: map[string]chan struct{}{}, queues: map[string]chan struct{}{}, outages: map[string]*outage{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, cooldown: map[string]time.Time{}, health: map[string]health{}, principals: map[string]*sync.Mutex{}, slots: map[string]chan struct{}{}, queues: map[string]chan struct{}{}, outages: map[string]*outage{}, pwCursor: map[string]string{},
 	}
 }
 

@@ -48,6 +48,7 @@ type env struct {
 	db      string // the server-side name of the requested database
 	other   string // another hardened database on the same server
 	admin   string // the Timebox admin role
+	role    string // the role access level read-only grants
 	maint   string // a shared login, unlocked by database "maint" (method unlock_login)
 	// personal is the requester's own login (db_user), used by database "team"
 	// (method role_membership).
@@ -109,7 +110,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.user == "" {
 		o.user = "alice"
 	}
-	e := &env{t: t, pg: o.pg, dir: t.TempDir(), db: o.dbName, other: "other_" + suffix, admin: "tbx_admin_" + suffix}
+	e := &env{t: t, pg: o.pg, dir: t.TempDir(), db: o.dbName, other: "other_" + suffix, admin: "tbx_admin_" + suffix, role: o.roleName}
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()

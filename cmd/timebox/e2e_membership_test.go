@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox/engine/postgres"
 )
 
 // TestE2ERoleMembership: the access level's roles are granted to the requester's own login
@@ -91,4 +92,74 @@ func TestE2ERoleMembershipBackToBack(t *testing.T) {
 	}
 	e.waitState("alice", first, "expired", 5*time.Second)
 	e.waitState("alice", next, "active", 5*time.Second)
+}
+
+// TestE2ERoleMembershipDrift: on a person's own login, a role the access levels hand out
+// that was revoked by hand during a live grant is granted again, and one granted by hand
+// with no live grant (standing access around the review) is revoked with its sessions
+// ended; each is a drift.repaired event. Roles Timebox does not hand out are left alone.
+func TestE2ERoleMembershipDrift(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.start()
+	ctx := context.Background()
+	super, err := pgx.Connect(ctx, e.pg.SuperURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(ctx)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := super.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	member := func(role string) bool {
+		var ok bool
+		if err := super.QueryRow(ctx, "SELECT pg_has_role($1, $2::regrole, 'MEMBER')", e.personal, role).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	drifts := func() int { return countActions(e.eventsAll(), "drift.repaired") }
+	role := postgres.QuoteIdent(e.role)
+	unrelated := "unrelated_" + e.admin
+	exec("CREATE ROLE " + unrelated + " NOLOGIN")
+	exec("GRANT " + unrelated + " TO " + e.personal)
+
+	id := e.request("alice", "--db", "team", "--access", "read-only", "--for", "10m", "--reason", "drift", "--ticket", "T")
+	e.ok("bob", "approve", id)
+	e.waitState("alice", id, "active", 5*time.Second)
+	e.in.Scheduler.Reconcile(ctx)
+	if n := drifts(); n != 0 {
+		t.Fatalf("%d repairs with nothing changed", n)
+	}
+	exec("REVOKE " + role + " FROM " + e.personal)
+	e.in.Scheduler.Reconcile(ctx)
+	if !member(role) || drifts() != 1 {
+		t.Fatalf("the role revoked by hand during a live grant: member %v, %d drift events", member(role), drifts())
+	}
+
+	e.ok("bob", "revoke", id, "--note", "done")
+	e.waitState("alice", id, "revoked", 5*time.Second)
+	exec("GRANT " + role + " TO " + e.personal)
+	exec("GRANT CONNECT ON DATABASE " + postgres.QuoteIdent(e.db) + " TO " + e.personal)
+	conn, err := pgx.Connect(ctx, e.pg.URL(e.personal, e.personalPassword, e.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	e.in.Scheduler.Reconcile(ctx)
+	if member(role) || drifts() != 2 {
+		t.Fatalf("the role granted by hand with no live grant: member %v, %d drift events", member(role), drifts())
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the session that held the role survived")
+	}
+	if !member(unrelated) {
+		t.Fatal("the reconciler revoked a role Timebox does not hand out")
+	}
+	e.in.Scheduler.Reconcile(ctx)
+	if n := drifts(); n != 2 {
+		t.Fatalf("%d drift events after a quiet pass, want still 2", n)
+	}
 }

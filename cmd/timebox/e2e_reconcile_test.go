@@ -73,6 +73,20 @@ func TestE2EReconcile(t *testing.T) {
 	}
 	conn.Close(ctx)
 
+	// A new password set by hand: found by a login with the planned one, and put back.
+	exec("ALTER ROLE " + p + " PASSWORD 'Changed-by-hand-1'")
+	if _, err := c.connect(ctx, ""); err == nil {
+		t.Fatal("the old password still works after the change by hand")
+	}
+	e.in.Scheduler.Reconcile(ctx)
+	if conn, err = c.connect(ctx, ""); err != nil {
+		t.Fatalf("the password changed by hand was not put back: %v", err)
+	}
+	conn.Close(ctx)
+	if n := drifts(); n != 3 {
+		t.Fatalf("%d drift events, want 3 (widened, dropped, password)", n)
+	}
+
 	// An orphan (a Timebox login the store does not know, with a session) is removed; a
 	// look-alike without Timebox's mark is left alone.
 	// (made the way the engine makes logins, as the admin role, as if the store lost track)
@@ -98,8 +112,8 @@ func TestE2EReconcile(t *testing.T) {
 	if exists, _ := e.roleExists("tbx_lookalike_" + e.admin); !exists {
 		t.Fatal("the reconciler dropped a role Timebox did not create")
 	}
-	if n := drifts(); n != 3 {
-		t.Fatalf("%d drift events, want 3 (widened, dropped, orphan)", n)
+	if n := drifts(); n != 4 {
+		t.Fatalf("%d drift events, want 4 (widened, dropped, password, orphan)", n)
 	}
 	// A login with Timebox's comment that is not in this installation's bookkeeping role
 	// (another installation's, here one made by a superuser) is not an orphan of ours.
@@ -109,8 +123,8 @@ func TestE2EReconcile(t *testing.T) {
 	if exists, canLogin := e.roleExists("tbx_foreign_" + e.admin); !exists || !canLogin {
 		t.Fatal("the reconciler touched a login another installation made")
 	}
-	if n := drifts(); n != 3 {
-		t.Fatalf("%d drift events, want still 3", n)
+	if n := drifts(); n != 4 {
+		t.Fatalf("%d drift events, want still 4", n)
 	}
 	if out := e.ok("audrey", "audit", "--verify"); !strings.Contains(out, "OK") {
 		t.Fatalf("verify: %s", out)

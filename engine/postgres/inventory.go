@@ -59,3 +59,27 @@ func (e *Engine) Managed(ctx context.Context, shared []string) ([]timebox.Manage
 	})
 	return out, e.wrap(err, nil)
 }
+
+// PasswordWorks logs in as p's principal to p's database with p's password and reports
+// whether the server accepted it (false for SQLSTATE 28P01, which is also what an expired
+// VALID UNTIL gives: check only logins well inside their window). The session is closed at
+// once; it shows in pg_stat_activity as application "timebox password check".
+func (e *Engine) PasswordWorks(ctx context.Context, p timebox.GrantPlan) (bool, error) {
+	if err := e.validatePlan(p, true); err != nil {
+		return false, err
+	}
+	cfg := e.config.ConnConfig.Copy()
+	cfg.User, cfg.Password, cfg.Database = p.Principal, p.Password, p.Database
+	cfg.ConnectTimeout = e.ConnectTimeout
+	cfg.RuntimeParams = map[string]string{"application_name": "timebox password check"}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		return true, conn.Close(ctx)
+	}
+	if sqlState(err) == "28P01" { // invalid_password
+		return false, nil
+	}
+	return false, e.wrap(err, []string{p.Password})
+}

@@ -294,3 +294,30 @@ func TestManagedRoleCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPasswordWorks: the planned password logs in, another is refused (false, no error), and
+// a login refused for another reason is an error, not a changed password.
+func TestPasswordWorks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
+	ctx := t.Context()
+	p := f.plan("tbx_")
+	if err := f.eng.Grant(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.eng.PasswordWorks(ctx, p); !ok || err != nil {
+		t.Fatalf("planned password: %v, %v; want true", ok, err)
+	}
+	wrong := p
+	wrong.Password = "not-" + p.Password
+	if ok, err := f.eng.PasswordWorks(ctx, wrong); ok || err != nil {
+		t.Fatalf("another password: %v, %v; want false, no error", ok, err)
+	}
+	mustExec(t, f.pg, "postgres", "ALTER ROLE "+QuoteIdent(p.Principal)+" NOLOGIN")
+	if ok, err := f.eng.PasswordWorks(ctx, p); ok || err == nil || strings.Contains(err.Error(), p.Password) {
+		t.Fatalf("login disabled: %v, %v; want an error without the password", ok, err)
+	}
+	if _, err := f.eng.Revoke(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+}
