@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
@@ -27,6 +28,7 @@ const (
 // Engines Timebox can talk to.
 const (
 	EnginePostgres = "postgres"
+	EngineMySQL    = "mysql" // MySQL 8 and MariaDB 10.6+
 )
 
 // User is a person known to Timebox.
@@ -59,6 +61,12 @@ type Server struct {
 	ConnectPort int    `yaml:"connect_port" json:"connect_port,omitempty"`
 	// MaxConns bounds concurrent admin connections to this server (default 8).
 	MaxConns int `yaml:"max_conns" json:"-"`
+	// AccountHost is the host part of the accounts Timebox creates or unlocks on a MySQL
+	// server (default "%").
+	AccountHost string `yaml:"account_host" json:"-"`
+	// EventSchema is the schema that holds the backstop events on a MySQL server (default
+	// "timebox").
+	EventSchema string `yaml:"event_schema" json:"-"`
 }
 
 // Database is one database on a server that people can request access to.
@@ -76,16 +84,20 @@ type Database struct {
 	Roles map[string][]string `yaml:"roles" json:"-"`
 }
 
-// AccessLevel is a named bundle of privileges, mapped per engine to roles.
+// AccessLevel is a named bundle of privileges, mapped per engine to roles (and, on MySQL,
+// privileges on the requested database).
 type AccessLevel struct {
 	Name        string      `yaml:"name" json:"name"`
 	Description string      `yaml:"description" json:"description,omitempty"`
 	Postgres    EngineRoles `yaml:"postgres" json:"-"`
+	MySQL       EngineRoles `yaml:"mysql" json:"-"`
 }
 
-// EngineRoles lists the existing database roles an access level grants on one engine.
+// EngineRoles lists what an access level grants on one engine: existing database roles, and
+// (MySQL only) privileges on the requested database, e.g. SELECT.
 type EngineRoles struct {
-	Roles []string `yaml:"roles"`
+	Roles      []string `yaml:"roles"`
+	Privileges []string `yaml:"privileges"`
 }
 
 // Limits bounds the requests for databases of one environment.
@@ -159,8 +171,10 @@ func (c *Catalog) Validate() error {
 			return fieldError(f+".name", "%q is not a valid server name", s.Name)
 		} else if servers[s.Name] != nil {
 			return fieldError(f+".name", "server %q is declared twice", s.Name)
-		} else if s.Engine != EnginePostgres {
-			return fieldError(f+".engine", "unknown engine %q (supported: %s)", s.Engine, EnginePostgres)
+		} else if s.Engine != EnginePostgres && s.Engine != EngineMySQL {
+			return fieldError(f+".engine", "unknown engine %q (supported: %s, %s)", s.Engine, EnginePostgres, EngineMySQL)
+		} else if s.Engine != EngineMySQL && (s.AccountHost != "" || s.EventSchema != "") {
+			return fieldError(f+".account_host", "account_host and event_schema are only used with engine mysql")
 		} else if s.URL == "" {
 			return fieldError(f+".url", "required")
 		} else if err := checkSecretRef(s.Password); err != nil {
@@ -178,9 +192,18 @@ func (c *Catalog) Validate() error {
 		} else if levels[l.Name] {
 			return fieldError(f+".name", "access level %q is declared twice", l.Name)
 		}
-		for j, r := range l.Postgres.Roles {
-			if r == "" {
-				return fieldError(fmt.Sprintf("%s.postgres.roles[%d]", f, j), "empty role name")
+		for eng, g := range map[string]EngineRoles{EnginePostgres: l.Postgres, EngineMySQL: l.MySQL} {
+			for j, r := range g.Roles {
+				if r == "" {
+					return fieldError(fmt.Sprintf("%s.%s.roles[%d]", f, eng, j), "empty role name")
+				}
+			}
+			for j, p := range g.Privileges {
+				if eng != EngineMySQL {
+					return fieldError(fmt.Sprintf("%s.%s.privileges", f, eng), "only engine mysql grants privileges directly; use roles")
+				} else if !mysqlPrivileges[strings.ToUpper(p)] {
+					return fieldError(fmt.Sprintf("%s.%s.privileges[%d]", f, eng, j), "unknown or unsupported privilege %q (supported: %s)", Clip(p), strings.Join(slices.Sorted(maps.Keys(mysqlPrivileges)), ", "))
+				}
 			}
 		}
 		levels[l.Name] = true
@@ -307,14 +330,34 @@ func (c *Catalog) AccessLevel(name string) (*AccessLevel, error) {
 
 // Roles returns the database roles that access level grants on db.
 func (c *Catalog) Roles(db *Database, level string) ([]string, error) {
-	if roles, ok := db.Roles[level]; ok {
-		return roles, nil
-	}
+	g, err := c.Grants(db, level)
+	return g.Roles, err
+}
+
+// Grants returns what access level grants on db, for the engine of db's server: the
+// database's own roles for the level when it declares them, else the level's roles for the
+// engine; and the level's privileges (MySQL).
+func (c *Catalog) Grants(db *Database, level string) (EngineRoles, error) {
 	l, err := c.AccessLevel(level)
 	if err != nil {
-		return nil, err
+		return EngineRoles{}, err
 	}
-	return l.Postgres.Roles, nil
+	g := l.Postgres
+	if srv, err := c.Server(db.Server); err == nil && srv.Engine == EngineMySQL {
+		g = l.MySQL
+	}
+	if roles, ok := db.Roles[level]; ok {
+		g.Roles = roles
+	}
+	return g, nil
+}
+
+// mysqlPrivileges are the privileges an access level may grant on a MySQL database (ON db.*).
+var mysqlPrivileges = map[string]bool{
+	"SELECT": true, "INSERT": true, "UPDATE": true, "DELETE": true, "EXECUTE": true, "SHOW VIEW": true,
+	"CREATE": true, "ALTER": true, "DROP": true, "INDEX": true, "CREATE VIEW": true, "CREATE ROUTINE": true,
+	"ALTER ROUTINE": true, "TRIGGER": true, "REFERENCES": true, "CREATE TEMPORARY TABLES": true, "LOCK TABLES": true,
+	"EVENT": true, "DELETE HISTORY": true,
 }
 
 // LimitsFor returns the limits of an environment: each duration the catalog leaves unset
@@ -372,6 +415,9 @@ func (s *Server) Endpoint() (string, int) {
 	}
 	if port == 0 {
 		port = 5432
+		if s.Engine == EngineMySQL {
+			port = 3306
+		}
 	}
 	return host, port
 }

@@ -28,6 +28,8 @@ type Grant struct {
 	Status         GrantStatus `json:"status"`
 	// Roles are the database roles granted to the principal.
 	Roles []string `json:"roles"`
+	// Privileges are granted on TargetDatabase (engine mysql).
+	Privileges []string `json:"privileges,omitempty"`
 	// ValidUntil is the database-side expiry of the principal's password.
 	ValidUntil time.Time `json:"valid_until"`
 	// SealedPassword is the principal's password, encrypted with the server's secret key.
@@ -49,11 +51,17 @@ type GrantPlan struct {
 	Password  string // plaintext; never logged, never in an error
 	Database  string // the database's name on the server
 	Roles     []string
+	// Privileges are granted on Database only (engine mysql: e.g. SELECT, INSERT), besides
+	// the roles.
+	Privileges []string
 	// ValidUntil is the end of the window: the database refuses the login after it.
 	ValidUntil time.Time
 	// Keep lists, for a removal by method role_membership, the roles and databases that
 	// other live grants of the same login still need: they are not revoked.
 	Keep, KeepDatabases []string
+	// KeepPrivileges lists, for such a removal, the privileges on Database that other live
+	// grants of the login still need (engine mysql).
+	KeepPrivileges []string
 }
 
 // RevokeResult tells how a removal ended on the database.
@@ -106,6 +114,9 @@ type ManagedPrincipal struct {
 	// Shared is true for an existing login named in the configuration (method unlock_login),
 	// false for a login Timebox created.
 	Shared bool
+	// NoExpiry is true when the server keeps no database-side expiry that could be compared
+	// with the plan (MySQL without a backstop event): ValidUntil then means nothing.
+	NoExpiry bool
 }
 
 // Inventory is implemented by engines that can list the principals Timebox created on their

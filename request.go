@@ -182,6 +182,9 @@ type RequestFilter struct {
 	Database  string
 	// DueBy, when set, keeps the requests the scheduler has to act on by then (see DueAt).
 	DueBy time.Time
+	// DueAfter, when set, keeps only those due strictly after it (with DueBy: the requests
+	// that became due since the scheduler's last look).
+	DueAfter time.Time
 	// Visible, when set, limits the result to what one non-admin user may see.
 	Visible *Visibility
 	Limit   int

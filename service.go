@@ -44,9 +44,9 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	if err != nil {
 		return nil, err
 	}
-	if roles, err := s.Catalog.Roles(db, in.Access); err != nil {
+	if g, err := s.Catalog.Grants(db, in.Access); err != nil {
 		return nil, err
-	} else if len(roles) == 0 && db.Method != MethodUnlockLogin {
+	} else if len(g.Roles)+len(g.Privileges) == 0 && db.Method != MethodUnlockLogin {
 		return nil, Errorf(EINVALID, "access level %q grants nothing on database %q", in.Access, db.Name)
 	}
 	now := s.now()

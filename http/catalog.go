@@ -48,7 +48,7 @@ func (s *Server) handleDatabases(w http.ResponseWriter, r *http.Request, u *time
 			Owners: nonNil(db.Owners), AccessLevels: []string{}, Owner: c.IsOwner(u.Name, db),
 		}
 		for _, l := range c.AccessLevels {
-			if roles, err := c.Roles(db, l.Name); err == nil && len(roles) > 0 {
+			if g, err := c.Grants(db, l.Name); err == nil && len(g.Roles)+len(g.Privileges) > 0 {
 				v.AccessLevels = append(v.AccessLevels, l.Name)
 			}
 		}

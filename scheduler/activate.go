@@ -82,7 +82,7 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	if err != nil {
 		return nil, err
 	}
-	roles, err := s.Catalog.Roles(db, r.Access)
+	grants, err := s.Catalog.Grants(db, r.Access)
 	if err != nil {
 		return nil, err
 	}
@@ -92,12 +92,13 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	}
 	g := &timebox.Grant{
 		RequestID: r.ID, Server: db.Server, Principal: principal,
-		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: roles, ValidUntil: r.End,
+		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: grants.Roles,
+		Privileges: grants.Privileges, ValidUntil: r.End,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	switch db.Method {
 	case timebox.MethodUnlockLogin:
-		g.Roles = nil // the shared login carries its own privileges
+		g.Roles, g.Privileges = nil, nil // the shared login carries its own privileges
 	case timebox.MethodRoleMembership:
 		return g, nil // the person logs in with their own password
 	}
@@ -118,6 +119,9 @@ func (s *Scheduler) principal(db *timebox.Database, requester, id string) (strin
 		}
 		return u.Login(), nil
 	}
+	if srv, err := s.Catalog.Server(db.Server); err == nil && srv.Engine == timebox.EngineMySQL {
+		return principalName(requester, id, 32), nil // MySQL's longest user name
+	}
 	return PrincipalName(requester, id), nil
 }
 
@@ -132,7 +136,7 @@ func (s *Scheduler) call(ctx context.Context, r *timebox.Request, granting bool,
 		// other live grants need, computed under the same lock: no gap, no early revoke.
 		defer s.lockPrincipal(r.Grant.Server, r.Grant.Principal)()
 		if !granting {
-			if p.Keep, p.KeepDatabases, err = s.keep(ctx, r); err != nil {
+			if p.Keep, p.KeepDatabases, p.KeepPrivileges, err = s.keep(ctx, r); err != nil {
 				return err
 			}
 		}
@@ -154,16 +158,16 @@ func (s *Scheduler) lockPrincipal(server, principal string) func() {
 	return m.Unlock
 }
 
-// keep returns the roles and databases that the other live grants of r's login still need:
-// active ones, and approved ones whose window has started (so a back-to-back request never
-// sees a gap while its activation is on its way).
-func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs []string, err error) {
+// keep returns the roles and databases that the other live grants of r's login still need,
+// and the privileges they need on r's database: active ones, and approved ones whose window
+// has started (so a back-to-back request never sees a gap while its activation is on its way).
+func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, privileges []string, err error) {
 	var live []*timebox.Request
 	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
 		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
 		return err
 	}); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	now := s.Now()
 	for _, h := range live {
@@ -177,13 +181,16 @@ func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs []
 		if login, err := s.principal(db, h.Requester, h.ID); err != nil || login != r.Grant.Principal {
 			continue
 		}
-		hr, err := s.Catalog.Roles(db, h.Access)
+		g, err := s.Catalog.Grants(db, h.Access)
 		if err != nil {
 			continue
 		}
-		roles, dbs = append(roles, hr...), append(dbs, db.Database)
+		roles, dbs = append(roles, g.Roles...), append(dbs, db.Database)
+		if db.Database == r.Grant.TargetDatabase {
+			privileges = append(privileges, g.Privileges...)
+		}
 	}
-	return roles, dbs, nil
+	return roles, dbs, privileges, nil
 }
 
 // onServer runs op with the engine of server, within the server's slots and StepTimeout.

@@ -45,3 +45,63 @@ func TestDispatchCooldownAfterFailure(t *testing.T) {
 		t.Fatalf("after the cooldown the overdue request is %s, want expired", got.State)
 	}
 }
+
+// A timer-driven Dispatch reads only what became due since the last one; a Wake, the end of
+// a Sweep, or a clock that went back makes it read everything due.
+func TestDispatchIncremental(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	clock := base
+	s := New(st, &timebox.Catalog{}, nil, nil)
+	s.Now = func() time.Time { return clock }
+	add := func(id string, end time.Time) {
+		r := &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: end.Add(-time.Hour),
+			End: end, Reason: "x", State: timebox.StatePending, CreatedAt: base, UpdatedAt: base, Version: 1}
+		if err := st.Update(ctx, func(tx timebox.Tx) error { return tx.CreateRequest(r) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(id string) timebox.State {
+		s.wg.Wait()
+		var r *timebox.Request
+		if err := st.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return r.State
+	}
+	s.Dispatch(ctx) // the first pass reads everything; nothing is due
+	add("old", base.Add(-time.Second))
+	clock = base.Add(10 * time.Millisecond)
+	s.Dispatch(ctx)
+	if got := state("old"); got != timebox.StatePending {
+		t.Fatalf("a timer-driven pass handled a request due before the last pass (%s): it should only read new ones", got)
+	}
+	s.Wake()
+	s.Dispatch(ctx)
+	if got := state("old"); got != timebox.StateExpired {
+		t.Fatalf("after a Wake the overdue request is %s, want expired", got)
+	}
+	add("new", base.Add(20*time.Millisecond))
+	clock = base.Add(30 * time.Millisecond)
+	s.Dispatch(ctx)
+	if got := state("new"); got != timebox.StateExpired {
+		t.Fatalf("a request that became due since the last pass is %s, want expired", got)
+	}
+	add("swept", base.Add(-2*time.Second))
+	clock = clock.Add(s.Sweep)
+	s.Dispatch(ctx)
+	if got := state("swept"); got != timebox.StateExpired {
+		t.Fatalf("after a Sweep the overdue request is %s, want expired", got)
+	}
+	add("back", base.Add(-3*time.Second))
+	clock = base // the clock went back
+	s.Dispatch(ctx)
+	if got := state("back"); got != timebox.StateExpired {
+		t.Fatalf("after the clock went back the overdue request is %s, want expired", got)
+	}
+}

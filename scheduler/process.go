@@ -91,7 +91,7 @@ func (s *Scheduler) plan(r *timebox.Request, granting bool) (timebox.GrantPlan, 
 	g := r.Grant
 	p := timebox.GrantPlan{
 		Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
-		Roles: g.Roles, ValidUntil: g.ValidUntil,
+		Roles: g.Roles, Privileges: g.Privileges, ValidUntil: g.ValidUntil,
 	}
 	if granting && g.SealedPassword != nil { // role_membership grants carry no password
 		password, err := s.Sealer.Open(g.SealedPassword, r.ID)
@@ -113,8 +113,11 @@ func (s *Scheduler) engine(name string) (timebox.Engine, error) {
 }
 
 // PrincipalName returns the database login name for a request: tbx_<user>_<id>, with the
-// user part reduced to [a-z0-9_] and cut so the name stays within 63 bytes.
-func PrincipalName(user, requestID string) string {
+// user part reduced to [a-z0-9_] and cut so the name stays within 63 bytes (PostgreSQL).
+func PrincipalName(user, requestID string) string { return principalName(user, requestID, 63) }
+
+// principalName is PrincipalName within maxLen bytes (MySQL: 32).
+func principalName(user, requestID string, maxLen int) string {
 	var b strings.Builder
 	for _, c := range strings.ToLower(user) {
 		switch {
@@ -125,8 +128,8 @@ func PrincipalName(user, requestID string) string {
 		}
 	}
 	u := b.String()
-	if max := 63 - len("tbx__") - len(requestID); len(u) > max {
-		u = u[:max]
+	if room := max(maxLen-len("tbx__")-len(requestID), 0); len(u) > room {
+		u = u[:room]
 	}
 	return "tbx_" + u + "_" + requestID
 }

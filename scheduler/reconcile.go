@@ -274,11 +274,11 @@ func driftOf(r *timebox.Request, m *timebox.ManagedPrincipal) string {
 	switch {
 	case !m.CanLogin:
 		return "the login was disabled by hand"
-	case !m.ValidUntil.Equal(g.ValidUntil):
+	case !m.NoExpiry && !m.ValidUntil.Equal(g.ValidUntil):
 		if m.ValidUntil.IsZero() {
-			return "VALID UNTIL was removed (infinity)"
+			return "its database-side expiry was removed (VALID UNTIL infinity, or the backstop event dropped)"
 		}
-		return "VALID UNTIL was changed to " + m.ValidUntil.Format(time.RFC3339Nano)
+		return "its database-side expiry was changed to " + m.ValidUntil.Format(time.RFC3339Nano)
 	case g.Method != timebox.MethodUnlockLogin && !slices.Equal(slices.Sorted(slices.Values(m.Roles)), slices.Sorted(slices.Values(g.Roles))):
 		return "its roles were changed by hand to [" + strings.Join(m.Roles, ", ") + "]"
 	}
@@ -404,7 +404,7 @@ func (s *Scheduler) reconcilePerson(ctx context.Context, server string, m timebo
 	// Under the login's lock, with what its live grants need read afresh: a grant that
 	// activates meanwhile keeps its roles.
 	defer s.lockPrincipal(server, m.Name)()
-	keep, _, err := s.keep(ctx, &timebox.Request{Grant: &timebox.Grant{Server: server, Principal: m.Name}})
+	keep, _, _, err := s.keep(ctx, &timebox.Request{Grant: &timebox.Grant{Server: server, Principal: m.Name}})
 	if err != nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -50,10 +51,16 @@ type Scheduler struct {
 	// to kill the process between two steps.
 	Hook func(step string)
 
-	wake        chan struct{}
-	reconciling sync.Mutex // one reconciler pass at a time
-	mu          sync.Mutex
-	inflight    map[string]bool
+	wake chan struct{}
+	// fullScan asks the next Dispatch to read every due request; otherwise it reads only
+	// those that became due since lastScan (the timer's case). Work that is due but not in
+	// flight — in cooldown, held back for an outage, changed by the API — is found by a full
+	// scan: after a Wake, a cooldown's end, or every Sweep.
+	fullScan           atomic.Bool
+	lastScan, lastFull time.Time
+	reconciling        sync.Mutex // one reconciler pass at a time
+	mu                 sync.Mutex
+	inflight           map[string]bool
 	// cooldown holds requests whose last Process failed outside the engine (a store error):
 	// they are not retried before the time given, so a lasting error cannot spin the loop.
 	cooldown map[string]time.Time
@@ -87,8 +94,9 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 	}
 }
 
-// Wake makes the scheduler look at the store now. It never blocks.
+// Wake makes the scheduler look at every due request now. It never blocks.
 func (s *Scheduler) Wake() {
+	s.fullScan.Store(true)
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -159,27 +167,49 @@ func (s *Scheduler) reconcileLoop(ctx context.Context) {
 
 // Dispatch starts the work that is due now and returns the next deadline (zero if none). It
 // reads only the due requests and the next due time, through the store's due_at index.
+//
+// With thousands of ends spread over a minute the timer fires every few milliseconds; reading
+// every due request each time would cost O(backlog) per tick while removals queue, so a
+// timer-driven pass reads only what became due since the last one (see fullScan).
 func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
 	now := s.Now()
+	s.mu.Lock()
+	cooled := false // a cooldown ended: its request, due since before, needs a full scan
+	for id, until := range s.cooldown {
+		if until.Before(now) {
+			delete(s.cooldown, id)
+			cooled = true
+		}
+	}
+	cooldown := maps.Clone(s.cooldown)
+	s.mu.Unlock()
+	full := s.fullScan.Swap(false) || cooled || s.lastScan.IsZero() || now.Sub(s.lastFull) >= s.Sweep || now.Before(s.lastScan)
+	f := timebox.RequestFilter{DueBy: now}
+	if !full {
+		f.DueAfter = s.lastScan
+	}
 	var due []*timebox.Request
 	var next time.Time
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		if due, err = tx.FindRequests(timebox.RequestFilter{DueBy: now}); err != nil {
+		if due, err = tx.FindRequests(f); err != nil {
 			return err
 		}
 		next, err = tx.NextDue(now)
 		return err
 	})
 	if err != nil {
+		if full {
+			s.fullScan.Store(true)
+		}
 		if ctx.Err() == nil {
 			s.Logger.Error("scheduler: load due requests", "err", err)
 		}
 		return now.Add(time.Second)
 	}
-	s.mu.Lock()
-	maps.DeleteFunc(s.cooldown, func(_ string, until time.Time) bool { return until.Before(now) })
-	cooldown := maps.Clone(s.cooldown)
-	s.mu.Unlock()
+	s.lastScan = now
+	if full {
+		s.lastFull = now
+	}
 	later := func(until time.Time) {
 		if next.IsZero() || until.Before(next) {
 			next = until

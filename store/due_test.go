@@ -50,6 +50,19 @@ func testDueRequests(t *testing.T, db *store.DB) {
 		}
 	}
 	check([]string{"approved"}, later.Start)
+	var since []*timebox.Request
+	if err := db.View(t.Context(), func(tx timebox.Tx) (err error) {
+		since, err = tx.FindRequests(timebox.RequestFilter{DueBy: now, DueAfter: approved.Start})
+		return err
+	}); err != nil || len(since) != 0 {
+		t.Fatalf("due after the approved request's due time: %d requests, %v; want none", len(since), err)
+	}
+	if err := db.View(t.Context(), func(tx timebox.Tx) (err error) {
+		since, err = tx.FindRequests(timebox.RequestFilter{DueBy: now, DueAfter: approved.Start.Add(-time.Microsecond)})
+		return err
+	}); err != nil || len(since) != 1 || since[0].ID != "approved" {
+		t.Fatalf("due since just before the approved request's due time: %d requests, %v; want it", len(since), err)
+	}
 	// A revocation makes the pending-at-its-end request due at once; the due time follows
 	// every update.
 	pending.Ending, pending.EndingSince = timebox.EndingRevoke, now.Add(-time.Millisecond)

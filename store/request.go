@@ -97,7 +97,7 @@ const requestColumns = `
 	r.id, r.requester, r.database, r.access, r.start_at, r.end_at, r.requested_start,
 	r.requested_end, r.reason, r.ticket, r.state, r.ending, r.ending_since, r.reviews,
 	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version,
-	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.valid_until,
+	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.privileges, g.valid_until,
 	g.sealed_password, g.attempts, g.last_error, g.last_attempt_at, g.next_attempt_at,
 	g.outcome, g.created_at, g.updated_at
 	FROM requests r LEFT JOIN grants g ON g.request_id = r.id`
@@ -127,6 +127,9 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 	}
 	if !f.DueBy.IsZero() {
 		where, args = append(where, "r.due_at <= ?"), append(args, t.timeArg(normTime(f.DueBy)))
+	}
+	if !f.DueAfter.IsZero() {
+		where, args = append(where, "r.due_at > ?"), append(args, t.timeArg(normTime(f.DueAfter)))
 	}
 	if f.Requester != "" {
 		where, args = append(where, "r.requester = ?"), append(args, f.Requester)
@@ -226,14 +229,14 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 	var r timebox.Request
 	var g timebox.Grant
 	var reviews string
-	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gLastError, gOutcome sql.NullString
+	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gPrivileges, gLastError, gOutcome sql.NullString
 	var gAttempts sql.NullInt64
 	err := s.Scan(&r.ID, &r.Requester, &r.Database, &r.Access, timeCol{&r.Start}, timeCol{&r.End},
 		timeCol{&r.RequestedStart}, timeCol{&r.RequestedEnd}, &r.Reason, &r.Ticket, &r.State,
 		&r.Ending, timeCol{&r.EndingSince}, &reviews, timeCol{&r.ActivatedAt}, timeCol{&r.EndedAt},
 		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt},
 		&r.Version,
-		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, timeCol{&g.ValidUntil},
+		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, &gPrivileges, timeCol{&g.ValidUntil},
 		&g.SealedPassword, &gAttempts, &gLastError, timeCol{&g.LastAttemptAt},
 		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
 	if err != nil {
@@ -249,6 +252,11 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 		g.LastError, g.Outcome = gLastError.String, gOutcome.String
 		if err := json.Unmarshal([]byte(gRoles.String), &g.Roles); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(gPrivileges.String), &g.Privileges); err != nil {
+			return nil, err
+		} else if len(g.Privileges) == 0 {
+			g.Privileges = nil
 		}
 		if len(g.SealedPassword) == 0 {
 			g.SealedPassword = nil
@@ -274,24 +282,28 @@ func (t *tx) PutGrant(g *timebox.Grant) error {
 	if err != nil {
 		return internal(err, "encode the roles of request %s", g.RequestID)
 	}
+	privileges, err := json.Marshal(nonNil(g.Privileges))
+	if err != nil {
+		return internal(err, "encode the privileges of request %s", g.RequestID)
+	}
 	var sealed any // NULL when there is no password
 	if len(g.SealedPassword) > 0 {
 		sealed = g.SealedPassword
 	}
 	_, err = t.exec(`
 		INSERT INTO grants (request_id, server, principal, target_database, method, status, roles,
-			valid_until, sealed_password, attempts, last_error, last_attempt_at, next_attempt_at,
-			outcome, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			privileges, valid_until, sealed_password, attempts, last_error, last_attempt_at,
+			next_attempt_at, outcome, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (request_id) DO UPDATE SET server = excluded.server,
 			principal = excluded.principal, target_database = excluded.target_database, method = excluded.method, status = excluded.status,
-			roles = excluded.roles, valid_until = excluded.valid_until,
+			roles = excluded.roles, privileges = excluded.privileges, valid_until = excluded.valid_until,
 			sealed_password = excluded.sealed_password, attempts = excluded.attempts,
 			last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,
 			next_attempt_at = excluded.next_attempt_at, outcome = excluded.outcome,
 			created_at = excluded.created_at, updated_at = excluded.updated_at`,
 		g.RequestID, g.Server, g.Principal, g.TargetDatabase, g.Method, string(g.Status), string(roles),
-		t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
+		string(privileges), t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
 		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt))
 	if err != nil {
 		// The cause is a driver error, which never carries bound values such as the password.

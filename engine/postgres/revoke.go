@@ -132,10 +132,16 @@ func (e *Engine) terminate(ctx context.Context, admin *pgxpool.Pool, name string
 func (e *Engine) signal(ctx context.Context, admin *pgxpool.Pool, name string, oid uint32) ([]int32, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	// The function is in the select list, so it runs only for the rows the WHERE kept.
-	rows, err := admin.Query(ctx, `
-		SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE (usename = $1 OR usesysid = $2) AND pid <> pg_backend_pid()`, name, oid)
+	// The function is in the select list, so it runs only for the rows the WHERE kept. With
+	// the oid known, the view's join with pg_authid (a scan of every role when the planner
+	// hashes it) is left out: PostgreSQL removes a LEFT JOIN whose columns are not used.
+	query := `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid = $1 AND pid <> pg_backend_pid()`
+	args := []any{oid}
+	if oid == 0 {
+		query = `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()`
+		args = []any{name}
+	}
+	rows, err := admin.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
