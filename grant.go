@@ -155,3 +155,29 @@ type Status struct {
 	Leader  bool           `json:"leader"`
 	Servers []ServerStatus `json:"servers"`
 }
+
+// Severities of a Finding.
+const (
+	SeverityOK   = "ok"
+	SeverityWarn = "warn"
+	SeverityFail = "FAIL"
+)
+
+// Finding is one result of an engine's Doctor: what was checked, what is wrong, and the SQL
+// an administrator of the database server runs to fix it.
+type Finding struct {
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// Problems counts the findings that are failures.
+func Problems(findings []Finding) int {
+	n := 0
+	for _, f := range findings {
+		if f.Severity == SeverityFail {
+			n++
+		}
+	}
+	return n
+}

@@ -37,7 +37,7 @@ func main() {
 	flag.IntVar(&o.burst, "burst", 2000, "scale: grants ending at one instant for the throughput figure (0: skip)")
 	flag.DurationVar(&o.lead, "lead", 0, "scale: first end after activation begins (0: from the warm-up's rate)")
 	flag.BoolVar(&o.outage, "outage", true, "scale: run again with the second server stopped across the window")
-	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "scale: bail out after this long")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "scale: bail out after this long")
 	flag.BoolVar(&pgStat, "pgstat", false, "scale: load pg_stat_statements on the clusters and print where PostgreSQL's time goes")
 	flag.Parse()
 	if *scale {

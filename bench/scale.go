@@ -113,7 +113,7 @@ func runScale(o scaleOptions) (err error) {
 	lead := o.lead
 	if lead == 0 {
 		// Activation slows down as grants accumulate (see the report): budget for it.
-		lead = time.Duration(float64(o.grants)/rep.warmRate*(1+float64(o.grants)/3000)*1.2*float64(time.Second)) + 15*time.Second
+		lead = time.Duration(float64(o.grants)/rep.warmRate*1.4*float64(time.Second)) + 15*time.Second
 	}
 	if err := step("run 1: expiry, all servers up", func() (err error) {
 		rep.run1, err = e.runExpiry(ctx, "run 1", o.grants, o.window, lead, o.sessions, nil)

@@ -101,9 +101,13 @@ func (e *scaleEnv) runExpiry(ctx context.Context, label string, n int, window, l
 			candidates = append(candidates, r)
 		}
 	}
+	// Every k-th request, k odd, so that the sessions are spread over both servers (the
+	// requests alternate between them).
 	var picked []*tbhttp.RequestView
-	for i := range min(sessions, len(candidates)) {
-		picked = append(picked, candidates[i*len(candidates)/min(sessions, len(candidates))])
+	if k := max(len(candidates)/max(sessions, 1), 1) | 1; sessions > 0 {
+		for i := 0; i < len(candidates) && len(picked) < sessions; i += k {
+			picked = append(picked, candidates[i])
+		}
 	}
 	sess, err := e.openSessions(ctx, picked)
 	if err != nil {

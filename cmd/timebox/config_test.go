@@ -148,7 +148,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log level", "log_level: loud\n" + cfgValidYAML, []string{"log_level", `"loud"`}, ""},
 		{"empty listen", "listen: \"\"\n" + cfgValidYAML, []string{"listen: required"}, ""},
 		{"catalog field", replace("owners: [shop-owners]", "owners: []"), []string{"databases[0].owners"}, ""},
-		{"unknown engine", replace("engine: postgres", "engine: mysql"), []string{"servers[0].engine", `"mysql"`}, ""},
+		{"unknown engine", replace("engine: postgres", "engine: oracle"), []string{"servers[0].engine", `"oracle"`}, ""},
 		{"bad limit", replace("min_duration: 15m", "min_duration: 5h"), []string{"limits.prod.min_duration"}, ""},
 		{"bad yaml", "secret_key: [unterminated\n", []string{"line"}, ""},
 	} {

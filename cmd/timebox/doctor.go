@@ -8,12 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/timebox-dev/timebox"
-	"github.com/timebox-dev/timebox/engine/postgres"
 )
 
 // doctorEngine is an engine that can check its server's setup.
 type doctorEngine interface {
-	Doctor(ctx context.Context, databases, roles []string) (string, []postgres.Finding, error)
+	Doctor(ctx context.Context, databases, roles []string) (string, []timebox.Finding, error)
 }
 
 // newDoctorCommand returns `timebox doctor --config FILE`.
@@ -23,8 +22,11 @@ func newDoctorCommand() *cobra.Command {
 		Use:   "doctor --config FILE",
 		Short: "Check each declared server: admin privileges and the one-time hardening",
 		Long: "Connects to every server of the configuration with its admin login and checks what\n" +
-			"Timebox needs (docs/postgres.md): CREATEROLE, pg_signal_backend, CONNECT WITH GRANT\n" +
-			"OPTION on each database, ADMIN OPTION on each role, and no database open to PUBLIC.\n" +
+			"Timebox needs: on PostgreSQL (docs/postgres.md) CREATEROLE, pg_signal_backend,\n" +
+			"CONNECT WITH GRANT OPTION on each database, ADMIN OPTION on each role, and no\n" +
+			"database open to PUBLIC; on MySQL/MariaDB (docs/mysql.md) CREATE USER, PROCESS,\n" +
+			"CONNECTION ADMIN, the grant tables, each database WITH GRANT OPTION, each role WITH\n" +
+			"ADMIN OPTION, and the event scheduler for the backstop.\n" +
 			"Prints each problem with the SQL that fixes it; exits non-zero when there is one.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,7 +64,7 @@ func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server)
 		err = timebox.Errorf(timebox.EINVALID, "engine %s has no checks", s.Engine)
 	}
 	var version string
-	var findings []postgres.Finding
+	var findings []timebox.Finding
 	if err == nil {
 		version, findings, err = d.Doctor(ctx, dbs, roles)
 	}
@@ -74,10 +76,10 @@ func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server)
 	for _, f := range findings {
 		fmt.Fprintf(w, "  %-4s  %s\n", f.Severity, f.Message)
 		if f.Fix != "" {
-			fmt.Fprintf(w, "        fix (as a superuser): %s\n", f.Fix)
+			fmt.Fprintf(w, "        fix (as a database superuser): %s\n", f.Fix)
 		}
 	}
-	return postgres.Problems(findings)
+	return timebox.Problems(findings)
 }
 
 // managedBy returns the server-side names of the databases declared on server, every role an

@@ -54,6 +54,11 @@ type env struct {
 	// (method role_membership).
 	personal, personalPassword string
 	log                        syncBuffer
+	// my is the MariaDB server (envOptions.maria), mdb its requested database; the shared
+	// account of mmaint is maint, alice's own account is personal (same name and password).
+	my              *testdb.MariaDB
+	mdb             string
+	myAdminPassword string
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -91,6 +96,9 @@ type envOptions struct {
 	roleName string           // default: ro_<random>
 	user     string           // the requester's name (default alice)
 	storePG  *testdb.Postgres // when set, the store is a new database on this cluster
+	// maria, when set, adds a MariaDB server "my" with databases mshop (ephemeral_login),
+	// mmaint (unlock_login) and mteam (role_membership); see newMariaEnv.
+	maria bool
 }
 
 // newEnv creates databases and roles, hardens them, writes a config and creates tokens.
@@ -154,6 +162,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 		must(os.WriteFile(p, []byte(v+"\n"), 0o600))
 		return "file:" + p
 	}
+	mariaServer, mariaDatabases, mariaLevel := "", "", ""
+	if o.maria {
+		e.my, e.mdb = testdb.RequireMariaDB(t), "mshop_"+suffix
+		mariaPassword := timebox.RandomPassword(24)
+		e.myAdminPassword = mariaPassword
+		must(setupMaria(ctx, e, mariaPassword))
+		mariaServer = fmt.Sprintf("  - {name: my, engine: mysql, url: %q, password: %s}\n",
+			"mysql://"+e.admin+"@127.0.0.1:"+strconv.Itoa(e.my.Port)+"/", writeSecret("my.password", mariaPassword))
+		mariaDatabases = fmt.Sprintf(`  - {name: mshop, server: my, database: %q, environment: prod, owners: [owners]}
+  - {name: mmaint, server: my, database: %q, environment: dev, owners: [owners], method: unlock_login, login: %q}
+  - {name: mteam, server: my, database: %q, environment: dev, owners: [owners], method: role_membership}
+`, e.mdb, e.mdb, e.maint, e.mdb)
+		mariaLevel = ", mysql: {privileges: [SELECT]}"
+	}
 	storeLines := "store: sqlite://" + filepath.Join(e.dir, "timebox.db")
 	if o.storePG != nil {
 		name := "store_" + suffix
@@ -176,19 +198,19 @@ users:
   - {name: audrey, groups: [security]}
 servers:
   - {name: pg, engine: postgres, url: %q, password: %s}
-databases:
+%sdatabases:
   - {name: shop, server: pg, database: %q, environment: prod, owners: [owners]}
   - {name: other, server: pg, database: %q, environment: dev, owners: [owners]}
   - {name: maint, server: pg, database: %q, environment: dev, owners: [owners], method: unlock_login, login: %q}
   - {name: team, server: pg, database: %q, environment: dev, owners: [owners], method: role_membership}
-access_levels:
-  - {name: read-only, postgres: {roles: [%q]}}
+%saccess_levels:
+  - {name: read-only, postgres: {roles: [%q]}%s}
 limits:
   prod: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h, require_ticket: true}
   dev: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h}
 `, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
 		o.user, e.personal, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
-		writeSecret("pg.password", adminPassword), e.db, e.other, e.db, e.maint, e.db, o.roleName)
+		writeSecret("pg.password", adminPassword), mariaServer, e.db, e.other, e.db, e.maint, e.db, mariaDatabases, o.roleName, mariaLevel)
 	e.cfgPath = filepath.Join(e.dir, "timebox.yaml")
 	must(os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = loadConfig(e.cfgPath)

@@ -49,7 +49,7 @@ func TestE2EReconcile(t *testing.T) {
 	e.in.Scheduler.Reconcile(ctx)
 	var until time.Time
 	var roles []string
-	if err := super.QueryRow(ctx, `SELECT rolvaliduntil, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname <> $2)
+	if err := super.QueryRow(ctx, `SELECT rolvaliduntil, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname <> $2 AND strpos(g.rolname, '_connect_') = 0)
 		FROM pg_roles r WHERE rolname = $1`, r.Grant.Principal, postgres.ManagedRoleName(e.admin)).Scan(&until, &roles); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/mysql"
 	"github.com/timebox-dev/timebox/engine/postgres"
 	tbhttp "github.com/timebox-dev/timebox/http"
 	"github.com/timebox-dev/timebox/scheduler"
@@ -152,6 +153,18 @@ func openEngine(s timebox.Server) (timebox.Engine, error) {
 	switch s.Engine {
 	case timebox.EnginePostgres:
 		return postgres.New(s.Name, s.URL, password, s.MaxConns)
+	case timebox.EngineMySQL:
+		e, err := mysql.New(s.Name, s.URL, password, s.MaxConns)
+		if err != nil {
+			return nil, err
+		}
+		if s.AccountHost != "" {
+			e.AccountHost = s.AccountHost
+		}
+		if s.EventSchema != "" {
+			e.EventSchema = s.EventSchema
+		}
+		return e, nil
 	}
 	return nil, timebox.Errorf(timebox.EINVALID, "server %s: unknown engine %q", s.Name, s.Engine)
 }

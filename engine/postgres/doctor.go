@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/timebox-dev/timebox"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -10,18 +11,13 @@ import (
 
 // Severities of a Finding.
 const (
-	SeverityOK   = "ok"
-	SeverityWarn = "warn"
-	SeverityFail = "FAIL"
+	SeverityOK   = timebox.SeverityOK
+	SeverityWarn = timebox.SeverityWarn
+	SeverityFail = timebox.SeverityFail
 )
 
-// Finding is one result of Doctor: what was checked, what is wrong, and the SQL a superuser
-// runs to fix it.
-type Finding struct {
-	Severity string `json:"severity"`
-	Message  string `json:"message"`
-	Fix      string `json:"fix,omitempty"`
-}
+// Finding is one result of Doctor (see timebox.Finding).
+type Finding = timebox.Finding
 
 // Doctor checks that the admin role can do its work on the given databases (their names on
 // the server) and roles, and that the one-time hardening is in place: no database of the
@@ -167,12 +163,4 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 }
 
 // Problems counts the findings that are failures.
-func Problems(findings []Finding) int {
-	n := 0
-	for _, f := range findings {
-		if f.Severity == SeverityFail {
-			n++
-		}
-	}
-	return n
-}
+func Problems(findings []Finding) int { return timebox.Problems(findings) }

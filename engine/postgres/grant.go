@@ -71,15 +71,16 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// lookupRole returns the role called name, or nil when it does not exist.
-func (e *Engine) lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) {
+// lookupRole returns the role called name, or nil when it does not exist. Its memberships
+// leave out the bookkeeping role and the connect role of database db (the plan's).
+func (e *Engine) lookupRole(ctx context.Context, q querier, name, db string) (*roleInfo, error) {
 	var r roleInfo
 	var comment string
 	err := q.QueryRow(ctx, `
 		SELECT r.oid, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
 		       coalesce(array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-		                      WHERE m.member = r.oid AND g.rolname <> $2 ORDER BY 1), '{}')
-		FROM pg_roles r WHERE r.rolname = $1`, name, e.ManagedRole).Scan(&r.oid, &comment, &r.member)
+		                      WHERE m.member = r.oid AND g.rolname <> $2 AND g.rolname <> $3 ORDER BY 1), '{}')
+		FROM pg_roles r WHERE r.rolname = $1`, name, e.ManagedRole, e.connectRole(db)).Scan(&r.oid, &comment, &r.member)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -114,23 +115,21 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err != nil {
 		return err
 	}
-	if err := e.ensureManagedRole(ctx, pool); err != nil {
+	if err := e.ensureRoles(ctx, pool, p.Database); err != nil {
 		return e.wrap(err, secrets)
 	}
-	unlock := e.lockDatabase(p.Database)
-	defer unlock()
 	err = retryConcurrent(ctx, func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			role, err := e.lookupRole(ctx, tx, p.Principal)
+			role, err := e.lookupRole(ctx, tx, p.Principal, p.Database)
 			if err != nil {
 				return err
 			}
 			if role != nil && !role.ours {
 				return timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
 			}
-			_, err = tx.Exec(ctx, grantSQL(p, v, role, e.ManagedRole))
+			_, err = tx.Exec(ctx, grantSQL(p, v, role, e.ManagedRole, e.connectRole(p.Database)))
 			return err
 		})
 	})
@@ -138,8 +137,9 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 }
 
 // grantSQL returns the statements that create or update the principal, joined for one round
-// trip. role is nil when the principal does not exist yet; managed is the bookkeeping role.
-func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed string) string {
+// trip. role is nil when the principal does not exist yet; managed is the bookkeeping role
+// and connect the role that holds CONNECT on p's database.
+func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed, connect string) string {
 	who := QuoteIdent(p.Principal)
 	auth := " LOGIN PASSWORD " + QuoteLiteral(v.String()) + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
 	var stmts []string
@@ -156,7 +156,7 @@ func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed string) s
 	// in their number, so an admin holding thousands of live logins slows every statement.
 	stmts = append(stmts,
 		"GRANT "+QuoteIdent(managed)+" TO "+who,
-		"GRANT CONNECT ON DATABASE "+QuoteIdent(p.Database)+" TO "+who)
+		"GRANT "+QuoteIdent(connect)+" TO "+who)
 	for _, r := range p.Roles {
 		stmts = append(stmts, "GRANT "+QuoteIdent(r)+" TO "+who)
 	}

@@ -14,8 +14,9 @@ var _ timebox.Inventory = (*Engine)(nil)
 // transaction as CREATE ROLE, and membership in this installation's bookkeeping role
 // (ManagedRole), so that two Timebox installations sharing a server never take each other's
 // logins for orphans — and the shared logins named in shared, with their login flag, expiry,
-// memberships and a database they may connect to. One query, independent of the size of the
-// schemas; the access lists of the databases are read once, not once per role.
+// memberships (the bookkeeping and connect roles left out) and a database they may connect
+// to, directly or through a connect role. One query, independent of the size of the schemas;
+// the access lists of the databases are read once, not once per role.
 func (e *Engine) Managed(ctx context.Context, shared []string) ([]timebox.ManagedPrincipal, error) {
 	pool, err := e.pool(e.adminDB)
 	if err != nil {
@@ -33,13 +34,13 @@ func (e *Engine) Managed(ctx context.Context, shared []string) ([]timebox.Manage
 			CASE WHEN r.rolvaliduntil IS NULL OR r.rolvaliduntil = 'infinity' THEN NULL
 				WHEN r.rolvaliduntil = '-infinity' THEN 'epoch'::timestamptz ELSE r.rolvaliduntil END,
 			ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-				WHERE m.member = r.oid AND g.rolname <> $3 ORDER BY g.rolname),
-			c.datname
+				WHERE m.member = r.oid AND g.rolname <> $3 AND left(g.rolname, length($4)) <> $4 ORDER BY g.rolname),
+			(SELECT min(c.datname) FROM connect c WHERE c.grantee = r.oid
+				OR c.grantee IN (SELECT m.roleid FROM pg_auth_members m WHERE m.member = r.oid))
 		FROM pg_roles r
 		LEFT JOIN pg_shdescription s ON s.objoid = r.oid AND s.classoid = 'pg_authid'::regclass AND s.description = $1
-		LEFT JOIN connect c ON c.grantee = r.oid
 		WHERE (s.objoid IS NOT NULL AND r.oid IN (SELECT oid FROM marked)) OR r.rolname = ANY($2)
-		ORDER BY r.rolname`, roleComment, shared, e.ManagedRole)
+		ORDER BY r.rolname`, roleComment, shared, e.ManagedRole, e.connectPrefix())
 	if err != nil {
 		return nil, e.wrap(err, nil)
 	}

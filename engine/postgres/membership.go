@@ -67,7 +67,7 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan) (tim
 			ctx, cancel := e.callContext(ctx)
 			defer cancel()
 			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				if role, err := e.lookupRole(ctx, tx, p.Principal); err != nil || role == nil {
+				if role, err := e.lookupRole(ctx, tx, p.Principal, ""); err != nil || role == nil {
 					missing = role == nil
 					return err
 				}
@@ -90,7 +90,7 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan) (tim
 
 // checkPersonLogin refuses a login that does not exist or that Timebox created itself.
 func (e *Engine) checkPersonLogin(ctx context.Context, q querier, name string) error {
-	role, err := e.lookupRole(ctx, q, name)
+	role, err := e.lookupRole(ctx, q, name, "")
 	switch {
 	case err != nil:
 		return err

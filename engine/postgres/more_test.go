@@ -106,7 +106,8 @@ func TestGrantConverges(t *testing.T) {
 	}
 	var roles []string
 	if err := superQueryRow(t, f.pg, "postgres", `SELECT array(SELECT r.rolname FROM pg_auth_members m
-		JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1) AND r.rolname <> $2)`,
+		JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1) AND r.rolname <> $2
+		AND strpos(r.rolname, '_connect_') = 0)`,
 		[]any{p.Principal, ManagedRoleName(f.admin)}, &roles); err != nil {
 		t.Fatal(err)
 	}

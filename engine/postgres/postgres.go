@@ -51,6 +51,7 @@ type Engine struct {
 	pools   map[string]*pgxpool.Pool
 	acls    map[string]*sync.Mutex // per database name, see lockDatabase
 	managed bool                   // the bookkeeping role is known to exist
+	connect map[string]bool        // databases whose connect role is known to hold CONNECT
 	closed  bool
 }
 
@@ -99,6 +100,7 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		adminDB:          db,
 		pools:            map[string]*pgxpool.Pool{},
 		acls:             map[string]*sync.Mutex{},
+		connect:          map[string]bool{},
 	}, nil
 }
 

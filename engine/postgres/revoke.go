@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/timebox-dev/timebox"
@@ -43,7 +44,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, err
 	}
-	role, err := e.disable(ctx, admin, p.Principal)
+	role, err := e.disable(ctx, admin, p.Principal, p.Database)
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
@@ -82,10 +83,10 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 
 // disable looks the role up and sets NOLOGIN, so that no new session can start. It returns
 // nil when the role does not exist.
-func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name string) (*roleInfo, error) {
+func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name, db string) (*roleInfo, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	role, err := e.lookupRole(ctx, admin, name)
+	role, err := e.lookupRole(ctx, admin, name, db)
 	if err != nil || role == nil {
 		return nil, err
 	}
@@ -182,64 +183,50 @@ func (e *Engine) waitGone(ctx context.Context, admin *pgxpool.Pool, pids []int32
 
 // ownedResult is what dropOwned found.
 type ownedResult struct {
-	targetExists bool     // the target database exists
-	cleaned      bool     // REASSIGN and DROP OWNED succeeded in the target database
-	blocked      []string // why it failed in some databases
+	cleaned bool     // REASSIGN and DROP OWNED ran in the target database
+	blocked []string // why they failed in some databases
 }
 
-// dropOwned runs REASSIGN OWNED and DROP OWNED in the target database and in every other
-// database where the role owns objects or holds privileges (found through the indexed
-// pg_shdepend, whatever the size of the schemas). Databases where that fails for a lasting
-// reason are returned as blocked; the drop will then be refused and the role kept disabled.
+// dropOwned runs REASSIGN OWNED and DROP OWNED in every database where the role owns objects
+// or holds privileges (found through the indexed pg_shdepend, whatever the size of the
+// schemas; usually none: a login that created nothing needs no visit to its database).
+// Databases where that fails for a lasting reason are returned as blocked; the drop will then
+// be refused and the role kept disabled.
 func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.GrantPlan, oid uint32) (ownedResult, error) {
 	var r ownedResult
-	dbs, err := e.roleDatabases(ctx, admin, p.Database, oid)
+	dbs, err := e.roleDatabases(ctx, admin, oid)
 	if err != nil {
 		return r, err
 	}
 	who := QuoteIdent(p.Principal)
 	for _, db := range dbs {
-		err := e.execIn(ctx, db, p.Database, "REASSIGN OWNED BY "+who+" TO CURRENT_USER;\nDROP OWNED BY "+who)
+		err := e.execIn(ctx, db, db, "REASSIGN OWNED BY "+who+" TO CURRENT_USER;\nDROP OWNED BY "+who)
 		switch {
 		case err == nil:
-			if db == p.Database {
-				r.targetExists, r.cleaned = true, true
-			}
+			r.cleaned = r.cleaned || db == p.Database
 		case sqlState(err) == "3D000": // invalid_catalog_name: database dropped meanwhile
 		case transient(err):
 			return r, err
 		default:
-			r.targetExists = r.targetExists || db == p.Database
 			r.blocked = append(r.blocked, fmt.Sprintf("database %q: %s", db, e.reason(err)))
 		}
 	}
 	return r, nil
 }
 
-// roleDatabases lists the target database, when it exists, and the databases where the role
-// with oid has dependencies.
-func (e *Engine) roleDatabases(ctx context.Context, admin *pgxpool.Pool, target string, oid uint32) ([]string, error) {
+// roleDatabases lists the databases where the role with oid has dependencies.
+func (e *Engine) roleDatabases(ctx context.Context, admin *pgxpool.Pool, oid uint32) ([]string, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	rows, err := admin.Query(ctx, `
 		SELECT d.datname FROM pg_database d
-		WHERE d.datname = $1 OR d.oid IN (
-			SELECT s.dbid FROM pg_shdepend s
-			WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $2)
-		ORDER BY d.datname = $1 DESC, d.datname`, target, oid)
+		WHERE d.oid IN (SELECT s.dbid FROM pg_shdepend s
+			WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1)
+		ORDER BY d.datname`, oid)
 	if err != nil {
 		return nil, err
 	}
-	var dbs []string
-	for rows.Next() {
-		var db string
-		if err := rows.Scan(&db); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		dbs = append(dbs, db)
-	}
-	return dbs, rows.Err()
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // execIn runs sql (one or several statements, in one implicit transaction) in database db.
@@ -261,41 +248,49 @@ func (e *Engine) execIn(ctx context.Context, db, aclOf, sql string) error {
 	})
 }
 
-// drop revokes CONNECT and the role's memberships, then drops it. When the drop is refused
-// because something still depends on the role, it removes the role's password instead and
-// returns why it was kept. It works in the target database when it could connect there, so
-// that PostgreSQL names the objects of that database that block the drop.
+// drop drops the role. When something still depends on it, it revokes what it can —
+// CONNECT on the target database (granted directly by earlier versions), the connect role and
+// the other memberships but the bookkeeping one, which keeps the role recognisable — and
+// tries again; when the drop is still refused it removes the role's password and returns why
+// it was kept. It works in the target database when it cleaned it, so that PostgreSQL names
+// the objects of that database that block the drop.
 func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, t ownedResult) (kept string, err error) {
 	db := e.adminDB
 	if t.cleaned {
 		db = p.Database
 	}
 	who := QuoteIdent(p.Principal)
-	var stmts []string
-	if t.targetExists {
-		stmts = append(stmts, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who)
+	dropRole := func() (blocked bool, err error) {
+		err = e.execIn(ctx, db, "", "DROP ROLE IF EXISTS "+who)
+		switch code := sqlState(err); {
+		case code == "2BP01", code == "42501": // dependent_objects_still_exist, insufficient_privilege
+			return true, err
+		}
+		return false, err
 	}
+	blocked, err := dropRole()
+	if !blocked {
+		return "", err
+	}
+	err = e.execIn(ctx, e.adminDB, p.Database, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who)
+	if err != nil && sqlState(err) != "3D000" {
+		return "", err
+	}
+	stmts := []string{"REVOKE " + QuoteIdent(e.connectRole(p.Database)) + " FROM " + who}
 	for _, r := range role.member {
 		stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
 	}
-	if len(stmts) > 0 {
-		if err := e.execIn(ctx, db, p.Database, strings.Join(stmts, ";\n")); err != nil && sqlState(err) != "3D000" {
-			return "", err
-		}
-	}
-	err = e.execIn(ctx, db, "", "DROP ROLE IF EXISTS "+who)
-	switch code := sqlState(err); {
-	case err == nil:
-		return "", nil
-	case code == "2BP01", code == "42501": // dependent_objects_still_exist, insufficient_privilege
-		why := e.reason(err)
-		if err := e.execIn(ctx, db, "", "ALTER ROLE "+who+" NOLOGIN PASSWORD NULL"); err != nil {
-			return "", err
-		}
-		return why, nil
-	default:
+	if err := e.execIn(ctx, e.adminDB, "", strings.Join(stmts, ";\n")); err != nil {
 		return "", err
 	}
+	if blocked, err = dropRole(); !blocked {
+		return "", err
+	}
+	why := e.reason(err)
+	if err := e.execIn(ctx, db, "", "ALTER ROLE "+who+" NOLOGIN PASSWORD NULL"); err != nil {
+		return "", err
+	}
+	return why, nil
 }
 
 // reason describes an SQL error for a RevokeResult's Detail, including the server's detail

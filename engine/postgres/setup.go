@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strings"
 
@@ -85,31 +87,74 @@ func ManagedRoleName(admin string) string {
 // managedComment marks the bookkeeping role.
 const managedComment = "timebox: every ephemeral login this installation created is a member"
 
-// ensureManagedRole creates the bookkeeping role when it does not exist yet (the admin's
-// CREATEROLE suffices; on PostgreSQL 16 the creator holds it WITH ADMIN OPTION). It looks
-// once per engine; a failed look is repeated on the next call.
-func (e *Engine) ensureManagedRole(ctx context.Context, pool *pgxpool.Pool) error {
+// connectComment marks the roles that carry CONNECT on one database for the logins.
+const connectComment = "timebox: members may connect to database "
+
+// connectPrefix is the start of the names of the installation's connect roles.
+func (e *Engine) connectPrefix() string {
+	admin := strings.TrimSuffix(e.ManagedRole, "_managed")
+	const suffix = "_connect_"
+	if len(admin) > 63-len(suffix)-16 {
+		admin = strings.ToValidUTF8(admin[:63-len(suffix)-16], "")
+	}
+	return admin + suffix
+}
+
+// connectRole returns the name of the role that holds CONNECT on database db for the logins
+// of this installation: the connect prefix and a hash of the database's name.
+func (e *Engine) connectRole(db string) string {
+	h := sha256.Sum256([]byte(db))
+	return e.connectPrefix() + hex.EncodeToString(h[:8])
+}
+
+// ensureRoles creates, when missing, the bookkeeping role and the connect role of database
+// db, which holds CONNECT on it: a login gets CONNECT by membership, so activating or removing
+// one never rewrites the database's access list (a row every login would otherwise update:
+// PostgreSQL fails concurrent updates of it with "tuple concurrently updated", and thousands
+// of them bloat pg_database). The admin's CREATEROLE and CONNECT WITH GRANT OPTION suffice;
+// on PostgreSQL 16 the creator holds what it creates WITH ADMIN OPTION. Each is looked up once
+// per engine; a failed look is repeated on the next call.
+func (e *Engine) ensureRoles(ctx context.Context, pool *pgxpool.Pool, db string) error {
 	e.mu.Lock()
-	done := e.managed
+	done := e.managed && e.connect[db]
 	e.mu.Unlock()
 	if done {
 		return nil
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	var exists bool
-	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", e.ManagedRole).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		r := QuoteIdent(e.ManagedRole)
-		_, err := pool.Exec(ctx, "CREATE ROLE "+r+" NOLOGIN;\nCOMMENT ON ROLE "+r+" IS "+QuoteLiteral(managedComment))
+	create := func(role, comment, then string) error {
+		var exists bool
+		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil || exists {
+			return err
+		}
+		r := QuoteIdent(role)
+		_, err := pool.Exec(ctx, "CREATE ROLE "+r+" NOLOGIN;\nCOMMENT ON ROLE "+r+" IS "+QuoteLiteral(comment)+then)
 		if code := sqlState(err); err != nil && code != "42710" && code != "23505" { // created meanwhile
 			return err
 		}
+		return nil
+	}
+	if err := create(e.ManagedRole, managedComment, ""); err != nil {
+		return err
+	}
+	c := e.connectRole(db)
+	err := create(c, connectComment+db, "")
+	if err == nil {
+		// Granted every time the role is first looked at, in case it was made but the grant
+		// failed: a no-op when it holds CONNECT already.
+		defer e.lockDatabase(db)()
+		err = retryConcurrent(ctx, func() error {
+			_, err := pool.Exec(ctx, "GRANT CONNECT ON DATABASE "+QuoteIdent(db)+" TO "+QuoteIdent(c))
+			return err
+		})
+	}
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	e.managed = true
+	e.connect[db] = true
 	e.mu.Unlock()
 	return nil
 }

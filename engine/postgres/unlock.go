@@ -66,7 +66,7 @@ func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox
 
 // checkSharedLogin refuses a login that does not exist or that Timebox created itself.
 func (e *Engine) checkSharedLogin(ctx context.Context, q querier, name string) error {
-	role, err := e.lookupRole(ctx, q, name)
+	role, err := e.lookupRole(ctx, q, name, "")
 	switch {
 	case err != nil:
 		return err

@@ -1,0 +1,62 @@
+package mysql
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// validPassword refuses passwords the engine does not hand out: empty, longer than 1024
+// bytes, or holding a byte outside printable ASCII (which client libraries send in differing
+// encodings). Timebox generates its passwords, so this costs nothing.
+func validPassword(password string) error {
+	if password == "" {
+		return errors.New("empty password")
+	}
+	if len(password) > 1024 {
+		return errors.New("password is longer than 1024 bytes")
+	}
+	for i := 0; i < len(password); i++ {
+		if c := password[i]; c < 0x20 || c > 0x7e {
+			return errors.New("password must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// nativeHash returns the mysql_native_password hash of password, as stored in the grant
+// tables: '*' and the upper-case hex of SHA1(SHA1(password)). Sending it instead of the
+// password keeps the plaintext out of the server's logs and of any error message.
+func nativeHash(password string) string {
+	h1 := sha1.Sum([]byte(password))
+	h2 := sha1.Sum(h1[:])
+	return "*" + strings.ToUpper(hex.EncodeToString(h2[:]))
+}
+
+// identified returns the IDENTIFIED clause that sets password: the mysql_native_password
+// hash on MariaDB and on MySQL before 8.4. MySQL 8.4 disables that plugin by default and 9.0
+// removes it; its caching_sha2_password hash is salted and costly to compute client side, so
+// there the password itself travels, over the admin connection (use tls=true), and MySQL
+// masks it in its logs.
+func (f *flavor) identified(password string) string {
+	if f.nativePasswords() {
+		return "IDENTIFIED WITH mysql_native_password AS " + QuoteString(nativeHash(password))
+	}
+	return "IDENTIFIED WITH caching_sha2_password BY " + QuoteString(password)
+}
+
+// secretsOf lists what must never appear in an error about password: the password and its
+// hash.
+func secretsOf(password string) []string {
+	if password == "" {
+		return nil
+	}
+	return []string{password, nativeHash(password), strings.TrimPrefix(nativeHash(password), "*")}
+}
+
+// randomPassword returns an unusable random password, for locking a shared login.
+func randomPassword() string {
+	return "x" + rand.Text() + rand.Text()
+}
