@@ -39,7 +39,21 @@ func main() {
 	flag.BoolVar(&o.outage, "outage", true, "scale: run again with the second server stopped across the window")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "scale: bail out after this long")
 	flag.BoolVar(&pgStat, "pgstat", false, "scale: load pg_stat_statements on the clusters and print where PostgreSQL's time goes")
+	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds")
 	flag.Parse()
+	if *maria {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		n := *grants
+		if !set["grants"] {
+			n = 1000
+		}
+		if err := runMaria(n, 100); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -mysql:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *scale {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -45,6 +45,9 @@ type scaleEnv struct {
 	requester     *tbhttp.Client
 	owner         *tbhttp.Client
 	exited        chan struct{}
+	// configFor, when set, writes the server's configuration instead of config (the MariaDB
+	// benchmark).
+	configFor func(addr string) string
 }
 
 // startClusters starts n clusters in parallel, each with dbs databases of tables tables, a
@@ -157,7 +160,12 @@ func (e *scaleEnv) startServer(ctx context.Context) error {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := e.config(addr)
+	cfg := ""
+	if e.configFor != nil {
+		cfg = e.configFor(addr)
+	} else {
+		cfg = e.config(addr)
+	}
 	token := func(user string) (string, error) {
 		out, err := exec.Command(e.bin, "admin", "token", "create", "--config", cfg, "--user", user).Output()
 		return strings.TrimSpace(string(out)), err

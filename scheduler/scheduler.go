@@ -97,6 +97,15 @@ func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, 
 // Wake makes the scheduler look at every due request now. It never blocks.
 func (s *Scheduler) Wake() {
 	s.fullScan.Store(true)
+	s.nudge()
+}
+
+// nudge makes the scheduler look now at what became due since its last look, and set its
+// timer for the next deadline. done uses it rather than Wake: a request still live after its
+// work has its next deadline ahead (its end, a retry), and one that was held back for an
+// outage waits for the probe's Wake; a full read after each of thousands of failures against
+// a dead server cost more CPU than the healthy servers' work.
+func (s *Scheduler) nudge() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -301,7 +310,7 @@ func (s *Scheduler) RunNow(ctx context.Context, id string) error {
 	return err
 }
 
-// done marks the work on request id finished, and wakes the loop when the request still has
+// done marks the work on request id finished, and nudges the loop when the request still has
 // a deadline ahead (its end, a retry). A request that reached its final state needs nothing
 // more, so a burst of removals does not make the loop re-read every live request each time.
 // A failed Process puts the request in cooldown for a second.
@@ -319,7 +328,7 @@ func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
 		return err
 	})
 	if err != nil || r.State.Live() {
-		s.Wake()
+		s.nudge()
 	}
 }
 

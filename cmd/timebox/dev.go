@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/mysql"
 	"github.com/timebox-dev/timebox/engine/postgres"
 	"github.com/timebox-dev/timebox/internal/testdb"
 )
@@ -32,6 +33,11 @@ type devInfo struct {
 		Host string `json:"host"`
 		Port int    `json:"port"`
 	} `json:"postgres"`
+	// MariaDB is set when its server binaries are installed.
+	MariaDB *struct {
+		Host string `json:"host"`
+		Port int    `json:"port"`
+	} `json:"mariadb,omitempty"`
 }
 
 // newDevCommand returns `timebox dev`: a complete local instance in one command.
@@ -39,7 +45,7 @@ func newDevCommand() *cobra.Command {
 	var data, listen string
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run a complete local instance: a throwaway PostgreSQL, demo databases and users",
+		Short: "Run a complete local instance: throwaway PostgreSQL (and MariaDB), demo databases and users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDev(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), data, listen)
@@ -68,7 +74,15 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 		return timebox.Errorf(timebox.EUNAVAILABLE, "timebox dev needs the PostgreSQL server binaries: %s", err.Error())
 	}
 	defer pg.Close()
-	cfg, err := setupDev(ctx, pg, data, listen)
+	fmt.Fprintln(stdout, "starting a throwaway MariaDB…")
+	maria, err := testdb.StartMariaDB(ctx)
+	if err != nil {
+		fmt.Fprintf(stdout, "  no MariaDB: %s\n  (continuing with PostgreSQL only)\n", err.Error())
+		maria = nil
+	} else {
+		defer maria.Close()
+	}
+	cfg, err := setupDev(ctx, pg, maria, data, listen)
 	if err != nil {
 		return err
 	}
@@ -83,6 +97,12 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	defer in.Close()
 	info := devInfo{URL: in.URL(), Config: cfg.path, Tokens: map[string]string{}}
 	info.Postgres.Host, info.Postgres.Port = pg.Host, pg.Port
+	if maria != nil {
+		info.MariaDB = &struct {
+			Host string `json:"host"`
+			Port int    `json:"port"`
+		}{maria.Host, maria.Port}
+	}
 	for _, u := range devUsers {
 		if info.Tokens[u.Name], err = createToken(ctx, in.Store, &cfg.Catalog, u.Name); err != nil {
 			return err
@@ -94,13 +114,14 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	}
 	printWalkthrough(stdout, info, data)
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nstopping: the server, then PostgreSQL")
+	fmt.Fprintln(stdout, "\nstopping: the server, then the database servers")
 	return nil
 }
 
 // setupDev creates the demo databases and roles, hardens the cluster as the docs tell an
-// admin to, and writes the configuration of the local instance.
-func setupDev(ctx context.Context, pg *testdb.Postgres, data, listen string) (*Config, error) {
+// admin to (and prepares MariaDB the same way when maria is not nil), and writes the
+// configuration of the local instance.
+func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, data, listen string) (*Config, error) {
 	dbs := map[string]string{"shop-dev": "shop_dev", "shop-prod": "shop"}
 	for _, name := range []string{"shop_dev", "shop"} {
 		if err := pg.CreateDatabase(ctx, name); err != nil {
@@ -134,12 +155,30 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, data, listen string) (*C
 			return nil, err
 		}
 	}
-	for name, content := range map[string]string{"pg-admin.password": adminPassword, "secret.key": timebox.RandomPassword(40)} {
+	secrets := map[string]string{"pg-admin.password": adminPassword, "secret.key": timebox.RandomPassword(40)}
+	mariaPort := 0
+	if maria != nil {
+		mariaPassword := timebox.RandomPassword(32)
+		stmts := []string{
+			"SET GLOBAL event_scheduler = ON",
+			"CREATE DATABASE orders",
+			"CREATE TABLE orders.orders (id int PRIMARY KEY AUTO_INCREMENT, customer varchar(100) NOT NULL, total decimal(10,2) NOT NULL)",
+			"INSERT INTO orders.orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
+		}
+		stmts = append(stmts, mysql.SetupStatements("timebox_admin", mariaPassword, "%", []string{"orders"}, nil)...)
+		for _, stmt := range stmts {
+			if err := maria.Exec(ctx, stmt); err != nil {
+				return nil, err
+			}
+		}
+		secrets["maria-admin.password"], mariaPort = mariaPassword, maria.Port
+	}
+	for name, content := range secrets {
 		if err := os.WriteFile(filepath.Join(data, name), []byte(content+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	}
-	yaml := devConfigYAML(data, listen, pg.Port, dbs)
+	yaml := devConfigYAML(data, listen, pg.Port, mariaPort, dbs)
 	path := filepath.Join(data, "timebox.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -147,7 +186,16 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, data, listen string) (*C
 	return loadConfig(path)
 }
 
-func devConfigYAML(data, listen string, port int, dbs map[string]string) string {
+func devConfigYAML(data, listen string, port, mariaPort int, dbs map[string]string) string {
+	var mariaServer, mariaDB string
+	if mariaPort != 0 {
+		mariaServer = fmt.Sprintf(`  - name: local-maria
+    engine: mysql
+    url: "mysql://timebox_admin@127.0.0.1:%d/"
+    password: %q
+`, mariaPort, "file:"+filepath.Join(data, "maria-admin.password"))
+		mariaDB = "  - {name: orders-dev, server: local-maria, database: orders, environment: dev, owners: [shop-owners, developers]}\n"
+	}
 	return fmt.Sprintf(`# Written by timebox dev: a complete local instance. Edit a copy for your own servers.
 listen: %q
 store: %q
@@ -165,24 +213,28 @@ servers:
     engine: postgres
     url: "postgres://timebox_admin@127.0.0.1:%d/postgres?sslmode=disable"
     password: %q
-databases:
+%sdatabases:
   - {name: shop-dev, server: local-pg, database: %s, environment: dev, owners: [shop-owners, developers]}
   - {name: shop-prod, server: local-pg, database: %s, environment: prod, owners: [shop-owners]}
-access_levels:
-  - {name: read-only, description: "SELECT on the shop tables", postgres: {roles: [shop_read]}}
-  - {name: read-write, description: "SELECT, INSERT, UPDATE, DELETE on the shop tables", postgres: {roles: [shop_write]}}
+%saccess_levels:
+  - {name: read-only, description: "SELECT on the shop tables", postgres: {roles: [shop_read]}, mysql: {privileges: [SELECT]}}
+  - {name: read-write, description: "SELECT, INSERT, UPDATE, DELETE on the shop tables", postgres: {roles: [shop_write]}, mysql: {privileges: [SELECT, INSERT, UPDATE, DELETE]}}
 limits:
   dev: {max_duration: 8h, min_duration: 30s, max_lead_time: 168h, require_ticket: false}
   prod: {max_duration: 4h, min_duration: 30s, max_lead_time: 72h, require_ticket: true}
 `, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"),
-		port, "file:"+filepath.Join(data, "pg-admin.password"), dbs["shop-dev"], dbs["shop-prod"])
+		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, dbs["shop-dev"], dbs["shop-prod"], mariaDB)
 }
 
 func printWalkthrough(w io.Writer, info devInfo, data string) {
 	t := info.Tokens
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTimebox is running at %s (config %s)\n", info.URL, info.Config)
-	fmt.Fprintf(&b, "PostgreSQL (throwaway) is on 127.0.0.1:%d; tokens and URL are in %s\n\n", info.Postgres.Port, filepath.Join(data, "dev.json"))
+	fmt.Fprintf(&b, "PostgreSQL (throwaway) is on 127.0.0.1:%d; tokens and URL are in %s\n", info.Postgres.Port, filepath.Join(data, "dev.json"))
+	if info.MariaDB != nil {
+		fmt.Fprintf(&b, "MariaDB (throwaway) is on 127.0.0.1:%d: database orders-dev (try the same steps with --db orders-dev)\n", info.MariaDB.Port)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), admin.\n")
 	for _, u := range devUsers {
 		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, t[u.Name])

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/engine/mysql"
+	tbhttp "github.com/timebox-dev/timebox/http"
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// The MariaDB benchmark (`go run ./bench -mysql`): one throwaway MariaDB with the event
+// scheduler on, a database of 100 tables, the real server as a child process; n grants whose
+// ends are spread over the same 10 seconds, some with a session running SELECT SLEEP across
+// its end; then n grants ending at one instant, beside the engine's statements issued
+// directly in a loop.
+
+const mariaDB = "bench"
+
+// runMaria runs the MariaDB benchmark with n grants and prints its figures.
+func runMaria(n, sessions int) error {
+	benchStart = time.Now()
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "timebox-maria-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	e := &scaleEnv{dir: dir, bin: filepath.Join(dir, "timebox"), admin: "tbx_bench_admin", adminPassword: timebox.RandomPassword(24), maxConns: 8}
+	build := exec.Command("go", "build", "-o", e.bin, "./cmd/timebox")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build timebox: %w", err)
+	}
+	m, err := testdb.StartMariaDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	stmts := []string{"SET GLOBAL event_scheduler = ON", "SET GLOBAL max_connections = 1000", "CREATE DATABASE " + mariaDB}
+	for i := range 100 {
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s.t%04d (id int PRIMARY KEY, v text)", mariaDB, i))
+	}
+	stmts = append(stmts, mysql.SetupStatements(e.admin, e.adminPassword, "%", []string{mariaDB}, nil)...)
+	for _, s := range stmts {
+		if err := m.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	e.configFor = func(addr string) string {
+		return e.write("timebox.yaml", fmt.Sprintf(`listen: %s
+store: sqlite://%s
+secret_key: file:%s
+log_level: warn
+admin_groups: [platform]
+users:
+  - {name: dev, groups: [developers]}
+  - {name: owner, groups: [owners]}
+servers:
+  - {name: maria, engine: mysql, url: "mysql://%s@127.0.0.1:%d/", password: "file:%s", max_conns: 8}
+databases:
+  - {name: %s, server: maria, database: %s, environment: bench, owners: [owners]}
+access_levels:
+  - {name: read-only, mysql: {privileges: [SELECT]}}
+limits:
+  bench: {max_duration: 8h, min_duration: 1s, max_lead_time: 24h}
+`, addr, filepath.Join(dir, "timebox.db"), e.write("secret.key", timebox.RandomPassword(32)),
+			e.admin, m.Port, e.write("admin.password", e.adminPassword), mariaDB, mariaDB))
+	}
+	if err := e.startServer(ctx); err != nil {
+		return err
+	}
+	defer e.close()
+	var version string
+	if db, err := mariaPool(m, "root", m.RootPassword, ""); err == nil {
+		db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
+		db.Close()
+	}
+	progress("MariaDB %s on 127.0.0.1:%d, database %s with 100 tables, event scheduler on; %d CPUs", version, m.Port, mariaDB, numCPU())
+
+	// Expiry: n grants ending within the same 10 seconds.
+	start := time.Now()
+	lead := time.Duration(float64(n)/80*float64(time.Second)) + 10*time.Second
+	base := start.Add(lead)
+	specs := make([]grantSpec, n)
+	for i := range specs {
+		specs[i] = grantSpec{db: mariaDB, server: "maria", end: base.Add(time.Duration(i) * 10 * time.Second / time.Duration(n))}
+	}
+	progress("expiry: activating %d grants ending %s … %s from now", n, fmtD(lead), fmtD(lead+10*time.Second))
+	rs, took, err := e.activateAll(ctx, "expiry", specs, base)
+	if err != nil {
+		return err
+	}
+	progress("expiry: %d grants active in %s (%.0f/s); RSS %s", n, fmtD(took), float64(n)/took.Seconds(), mb(e.memory().rss))
+	sess, err := openMariaSessions(ctx, e, m, rs, sessions)
+	if err != nil {
+		return err
+	}
+	lags, err := waitAllExpired(ctx, e, rs, base.Add(10*time.Second+2*time.Minute))
+	if err != nil {
+		return err
+	}
+	sessLags, survived := sessionLags(sess, 30*time.Second)
+	left := mariaAccounts(ctx, m)
+
+	// Throughput: n grants ending at one instant, then the same statements directly.
+	end := time.Now().Add(time.Duration(float64(n)/80*float64(time.Second)) + 10*time.Second)
+	for i := range specs {
+		specs[i].end = end
+	}
+	progress("burst: activating %d grants ending at the same instant", n)
+	burst, _, err := e.activateAll(ctx, "burst", specs, end)
+	if err != nil {
+		return err
+	}
+	time.Sleep(time.Until(end))
+	if _, err := waitAllExpired(ctx, e, burst, end.Add(2*time.Minute)); err != nil {
+		return err
+	}
+	timeboxTook := time.Since(end)
+	direct, err := directMaria(ctx, m, e, n)
+	if err != nil {
+		return err
+	}
+
+	fmt.Println()
+	fmt.Println("figure                                                     p50        p99        max     target / baseline")
+	row := func(name string, d []time.Duration, note string) {
+		fmt.Printf("%-52s %9s  %9s  %9s     %s\n", name, fmtD(pct(d, 50)), fmtD(pct(d, 99)), fmtD(pct(d, 100)), note)
+	}
+	row(fmt.Sprintf("MariaDB: end → request expired (n=%d in 10s)", len(lags)), lags, "target p99 ≤ 1s")
+	row(fmt.Sprintf("MariaDB: end → session killed (n=%d)", len(sessLags)), sessLags, fmt.Sprintf("%d survived", survived))
+	fmt.Printf("  accounts left after the run: %d\n", left)
+	fmt.Printf("\nrevocation throughput (%d accounts ending at one instant):\n", n)
+	tb := float64(n) / timeboxTook.Seconds()
+	dr := float64(n) / direct.Seconds()
+	fmt.Printf("  timebox (scheduler, max_conns 8)             %7.1f accounts/s  (%s)\n", tb, fmtD(timeboxTook))
+	fmt.Printf("  baseline: same statements, one connection    %7.1f accounts/s  (%s)\n", dr, fmtD(direct))
+	fmt.Printf("  ratio timebox / direct                       %7.2f×\n", tb/dr)
+	return nil
+}
+
+func mariaPool(m *testdb.MariaDB, user, password, db string) (*sql.DB, error) {
+	cfg := gomysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.DBName = user, password, db
+	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
+	cfg.Logger = &gomysql.NopLogger{}
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// openMariaSessions logs in with every k-th request's credentials and starts SELECT SLEEP on
+// each, which must be killed at its end.
+func openMariaSessions(ctx context.Context, e *scaleEnv, m *testdb.MariaDB, rs []*tbhttp.RequestView, n int) ([]*session, error) {
+	var out []*session
+	for i := 0; i < len(rs) && len(out) < n; i += max(len(rs)/max(n, 1), 1) {
+		c, err := e.requester.Credentials(ctx, rs[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		db, err := mariaPool(m, c.User, c.Password, mariaDB)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("login %s: %w", c.User, err)
+		}
+		s := &session{end: rs[i].End, died: make(chan time.Time, 1)}
+		out = append(out, s)
+		go func() {
+			defer db.Close()
+			defer conn.Close()
+			var x int
+			err := conn.QueryRowContext(ctx, "SELECT SLEEP(3600)").Scan(&x)
+			if err != nil || x == 1 { // SLEEP returns 1 when its query was killed
+				s.died <- time.Now()
+				return
+			}
+			s.died <- time.Time{}
+		}()
+	}
+	return out, nil
+}
+
+// waitAllExpired polls the requests until each expired and returns end → ended (as stored).
+func waitAllExpired(ctx context.Context, e *scaleEnv, rs []*tbhttp.RequestView, deadline time.Time) ([]time.Duration, error) {
+	lags := make([]time.Duration, len(rs))
+	pending := map[int]bool{}
+	for i := range rs {
+		pending[i] = true
+	}
+	for len(pending) > 0 {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d requests not expired in time", len(pending))
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, inFlight)
+		for i := range pending {
+			if rs[i].End.After(time.Now()) {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				r, err := e.owner.Request(ctx, rs[i].ID)
+				if err == nil && r.State == timebox.StateExpired {
+					mu.Lock()
+					lags[i] = r.EndedAt.Sub(r.End)
+					delete(pending, i)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(200 * time.Millisecond)
+	}
+	return lags, nil
+}
+
+// mariaAccounts counts the accounts Timebox made that still exist.
+func mariaAccounts(ctx context.Context, m *testdb.MariaDB) int {
+	db, err := mariaPool(m, "root", m.RootPassword, "")
+	if err != nil {
+		return -1
+	}
+	defer db.Close()
+	var n int
+	db.QueryRowContext(ctx, "SELECT count(*) FROM mysql.global_priv WHERE User LIKE 'tbx\\_dev\\_%'").Scan(&n)
+	return n
+}
+
+// directMaria creates n accounts the way the engine does (a locked account with a password
+// hash, SELECT on the database, the bookkeeping role, a backstop event, unlocked last) and
+// times removing them on one admin connection with the engine's statements: lock, kill the
+// sessions (a processlist query), drop the account, drop the event.
+func directMaria(ctx context.Context, m *testdb.MariaDB, e *scaleEnv, n int) (time.Duration, error) {
+	db, err := mariaPool(m, e.admin, e.adminPassword, "")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	managed := mysql.QuoteString(mysql.ManagedRoleName(e.admin))
+	until := time.Now().Add(time.Hour).UTC().Format("2006-01-02 15:04:05")
+	acct := func(i int) (string, string) {
+		u := fmt.Sprintf("direct_%d", i)
+		return u, mysql.QuoteString(u) + "@'%'"
+	}
+	progress("direct: creating %d accounts", n)
+	for i := range n {
+		u, a := acct(i)
+		for _, s := range []string{
+			"CREATE USER " + a + " IDENTIFIED BY 'Direct-password-1' ACCOUNT LOCK",
+			"GRANT SELECT ON `" + mariaDB + "`.* TO " + a,
+			"GRANT " + managed + " TO " + a,
+			"CREATE OR REPLACE EVENT `timebox`.`tbx_end_" + u + "` ON SCHEDULE AT '" + until + "' ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS " + a,
+			"ALTER USER " + a + " ACCOUNT UNLOCK",
+		} {
+			if _, err := db.ExecContext(ctx, s); err != nil {
+				return 0, fmt.Errorf("%s: %w", s, err)
+			}
+		}
+	}
+	progress("direct: removing them")
+	start := time.Now()
+	for i := range n {
+		u, a := acct(i)
+		if _, err := db.ExecContext(ctx, "ALTER USER "+a+" ACCOUNT LOCK"); err != nil {
+			return 0, err
+		}
+		rows, err := db.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", u)
+		if err != nil {
+			return 0, err
+		}
+		rows.Close()
+		for _, s := range []string{"DROP USER IF EXISTS " + a, "DROP EVENT IF EXISTS `timebox`.`tbx_end_" + u + "`"} {
+			if _, err := db.ExecContext(ctx, s); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return time.Since(start), nil
+}

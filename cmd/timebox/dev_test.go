@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
+	tbhttp "github.com/timebox-dev/timebox/http"
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// TestDev runs `timebox dev` as a user would and walks through it: alice asks for read-only
+// access to shop-prod (PostgreSQL) and orders-dev (MariaDB), bob approves, the credentials
+// read the demo tables; Ctrl-C stops everything.
+func TestDev(t *testing.T) {
+	testdb.RequirePostgres(t) // fails in CI, skips elsewhere, when PostgreSQL is missing
+	testdb.RequireMariaDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	var out, logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- runDev(ctx, &out, &logs, data, "127.0.0.1:0") }()
+	var info devInfo
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(data, "dev.json")); err == nil && json.Unmarshal(b, &info) == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("timebox dev stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timebox dev did not start")
+		}
+	}
+	if info.MariaDB == nil {
+		t.Fatal("timebox dev started no MariaDB although its binaries are installed")
+	}
+	alice, bob := tbhttp.NewClient(info.URL, info.Tokens["alice"]), tbhttp.NewClient(info.URL, info.Tokens["bob"])
+	for _, db := range []string{"shop-prod", "orders-dev"} {
+		r, err := alice.CreateRequest(ctx, timebox.RequestInput{Database: db, Access: "read-only", Duration: "2m", Reason: "check order 42", Ticket: "OPS-1"})
+		if err != nil {
+			t.Fatalf("%s: request: %v", db, err)
+		}
+		if r, err = bob.Approve(ctx, r.ID, timebox.ApproveInput{Note: "ok"}); err != nil || r.State != timebox.StateActive {
+			t.Fatalf("%s: approve: %v (%v)", db, err, r)
+		}
+		c, err := alice.Credentials(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if db == "shop-prod" {
+			conn, err := pgx.Connect(ctx, c.URI+"?sslmode=disable")
+			if err != nil {
+				t.Fatalf("%s: login: %v", db, err)
+			}
+			err = conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n)
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			e := &env{t: t, my: &testdb.MariaDB{Host: c.Host, Port: c.Port}}
+			conn, close, err := e.mariaConn(c.User, c.Password, c.Database)
+			if err != nil {
+				t.Fatalf("%s: login: %v", db, err)
+			}
+			err = conn.QueryRowContext(ctx, "SELECT count(*) FROM orders").Scan(&n)
+			close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != 3 {
+			t.Fatalf("%s: %d demo orders, want 3", db, n)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("timebox dev: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("timebox dev did not stop")
+	}
+	if s := out.String(); !strings.Contains(s, "MariaDB (throwaway) is on") || !strings.Contains(s, "TIMEBOX_TOKEN=") {
+		t.Fatalf("walkthrough:\n%s", s)
+	}
+}
