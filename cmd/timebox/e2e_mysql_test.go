@@ -102,6 +102,9 @@ func TestE2EMariaDBLifecycle(t *testing.T) {
 	if len(c.User) > 32 || !strings.HasPrefix(c.User, "tbx_alice_") || c.Port != e.my.Port || !strings.HasPrefix(e.ok("alice", "creds", id, "-o", "uri"), "mysql://") {
 		t.Fatalf("credentials %+v", c)
 	}
+	if env := e.ok("alice", "creds", id, "-o", "env"); !strings.Contains(env, "MYSQL_HOST=") || !strings.Contains(env, "MYSQL_TCP_PORT='"+strconv.Itoa(e.my.Port)+"'") {
+		t.Fatalf("creds -o env for MariaDB:\n%s", env)
+	}
 	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
 	if err != nil {
 		t.Fatalf("login during the window: %v", err)

@@ -382,8 +382,15 @@ func credentialsEnv(c *timebox.Credentials) [][2]string {
 // outCredentialsEnv writes c as shell assignments followed by one export line, so that
 // eval "$(timebox creds ID -o env)" sets them for the shell and the programs it starts.
 func outCredentialsEnv(w io.Writer, c *timebox.Credentials) error {
+	vars := credentialsEnv(c)
+	if strings.HasPrefix(c.URI, "mysql") {
+		// The mysql and mariadb clients read these; they take the user and the database as
+		// arguments.
+		vars = [][2]string{{"MYSQL_HOST", c.Host}, {"MYSQL_TCP_PORT", strconv.Itoa(c.Port)}, {"MYSQL_PWD", c.Password}}
+		fmt.Fprintf(w, "# then: mariadb --protocol=tcp -u %s %s\n", shellQuote(c.User), shellQuote(c.Database))
+	}
 	names := make([]string, 0, 5)
-	for _, kv := range credentialsEnv(c) {
+	for _, kv := range vars {
 		fmt.Fprintf(w, "%s=%s\n", kv[0], shellQuote(kv[1]))
 		names = append(names, kv[0])
 	}
