@@ -69,7 +69,7 @@ func (h *harness) setupDatabase(ctx context.Context, tables int) error {
 	if err := h.pg.Exec(ctx, benchDB, b.String()); err != nil {
 		return err
 	}
-	for _, s := range postgres.SetupStatements(h.admin, h.adminPassword, []string{benchDB}, []string{benchRole}) {
+	for _, s := range append(postgres.SetupStatements(h.admin, h.adminPassword, []string{benchDB}, []string{benchRole}), directConnectSQL(benchDB)) {
 		if err := h.pg.Exec(ctx, "postgres", s); err != nil {
 			return err
 		}

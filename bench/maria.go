@@ -210,10 +210,13 @@ func waitAllExpired(ctx context.Context, e *scaleEnv, rs []*tbhttp.RequestView, 
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, inFlight)
+		var due []int
 		for i := range pending {
-			if rs[i].End.After(time.Now()) {
-				continue
+			if !rs[i].End.After(time.Now()) {
+				due = append(due, i)
 			}
+		}
+		for _, i := range due {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {

@@ -85,17 +85,36 @@ func directGrantSQL(name, password string, until time.Time, admin string) string
 	return directGrantSQLIn(name, password, until, admin, benchDB, benchRole)
 }
 
-// directGrantSQLIn is the activation statements for a role on database db with role role.
+// directConnectRole is the role that holds CONNECT on db for the logins the baselines
+// create, as the engine's connect role does for its own.
+func directConnectRole(db string) string { return "direct_connect_" + db }
+
+// directManaged stands for the bookkeeping role in the baselines: a role of its own, so that
+// the running server's reconciler does not take the baseline's logins for its orphans.
+const directManaged = "direct_managed"
+
+// directConnectSQL creates directConnectRole(db) (and directManaged, when missing); run once
+// per database before the baselines.
+func directConnectSQL(db string) string {
+	r := postgres.QuoteIdent(directConnectRole(db))
+	return "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" + directManaged + "') THEN CREATE ROLE " + directManaged + " NOLOGIN; END IF; END $$;" +
+		"CREATE ROLE " + r + " NOLOGIN; GRANT CONNECT ON DATABASE " + postgres.QuoteIdent(db) + " TO " + r
+}
+
+// directGrantSQLIn is the engine's activation statements for a role on database db with role
+// role: the login with its expiry, the mark (comment and a bookkeeping role), CONNECT through
+// the database's connect role, the access role.
 func directGrantSQLIn(name, password string, until time.Time, admin, db, role string) string {
 	q := postgres.QuoteIdent(name)
 	return "BEGIN; CREATE ROLE " + q + " LOGIN PASSWORD " + postgres.QuoteLiteral(password) +
-		" VALID UNTIL " + postgres.QuoteLiteral(until.UTC().Format(time.RFC3339Nano)) + "; GRANT " + q + " TO " + postgres.QuoteIdent(admin) +
-		"; GRANT CONNECT ON DATABASE " + postgres.QuoteIdent(db) + " TO " + q + "; GRANT " + postgres.QuoteIdent(role) + " TO " + q + "; COMMIT"
+		" VALID UNTIL " + postgres.QuoteLiteral(until.UTC().Format(time.RFC3339Nano)) +
+		"; COMMENT ON ROLE " + q + " IS 'timebox ephemeral login'; GRANT " + directManaged + " TO " + q +
+		"; GRANT " + postgres.QuoteIdent(directConnectRole(db)) + " TO " + q + "; GRANT " + postgres.QuoteIdent(role) + " TO " + q + "; COMMIT"
 }
 
 func directRevokeSQL(name, admin string) string {
 	q := postgres.QuoteIdent(name)
-	return "ALTER ROLE " + q + " NOLOGIN; REVOKE CONNECT ON DATABASE " + benchDB + " FROM " + q + "; DROP ROLE " + q
+	return "ALTER ROLE " + q + " NOLOGIN; GRANT " + q + " TO CURRENT_USER; DROP ROLE " + q
 }
 
 // expiry holds the lags measured for grants ending within the same 10 seconds.
@@ -276,12 +295,12 @@ func (h *harness) revocationThroughput(ctx context.Context, n int) (*throughput,
 	return t, nil
 }
 
-// directRevoke issues the engine's removal statements for role name directly on admin, a
-// connection to database db as the admin role, in the engine's order: disable, end sessions
-// and wait until they are gone, clean up in the database, revoke, drop.
+// directRevoke removes a login with the engine's statements, in its order, on one admin
+// connection: disable it and join it, end its sessions and wait until they are gone, look for
+// dependencies (REASSIGN/DROP OWNED where there are any), drop it.
 func directRevoke(ctx context.Context, admin *pgx.Conn, name, adminRole, db, role string) error {
 	q := postgres.QuoteIdent(name)
-	if _, err := admin.Exec(ctx, "ALTER ROLE "+q+" NOLOGIN"); err != nil {
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+q+" NOLOGIN; GRANT "+q+" TO CURRENT_USER"); err != nil {
 		return err
 	}
 	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
@@ -292,8 +311,17 @@ func directRevoke(ctx context.Context, admin *pgx.Conn, name, adminRole, db, rol
 			return err
 		}
 	}
-	_, err := admin.Exec(ctx, "REASSIGN OWNED BY "+q+" TO "+postgres.QuoteIdent(adminRole)+"; DROP OWNED BY "+q+
-		"; REVOKE CONNECT ON DATABASE "+postgres.QuoteIdent(db)+" FROM "+q+"; REVOKE "+postgres.QuoteIdent(role)+" FROM "+q+"; DROP ROLE "+q)
+	var deps int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_shdepend WHERE refclassid = 'pg_authid'::regclass
+		AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) AND dbid <> 0`, name).Scan(&deps); err != nil {
+		return err
+	}
+	if deps > 0 {
+		if _, err := admin.Exec(ctx, "REASSIGN OWNED BY "+q+" TO "+postgres.QuoteIdent(adminRole)+"; DROP OWNED BY "+q); err != nil {
+			return err
+		}
+	}
+	_, err := admin.Exec(ctx, "DROP ROLE "+q)
 	return err
 }
 

@@ -97,7 +97,11 @@ func (e *scaleEnv) setupCluster(ctx context.Context, c *cluster, tables int) err
 			return fmt.Errorf("%s: tables in %s: %w", c.name, db, err)
 		}
 	}
-	for _, s := range postgres.SetupStatements(e.admin, e.adminPassword, c.databases, []string{scaleReadRole}) {
+	setup := postgres.SetupStatements(e.admin, e.adminPassword, c.databases, []string{scaleReadRole})
+	for _, db := range c.databases {
+		setup = append(setup, directConnectSQL(db)) // for the direct baseline
+	}
+	for _, s := range setup {
 		if err := c.pg.Exec(ctx, "postgres", s); err != nil {
 			return fmt.Errorf("%s: hardening: %w", c.name, err)
 		}

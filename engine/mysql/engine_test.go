@@ -262,9 +262,9 @@ func TestRoleMembership(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "INSERT INTO log SELECT id FROM items"); err != nil {
 		t.Errorf("read items and write log as the person: %v", err)
 	}
-	// Another grant of the person still needs the database's privileges: only the role goes.
+	// Another grant of the person still needs SELECT on the database: only the role goes.
 	keepDB := p
-	keepDB.KeepDatabases = []string{f.db}
+	keepDB.KeepDatabases, keepDB.KeepPrivileges = []string{f.db}, []string{"SELECT"}
 	res, err := f.eng.Revoke(ctx, keepDB)
 	if err != nil || res.SessionsEnded != 1 || !strings.Contains(res.Detail, "kept") {
 		t.Fatalf("revoke keeping the database = %+v, %v", res, err)

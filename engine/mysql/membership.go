@@ -57,7 +57,7 @@ func (e *Engine) grantMembership(ctx context.Context, p timebox.GrantPlan, privs
 }
 
 // revokeMembership revokes from the account p's roles and p's privileges on p's database,
-// except the roles in p.Keep and the databases in p.KeepDatabases (still needed by the
+// except the roles in p.Keep and the privileges in p.KeepPrivileges (still needed by the
 // account's other live grants), then kills the account's sessions: one may hold a revoked
 // role through SET ROLE. A default role that was revoked is unset. The account stays.
 func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, privs []string) (timebox.RevokeResult, error) {
@@ -78,8 +78,17 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, priv
 			stmts, revoked = append(stmts, "REVOKE "+QuoteString(r)+" FROM "+who), append(revoked, r)
 		}
 	}
-	if p.Database != "" && !slices.Contains(p.KeepDatabases, p.Database) {
-		if held := dbRevoke(privs, a.dbs[dbPattern(p.Database)]); len(held) > 0 {
+	if p.Database != "" {
+		// What the account's other live grants on this database still need stays; the rest of
+		// this plan's privileges goes, even when another grant keeps the database.
+		keep, err := normalizePrivileges(p.KeepPrivileges)
+		if err != nil {
+			return res, timebox.Errorf(timebox.EINVALID, "server %s: privileges to keep: %v", e.name, err)
+		}
+		held := slices.DeleteFunc(dbRevoke(privs, a.dbs[dbPattern(p.Database)]), func(h string) bool {
+			return slices.Contains(keep, h) || slices.Contains(keep, allPrivileges)
+		})
+		if len(held) > 0 {
 			stmts = append(stmts, "REVOKE "+strings.Join(held, ", ")+" ON "+onDB(p.Database)+" FROM "+who)
 			revoked = append(revoked, strings.Join(held, ", ")+" on "+QuoteIdent(p.Database))
 		}
@@ -104,7 +113,7 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, priv
 		return res, e.wrap(err, nil)
 	}
 	res.Detail = "revoked " + strings.Join(revoked, "; ")
-	if len(p.Keep) > 0 || slices.Contains(p.KeepDatabases, p.Database) {
+	if len(p.Keep) > 0 || len(p.KeepPrivileges) > 0 {
 		res.Detail += "; kept what other live grants of the login still need"
 	}
 	return res, nil
