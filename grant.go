@@ -117,6 +117,9 @@ type ManagedPrincipal struct {
 	// NoExpiry is true when the server keeps no database-side expiry that could be compared
 	// with the plan (MySQL without a backstop event): ValidUntil then means nothing.
 	NoExpiry bool
+	// Privileges are the privileges it holds by database (engine mysql; nil when the engine
+	// grants none directly), upper-case and sorted.
+	Privileges map[string][]string
 }
 
 // Inventory is implemented by engines that can list the principals Timebox created on their

@@ -281,8 +281,38 @@ func driftOf(r *timebox.Request, m *timebox.ManagedPrincipal) string {
 		return "its database-side expiry was changed to " + m.ValidUntil.Format(time.RFC3339Nano)
 	case g.Method != timebox.MethodUnlockLogin && !slices.Equal(slices.Sorted(slices.Values(m.Roles)), slices.Sorted(slices.Values(g.Roles))):
 		return "its roles were changed by hand to [" + strings.Join(m.Roles, ", ") + "]"
+	case g.Method == timebox.MethodEphemeralLogin && m.Privileges != nil && !samePrivileges(m.Privileges, g):
+		var held []string
+		for _, db := range slices.Sorted(maps.Keys(m.Privileges)) {
+			held = append(held, strings.Join(m.Privileges[db], ", ")+" on "+db)
+		}
+		return "its privileges were changed by hand to [" + strings.Join(held, "; ") + "]"
 	}
 	return ""
+}
+
+// samePrivileges reports whether held, the privileges a login holds by database, are exactly
+// what g grants on its database. A plan of ALL PRIVILEGES is not compared (the server lists
+// them one by one, and which ones depends on its version).
+func samePrivileges(held map[string][]string, g *timebox.Grant) bool {
+	var want []string
+	for _, p := range g.Privileges {
+		p = strings.ToUpper(strings.Join(strings.Fields(p), " "))
+		if p == "ALL" || p == "ALL PRIVILEGES" {
+			return true
+		}
+		if !slices.Contains(want, p) {
+			want = append(want, p)
+		}
+	}
+	slices.Sort(want)
+	switch {
+	case len(want) == 0:
+		return len(held) == 0
+	case len(held) != 1:
+		return false
+	}
+	return slices.Equal(held[g.TargetDatabase], want)
 }
 
 // removeOrphan removes a principal that no live grant accounts for.

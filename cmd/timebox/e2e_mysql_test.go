@@ -298,8 +298,10 @@ func TestE2EMariaDBCrash(t *testing.T) {
 	}
 }
 
-// TestE2EMariaDBReconcile: an orphan account (in the bookkeeping role, unknown to the store)
-// is dropped with its session; a live grant's account dropped by hand is recreated.
+// TestE2EMariaDBReconcile: a live grant's account widened by hand is put back to its plan, its
+// password changed by hand is put back, a shared account unlocked by hand is locked again, an
+// account dropped by hand is recreated, an orphan (in the bookkeeping role, unknown to the
+// store) is dropped.
 func TestE2EMariaDBReconcile(t *testing.T) {
 	e := newEnv(t, envOptions{maria: true})
 	e.start()
@@ -308,6 +310,58 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 	e.ok("bob", "approve", id)
 	e.waitState("alice", id, "active", 5*time.Second)
 	c := e.creds("alice", id)
+	e.in.Scheduler.Reconcile(ctx)
+	if n := countActions(e.eventsAll(), "drift.repaired"); n != 0 {
+		t.Fatalf("%d repairs with nothing changed", n)
+	}
+	// Widened by hand: a write privilege on the database (named exactly, `_` escaped, as the
+	// engine grants: an unescaped name is a pattern, which the more specific exact grant
+	// overrides, and which the admin — with GRANT OPTION on the exact name only — cannot
+	// revoke: that repair fails and is logged).
+	for _, s := range []string{
+		"GRANT INSERT ON " + mysql.QuoteIdent(strings.ReplaceAll(e.mdb, "_", `\_`)) + ".* TO " + mysql.QuoteString(c.User) + "@'%'",
+	} {
+		if err := e.my.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	e.in.Scheduler.Reconcile(ctx)
+	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO orders VALUES (9, 'x')"); err == nil {
+		t.Fatal("the privilege added by hand was not revoked")
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil {
+		t.Fatalf("the planned privilege went with the extra ones: %v", err)
+	}
+	done()
+	if n := countActions(e.eventsAll(), "drift.repaired"); n != 1 {
+		t.Fatalf("%d drift events after widening, want 1", n)
+	}
+	// A new password set by hand: found by a login with the planned one, and put back.
+	if err := e.my.Exec(ctx, "ALTER USER "+mysql.QuoteString(c.User)+"@'%' IDENTIFIED BY 'Changed-by-hand-1'"); err != nil {
+		t.Fatal(err)
+	}
+	e.in.Scheduler.Reconcile(ctx)
+	if _, done, err := e.mariaConn(c.User, c.Password, e.mdb); err != nil {
+		t.Fatalf("the password changed by hand was not put back: %v", err)
+	} else {
+		done()
+	}
+	// The shared account unlocked by hand with no grant holding it is locked again.
+	if err := e.my.Exec(ctx, "ALTER USER "+mysql.QuoteString(e.maint)+"@'%' ACCOUNT UNLOCK"); err != nil {
+		t.Fatal(err)
+	}
+	e.in.Scheduler.Reconcile(ctx)
+	if _, locked := e.mariaAccount(e.maint); !locked {
+		t.Fatal("the shared account unlocked by hand was not locked again")
+	}
+	if n := countActions(e.eventsAll(), "drift.repaired"); n != 3 {
+		t.Fatalf("%d drift events after password and unlock, want 3", n)
+	}
 	if err := e.my.Exec(ctx, "DROP USER "+mysql.QuoteString(c.User)+"@'%'"); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +393,7 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 		t.Fatalf("the account dropped by hand was not recreated: %v", err)
 	}
 	done()
-	if n := countActions(e.eventsAll(), "drift.repaired"); n != 2 {
-		t.Fatalf("%d drift events, want 2 (dropped, orphan)", n)
+	if n := countActions(e.eventsAll(), "drift.repaired"); n != 5 {
+		t.Fatalf("%d drift events, want 5 (widened, password, unlocked, dropped, orphan)", n)
 	}
 }

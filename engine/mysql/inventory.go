@@ -125,13 +125,7 @@ func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, 
 	if err != nil {
 		return err
 	}
-	err = each(`SELECT u.User, MIN(u.Db) FROM mysql.db u WHERE u.Host = ? AND `+who+` GROUP BY u.User`,
-		append([]any{e.AccountHost}, args...), func(name, pattern string) {
-			if i, ok := index[name]; ok {
-				out[i].Database = dbFromPattern(pattern)
-			}
-		})
-	if err != nil {
+	if err := e.managedPrivileges(ctx, db, who, args, out, index); err != nil {
 		return err
 	}
 	ends, err := e.backstopEnds(ctx, db)
@@ -223,4 +217,63 @@ func (e *Engine) PasswordWorks(ctx context.Context, p timebox.GrantPlan) (bool, 
 		return false, timebox.Errorf(timebox.EINTERNAL, "server %s: account %s is locked", e.name, account(p.Principal, e.AccountHost))
 	}
 	return false, e.wrap(err, secretsOf(p.Password))
+}
+
+// managedPrivileges fills the database-level privileges of the principals in out from
+// mysql.db (every column read, so that it works whatever the server's version), and their
+// Database: the first database they hold privileges on.
+func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, who string, args []any,
+	out []timebox.ManagedPrincipal, index map[string]int) error {
+	rows, err := db.QueryContext(ctx, "SELECT * FROM mysql.db u WHERE u.Host = ? AND "+who+" ORDER BY u.User, u.Db",
+		append([]any{e.AccountHost}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].Privileges = map[string][]string{}
+	}
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		var user, pattern string
+		var privs []string
+		for i, c := range cols {
+			switch {
+			case strings.EqualFold(c, "User"):
+				user = string(vals[i])
+			case strings.EqualFold(c, "Db"):
+				pattern = string(vals[i])
+			case string(vals[i]) == "Y":
+				if p, ok := privilegeColumns[strings.ToLower(c)]; ok {
+					privs = append(privs, p)
+				}
+			}
+		}
+		i, ok := index[user]
+		if !ok || len(privs) == 0 {
+			continue
+		}
+		name := dbFromPattern(pattern)
+		key := name
+		if dbPattern(name) != pattern { // a wildcard pattern (granted by hand, unescaped)
+			key = "pattern " + pattern
+		}
+		slices.Sort(privs)
+		out[i].Privileges[key] = privs
+		if out[i].Database == "" {
+			out[i].Database = name
+		}
+	}
+	return rows.Err()
 }

@@ -35,8 +35,10 @@ func TestManaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []timebox.ManagedPrincipal{
-		{Name: shared.Principal, CanLogin: false, Roles: []string{}, Database: f.db, Shared: true},
-		{Name: p.Principal, CanLogin: true, ValidUntil: p.ValidUntil.UTC(), Roles: slices.Sorted(slices.Values(p.Roles)), Database: f.db},
+		{Name: shared.Principal, CanLogin: false, Roles: []string{}, Database: f.db, Shared: true,
+			Privileges: map[string][]string{f.db: {"SELECT"}}},
+		{Name: p.Principal, CanLogin: true, ValidUntil: p.ValidUntil.UTC(), Roles: slices.Sorted(slices.Values(p.Roles)), Database: f.db,
+			Privileges: map[string][]string{f.db: {"SELECT"}}},
 	}
 	slices.SortFunc(found, func(a, b timebox.ManagedPrincipal) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(want, func(a, b timebox.ManagedPrincipal) int { return strings.Compare(a.Name, b.Name) })

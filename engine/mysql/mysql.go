@@ -67,8 +67,9 @@ type Engine struct {
 
 	mu      sync.Mutex
 	pool    *sql.DB
-	flavor  *flavor // nil until known
-	managed bool    // the bookkeeping role is known to exist
+	stmts   map[string]*sql.Stmt // prepared on pool, see prepared
+	flavor  *flavor              // nil until known
+	managed bool                 // the bookkeeping role is known to exist
 	// selfDefaultRole is set once the admin was refused SET DEFAULT ROLE … FOR (MariaDB).
 	selfDefaultRole bool
 	closed          bool
@@ -199,12 +200,43 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
+	for q, st := range e.stmts {
+		st.Close()
+		delete(e.stmts, q)
+	}
 	if e.pool == nil {
 		return nil
 	}
 	err := e.pool.Close()
 	e.pool = nil
 	return err
+}
+
+// prepared returns query prepared on the admin pool, preparing it on first use. Values are
+// bound (the driver does not interpolate them), so without it each query costs three round
+// trips (prepare, execute, close); a removal runs the same few queries thousands of times.
+func (e *Engine) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	e.mu.Lock()
+	st := e.stmts[query]
+	e.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stmts == nil {
+		e.stmts = map[string]*sql.Stmt{}
+	}
+	if old := e.stmts[query]; old != nil { // prepared meanwhile by another call
+		st.Close()
+		return old, nil
+	}
+	e.stmts[query] = st
+	return st, nil
 }
 
 // callContext bounds one round of work with the database: the statement timeout plus the

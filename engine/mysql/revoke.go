@@ -48,9 +48,19 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, err
 	}
-	a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost)
-	if err != nil {
+	// The common case in one prepared query: the account exists and holds the bookkeeping
+	// role. Otherwise (absent, or made by an interrupted Grant, or not ours) read it whole.
+	var a *accountInfo
+	exists, ours, err := e.existsOurs(ctx, db, f, p.Principal)
+	switch {
+	case err != nil:
 		return res, e.wrap(err, secrets)
+	case exists && ours:
+		a = &accountInfo{ours: true}
+	case exists:
+		if a, err = e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); err != nil {
+			return res, e.wrap(err, secrets)
+		}
 	}
 	if a != nil && !a.madeBy(p.Password) {
 		return res, timebox.Errorf(timebox.EINVALID, "server %s: account %s was not created by timebox; not revoking it",
@@ -69,6 +79,9 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	}
 	err = e.exec(ctx, db, "DROP USER IF EXISTS "+who)
 	if errNumber(err) == erDefinerReferenced {
+		if full, lerr := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); lerr == nil && full != nil {
+			a = full // its roles, to revoke them
+		}
 		res.Detail, err = e.keepDisabled(ctx, db, f, who, a, err)
 	}
 	if err != nil {
@@ -134,7 +147,11 @@ func (e *Engine) killSessions(ctx context.Context, db *sql.DB, user string) (int
 func (e *Engine) kill(ctx context.Context, db *sql.DB, user string) ([]int64, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()", user)
+	st, err := e.prepared(ctx, db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, user)
 	if err != nil {
 		return nil, err
 	}
@@ -185,4 +202,19 @@ func (e *Engine) waitGone(ctx context.Context, db *sql.DB, ids []int64) error {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// existsOurs reports whether the account user@AccountHost exists, and whether it holds the
+// bookkeeping role (without ADMIN OPTION), in one prepared query.
+func (e *Engine) existsOurs(ctx context.Context, db *sql.DB, f *flavor, user string) (exists, ours bool, err error) {
+	s := f.schema()
+	st, err := e.prepared(ctx, db, `SELECT EXISTS (SELECT 1 FROM `+s.users+` u WHERE u.User = ? AND u.Host = ?),
+		EXISTS (SELECT 1 FROM `+s.roles+` m WHERE m.`+s.member+` = ? AND m.`+s.host+` = ? AND m.`+s.role+` = ? AND m.`+s.adminOption+` <> 'Y')`)
+	if err != nil {
+		return false, false, err
+	}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	err = st.QueryRowContext(ctx, user, e.AccountHost, user, e.AccountHost, e.ManagedRole).Scan(&exists, &ours)
+	return exists, ours, err
 }
