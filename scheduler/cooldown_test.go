@@ -105,3 +105,33 @@ func TestDispatchIncremental(t *testing.T) {
 		t.Fatalf("after the clock went back the overdue request is %s, want expired", got)
 	}
 }
+
+// done asks for a full read when the request it finished is due already (its end passed
+// while it was in flight: a timer-driven pass would not see it), and only a nudge otherwise.
+func TestDoneWakesForOverdue(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	s := New(st, &timebox.Catalog{}, nil, nil)
+	s.Now = func() time.Time { return now }
+	for id, end := range map[string]time.Time{"overdue": now.Add(-time.Second), "later": now.Add(time.Hour)} {
+		r := &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: now.Add(-time.Hour),
+			End: end, Reason: "x", State: timebox.StateActive, CreatedAt: now, UpdatedAt: now, Version: 1}
+		if err := st.Update(ctx, func(tx timebox.Tx) error { return tx.CreateRequest(r) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.done(ctx, "later", nil)
+	if s.fullScan.Load() {
+		t.Fatal("a request due in an hour asked for a full read")
+	}
+	<-s.wake // nudged
+	s.done(ctx, "overdue", nil)
+	if !s.fullScan.Load() {
+		t.Fatal("an overdue request did not ask for a full read")
+	}
+}

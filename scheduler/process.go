@@ -24,10 +24,8 @@ func (s *Scheduler) Process(ctx context.Context, id string) error {
 	if due, ok := r.DueAt(); !ok || due.After(now) {
 		return nil
 	}
-	if retrying(r, now) {
-		if _, held := s.heldBack(s.serverOf(r)); held {
-			return nil // its server is down: the probe wakes the loop when it answers
-		}
+	if s.waitsForProbe(r, now) {
+		return nil // its server is down: the probe wakes the loop when it answers
 	}
 	switch {
 	case r.Ending != timebox.EndingNone:

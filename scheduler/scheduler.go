@@ -311,7 +311,7 @@ func (s *Scheduler) RunNow(ctx context.Context, id string) error {
 }
 
 // done marks the work on request id finished, and nudges the loop when the request still has
-// a deadline ahead (its end, a retry). A request that reached its final state needs nothing
+// a deadline ahead (its end, a retry), or wakes it for a full read when it is due already. A request that reached its final state needs nothing
 // more, so a burst of removals does not make the loop re-read every live request each time.
 // A failed Process puts the request in cooldown for a second.
 func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
@@ -327,9 +327,30 @@ func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
 		r, err = tx.FindRequest(id)
 		return err
 	})
-	if err != nil || r.State.Live() {
+	if err != nil {
+		s.Wake()
+		return
+	}
+	now := s.Now()
+	switch due, ok := r.DueAt(); {
+	case ok && !due.After(now) && !s.waitsForProbe(r, now):
+		// Due already (its end passed while its activation ran, say): a nudge reads only
+		// what became due since the last look, which may not include it.
+		s.Wake()
+	case ok:
 		s.nudge()
 	}
+}
+
+// waitsForProbe reports whether r is a retry held back for its server's outage: the probe
+// wakes the loop for it, so finishing with it needs no full read (thousands queued when a
+// server dies would each cause one).
+func (s *Scheduler) waitsForProbe(r *timebox.Request, now time.Time) bool {
+	if !retrying(r, now) {
+		return false
+	}
+	_, held := s.heldBack(s.serverOf(r))
+	return held
 }
 
 // lead reports whether this process may do database work now.
