@@ -1,8 +1,12 @@
 package timebox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -83,4 +87,40 @@ func Clip(v string) string {
 		cut--
 	}
 	return fmt.Sprintf("%s… (%d bytes)", v[:cut], len(v))
+}
+
+// Scrub replaces every non-empty secret in s with "[redacted]": the engines pass driver
+// messages through it before they reach an error, a log or the audit.
+func Scrub(s string, secrets []string) string {
+	for _, x := range secrets {
+		if x != "" {
+			s = strings.ReplaceAll(s, x, "[redacted]")
+		}
+	}
+	return s
+}
+
+// ConnReason describes a failure to reach a server in a few words: timeout, canceled,
+// connection refused, host not found, connection lost, or else the last part of err's
+// message. Engines handle their driver's own errors first and fall back to it.
+func ConnReason(err error) string {
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection lost"
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }

@@ -37,14 +37,16 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		return
 	}
 	found := map[string][]timebox.ManagedPrincipal{}
+	persons := map[string][]string{} // per server: the users' own logins listed
 	for _, server := range slices.Sorted(maps.Keys(s.Engines)) {
 		inv, ok := s.Engines[server].(timebox.Inventory)
 		if !ok {
 			continue
 		}
-		shared, persons := s.namedLogins(server)
+		shared, own := s.namedLogins(server)
+		persons[server] = own
 		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
-			found[server], err = inv.Managed(ctx, append(shared, persons...))
+			found[server], err = inv.Managed(ctx, append(shared, own...))
 			return err
 		})
 		if err != nil {
@@ -70,7 +72,7 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		if a == nil {
 			a = &live{}
 		}
-		s.reconcileServer(ctx, server, b, a, found[server])
+		s.reconcileServer(ctx, server, b, a, found[server], persons[server])
 		s.checkPasswords(ctx, server, a.byPrincipal)
 	}
 }
@@ -213,9 +215,8 @@ func settled(r *timebox.Request) bool {
 // before) with the store read after the listing (expected): a principal is created only after
 // its intent is stored, so one the store does not know afterwards is an orphan; and one that
 // was settled before the listing but is absent from it was dropped by hand.
-func (s *Scheduler) reconcileServer(ctx context.Context, server string, beforeAll, after *live, found []timebox.ManagedPrincipal) {
+func (s *Scheduler) reconcileServer(ctx context.Context, server string, beforeAll, after *live, found []timebox.ManagedPrincipal, persons []string) {
 	before, expected := beforeAll.byPrincipal, after.byPrincipal
-	_, persons := s.namedLogins(server)
 	var handed []string
 	onDB := map[string]bool{}
 	for _, m := range found {

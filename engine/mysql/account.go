@@ -162,13 +162,19 @@ func (e *Engine) accountRoles(ctx context.Context, db *sql.DB, f *flavor, a *acc
 	return rows.Err()
 }
 
-// accountDatabases fills a.dbs from mysql.db, whose privilege columns (Select_priv…) it maps
-// to privilege names; it reads every column so that it works whatever the server's version.
+// accountDatabases fills a.dbs from mysql.db.
 func (e *Engine) accountDatabases(ctx context.Context, db *sql.DB, a *accountInfo, user, host string) error {
 	rows, err := db.QueryContext(ctx, "SELECT * FROM mysql.db WHERE User = ? AND Host = ?", user, host)
 	if err != nil {
 		return err
 	}
+	return eachDBGrant(rows, func(_, pattern string, privs []string) { a.dbs[pattern] = privs })
+}
+
+// eachDBGrant calls f with the user, database pattern and privileges of each row of rows, a
+// SELECT * FROM mysql.db: it maps the privilege columns (Select_priv…) to privilege names,
+// reading every column so that it works whatever the server's version. It closes rows.
+func eachDBGrant(rows *sql.Rows, f func(user, pattern string, privs []string)) error {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
@@ -183,10 +189,12 @@ func (e *Engine) accountDatabases(ctx context.Context, db *sql.DB, a *accountInf
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		var pattern string
+		var user, pattern string
 		var privs []string
 		for i, c := range cols {
 			switch {
+			case strings.EqualFold(c, "User"):
+				user = string(vals[i])
 			case strings.EqualFold(c, "Db"):
 				pattern = string(vals[i])
 			case string(vals[i]) == "Y":
@@ -195,7 +203,7 @@ func (e *Engine) accountDatabases(ctx context.Context, db *sql.DB, a *accountInf
 				}
 			}
 		}
-		a.dbs[pattern] = privs
+		f(user, pattern, privs)
 	}
 	return rows.Err()
 }

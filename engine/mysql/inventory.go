@@ -220,8 +220,7 @@ func (e *Engine) PasswordWorks(ctx context.Context, p timebox.GrantPlan) (bool, 
 }
 
 // managedPrivileges fills the database-level privileges of the principals in out from
-// mysql.db (every column read, so that it works whatever the server's version), and their
-// Database: the first database they hold privileges on.
+// mysql.db, and their Database: the first database they hold privileges on.
 func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, who string, args []any,
 	out []timebox.ManagedPrincipal, index map[string]int) error {
 	rows, err := db.QueryContext(ctx, "SELECT * FROM mysql.db u WHERE u.Host = ? AND "+who+" ORDER BY u.User, u.Db",
@@ -229,40 +228,13 @@ func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, who string, 
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return err
-	}
 	for i := range out {
 		out[i].Privileges = map[string][]string{}
 	}
-	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
-		}
-		var user, pattern string
-		var privs []string
-		for i, c := range cols {
-			switch {
-			case strings.EqualFold(c, "User"):
-				user = string(vals[i])
-			case strings.EqualFold(c, "Db"):
-				pattern = string(vals[i])
-			case string(vals[i]) == "Y":
-				if p, ok := privilegeColumns[strings.ToLower(c)]; ok {
-					privs = append(privs, p)
-				}
-			}
-		}
+	return eachDBGrant(rows, func(user, pattern string, privs []string) {
 		i, ok := index[user]
 		if !ok || len(privs) == 0 {
-			continue
+			return
 		}
 		name := dbFromPattern(pattern)
 		key := name
@@ -274,6 +246,5 @@ func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, who string, 
 		if out[i].Database == "" {
 			out[i].Database = name
 		}
-	}
-	return rows.Err()
+	})
 }

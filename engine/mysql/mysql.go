@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -309,41 +308,20 @@ func unavailableNumber(n uint16) bool {
 	return false
 }
 
-// shortReason describes a connection failure in a few words.
+// shortReason describes a connection failure in a few words: the server's message, the
+// driver's lost connection, or timebox.ConnReason.
 func shortReason(err error) string {
 	var me *mysql.MySQLError
-	var dnsErr *net.DNSError
-	var netErr net.Error
 	switch {
 	case errors.As(err, &me):
 		return me.Message
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.As(err, &dnsErr):
-		return "host not found"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
 		return "connection lost"
 	case errors.Is(err, sql.ErrConnDone):
 		return "connection closed"
 	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return msg
+	return timebox.ConnReason(err)
 }
 
 // scrub replaces every secret in s.
-func scrub(s string, secrets []string) string {
-	for _, x := range secrets {
-		if x != "" {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
-}
+func scrub(s string, secrets []string) string { return timebox.Scrub(s, secrets) }

@@ -322,3 +322,27 @@ func TestPasswordWorks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRevokeLegacyConnect: a login made before connect roles, with CONNECT granted directly
+// on a database whose connect role does not exist, is still dropped (the blocked drop revokes
+// CONNECT, the missing connect role is no error).
+func TestRevokeLegacyConnect(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
+	ctx := t.Context()
+	if err := f.eng.Grant(ctx, f.plan("tbx_first_")); err != nil { // creates the bookkeeping role
+		t.Fatal(err)
+	}
+	p := f.plan("tbx_legacy_")
+	p.Database = f.other
+	who := QuoteIdent(p.Principal)
+	mustExec(t, f.pg, "postgres", "SET ROLE "+QuoteIdent(f.admin)+"; CREATE ROLE "+who+" LOGIN; COMMENT ON ROLE "+who+" IS "+
+		QuoteLiteral(roleComment)+"; GRANT "+QuoteIdent(ManagedRoleName(f.admin))+" TO "+who+"; GRANT CONNECT ON DATABASE "+QuoteIdent(f.other)+" TO "+who)
+	res, err := f.eng.Revoke(ctx, p)
+	if err != nil || !res.Dropped {
+		t.Fatalf("revoke of a legacy login = %+v, %v; want dropped", res, err)
+	}
+	if roleExists(t, f.pg, p.Principal) {
+		t.Fatal("the legacy login is still there")
+	}
+}

@@ -12,11 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -239,40 +237,21 @@ func unavailableCode(code string) bool {
 	return false
 }
 
-// shortReason describes a connection failure in a few words.
+// shortReason describes a connection failure in a few words: the server's message, or
+// timebox.ConnReason.
 func shortReason(err error) string {
 	var pgErr *pgconn.PgError
-	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &pgErr):
 		return pgErr.Message
-	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+	case pgconn.Timeout(err):
 		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.As(err, &dnsErr):
-		return "host not found"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "connection lost"
 	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return msg
+	return timebox.ConnReason(err)
 }
 
 // scrub replaces every secret in s.
-func scrub(s string, secrets []string) string {
-	for _, x := range secrets {
-		if x != "" {
-			s = strings.ReplaceAll(s, x, "[redacted]")
-		}
-	}
-	return s
-}
+func scrub(s string, secrets []string) string { return timebox.Scrub(s, secrets) }
 
 // sqlState returns the SQLSTATE of err, or "".
 func sqlState(err error) string {

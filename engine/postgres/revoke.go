@@ -276,12 +276,20 @@ func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, 
 	if err != nil && sqlState(err) != "3D000" {
 		return "", err
 	}
-	stmts := []string{"REVOKE " + QuoteIdent(e.connectRole(p.Database)) + " FROM " + who}
-	for _, r := range role.member {
-		stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
-	}
-	if err := e.execIn(ctx, e.adminDB, "", strings.Join(stmts, ";\n")); err != nil {
+	// The connect role may not exist (a login made before connect roles): on its own, so
+	// that its absence does not undo the other revocations.
+	err = e.execIn(ctx, e.adminDB, "", "REVOKE "+QuoteIdent(e.connectRole(p.Database))+" FROM "+who)
+	if err != nil && sqlState(err) != "42704" { // undefined_object
 		return "", err
+	}
+	if len(role.member) > 0 {
+		var stmts []string
+		for _, r := range role.member {
+			stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
+		}
+		if err := e.execIn(ctx, e.adminDB, "", strings.Join(stmts, ";\n")); err != nil {
+			return "", err
+		}
 	}
 	if blocked, err = dropRole(); !blocked {
 		return "", err
