@@ -38,6 +38,9 @@ type User struct {
 	Groups []string `yaml:"groups" json:"groups,omitempty"`
 	// DBUser is the person's own database login, for method role_membership (default: Name).
 	DBUser string `yaml:"db_user" json:"db_user,omitempty"`
+	// Disabled users may not sign in, request or review; their live requests are ended
+	// (see Service.Cascade).
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
 }
 
 // Login returns the person's own database login (DBUser, or the user name).
@@ -133,6 +136,26 @@ type Catalog struct {
 	Databases     []Database        `yaml:"databases"`
 	AccessLevels  []AccessLevel     `yaml:"access_levels"`
 	Limits        map[string]Limits `yaml:"limits"`
+	// Rules are the approval policy (see Rule); none: DefaultRule.
+	Rules []Rule `yaml:"rules"`
+	// BreakGlass, when set, lets its groups activate at once without approval.
+	BreakGlass *BreakGlass `yaml:"break_glass"`
+}
+
+// BreakGlassRule is the rule name recorded on break-glass requests.
+const BreakGlassRule = "break-glass"
+
+// BreakGlass is the emergency path: members of Groups activate a request at once, for at
+// most MaxDuration, loudly, and owners must close a follow-up review afterwards.
+type BreakGlass struct {
+	Groups StringList `yaml:"groups" json:"groups"`
+	// MaxDuration caps a break-glass window (default 1h).
+	MaxDuration Duration `yaml:"max_duration" json:"max_duration"`
+	// Environments limits break-glass to these environments (empty: all).
+	Environments StringList `yaml:"environments" json:"environments,omitempty"`
+	// Reviewers are the groups that close the follow-up review, besides the database's
+	// owners and the admins.
+	Reviewers StringList `yaml:"reviewers" json:"reviewers,omitempty"`
 }
 
 // DefaultLimits apply to environments that the catalog gives no limits.
@@ -187,7 +210,7 @@ func (c *Catalog) Validate() error {
 	levels := map[string]bool{}
 	for i, l := range c.AccessLevels {
 		f := fmt.Sprintf("access_levels[%d]", i)
-		if !namePattern.MatchString(l.Name) {
+		if !namePattern.MatchString(l.Name) || l.Name == AdHocAccess {
 			return fieldError(f+".name", "%q is not a valid access level name", l.Name)
 		} else if levels[l.Name] {
 			return fieldError(f+".name", "access level %q is declared twice", l.Name)
@@ -243,6 +266,18 @@ func (c *Catalog) Validate() error {
 			}
 		}
 		dbs[d.Name] = true
+	}
+	if err := c.validateRules(levels); err != nil {
+		return err
+	}
+	if b := c.BreakGlass; b != nil {
+		if len(b.Groups) == 0 || slices.Contains(b.Groups, "") {
+			return fieldError("break_glass.groups", "name at least one group")
+		} else if b.MaxDuration < 0 {
+			return fieldError("break_glass.max_duration", "must not be negative")
+		} else if b.MaxDuration == 0 {
+			b.MaxDuration = Duration(time.Hour)
+		}
 	}
 	for env, l := range c.Limits {
 		f := "limits." + env

@@ -22,6 +22,10 @@ const (
 	EINTERNAL     = "internal"
 )
 
+// ErrStale is the cause of the ECONFLICT a store returns when a request changed since it was
+// read: the caller may read it again and retry.
+var ErrStale = errors.New("stale version")
+
 // Error is the one error type of Timebox: a code for programs and a message for people.
 // The message never contains a secret, a stack or a raw driver string.
 type Error struct {

@@ -30,6 +30,8 @@ type Grant struct {
 	Roles []string `json:"roles"`
 	// Privileges are granted on TargetDatabase (engine mysql).
 	Privileges []string `json:"privileges,omitempty"`
+	// Tables are the ad-hoc table grants of the principal (ephemeral logins only).
+	Tables []TableGrant `json:"tables,omitempty"`
 	// ValidUntil is the database-side expiry of the principal's password.
 	ValidUntil time.Time `json:"valid_until"`
 	// SealedPassword is the principal's password, encrypted with the server's secret key.
@@ -62,6 +64,24 @@ type GrantPlan struct {
 	// KeepPrivileges lists, for such a removal, the privileges on Database that other live
 	// grants of the login still need (engine mysql).
 	KeepPrivileges []string
+	// Tables are ad-hoc grants on single tables of Database, besides (usually instead of)
+	// roles: exactly these operations, on these columns when Columns is set. Only with
+	// MethodEphemeralLogin.
+	Tables []TableGrant
+}
+
+// TableGrant is one table of an ad-hoc request: the operations allowed on it and, when
+// Columns is set, the columns they are limited to (GRANT SELECT (a, b) ON t).
+type TableGrant struct {
+	// Schema is the table's schema (PostgreSQL; default "public"); empty on MySQL, where the
+	// table is in the request's database.
+	Schema string `json:"schema,omitempty"`
+	Table  string `json:"table"`
+	// Operations are among SELECT, INSERT, UPDATE, DELETE, upper case, sorted.
+	Operations []string `json:"operations"`
+	// Columns, when set, limit SELECT, INSERT and UPDATE to these columns (never DELETE,
+	// which is a whole-row operation).
+	Columns []string `json:"columns,omitempty"`
 }
 
 // RevokeResult tells how a removal ended on the database.
@@ -86,10 +106,24 @@ type Engine interface {
 	Grant(ctx context.Context, p GrantPlan) error
 	// Revoke disables p's principal, ends its sessions, drops what it owns and drops it.
 	Revoke(ctx context.Context, p GrantPlan) (RevokeResult, error)
+	// Extend moves the database-side expiry of p's existing principal to p.ValidUntil (the
+	// PostgreSQL VALID UNTIL, the MySQL backstop event) and changes nothing else: no new
+	// password, no grant, no session ended. ENOTFOUND when the principal does not exist.
+	Extend(ctx context.Context, p GrantPlan) error
 	// Ping checks that the server is reachable with the admin credentials.
 	Ping(ctx context.Context) error
 	// Close releases the engine's connections.
 	Close() error
+}
+
+// Planner is implemented by engines that can show, before anything runs, the statements
+// their Grant and Revoke would issue for a plan: what approvers read before they decide.
+type Planner interface {
+	// PlanStatements returns the statements Grant runs to create p's principal when it does
+	// not exist yet, and those Revoke runs to remove it when it holds no session and owns
+	// nothing, in order, with every secret replaced by '<password>'. EINVALID for a plan that
+	// Grant would refuse.
+	PlanStatements(p GrantPlan) (grant, revoke []string, err error)
 }
 
 // Credentials are what a requester uses to connect while a request is active.

@@ -39,6 +39,8 @@ const (
 	ActionActivate Action = "activate"
 	ActionExpire   Action = "expire"
 	ActionRevoke   Action = "revoke"
+	// ActionExtend is recorded as the review that moved a request's end.
+	ActionExtend Action = "extend"
 )
 
 // transitions is the one table of allowed state changes.
@@ -107,8 +109,14 @@ func (r *Request) DueAt() (time.Time, bool) {
 		return r.EndingSince, true
 	case r.Ending != EndingNone:
 		return time.Unix(0, 0).UTC(), true
-	case r.State == StatePending, r.State == StateActive:
+	case r.State == StatePending:
 		return r.End, true
+	case r.State == StateActive && r.ExtensionUnsynced() && !g.NextAttemptAt.IsZero():
+		return minTime(g.NextAttemptAt, r.End), true // moving the database's expiry failed: retry
+	case r.State == StateActive && r.ExtensionUnsynced():
+		return r.UpdatedAt, true // an extension moved the end: the database's expiry follows now
+	case r.State == StateActive:
+		return r.unusedCap(r.End), true
 	}
 	due := r.Start // approved
 	if g != nil && g.NextAttemptAt.After(due) {
@@ -117,7 +125,36 @@ func (r *Request) DueAt() (time.Time, bool) {
 	if r.End.Before(due) {
 		due = r.End
 	}
-	return due, true
+	return r.unusedCap(due), true
+}
+
+// ExtensionUnsynced reports whether an approved extension moved End past the database-side
+// expiry of the active grant, which the scheduler has yet to move.
+func (r *Request) ExtensionUnsynced() bool {
+	g := r.Grant
+	return r.State == StateActive && r.Ending == EndingNone && g != nil && g.Status == GrantActive &&
+		!g.ValidUntil.IsZero() && g.ValidUntil.Before(r.End)
+}
+
+// Unused reports whether r was approved with an unused_after deadline that passed at now
+// with its credentials never fetched.
+func (r *Request) Unused(now time.Time) bool {
+	return !r.UnusedBy.IsZero() && r.UsedAt.IsZero() && !r.UnusedBy.After(now) && r.UnusedBy.Before(r.End)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// unusedCap returns due, or the unused deadline when that comes first.
+func (r *Request) unusedCap(due time.Time) time.Time {
+	if !r.UnusedBy.IsZero() && r.UsedAt.IsZero() && r.UnusedBy.Before(due) {
+		return r.UnusedBy
+	}
+	return due
 }
 
 // Review is one decision on a request.
@@ -158,6 +195,46 @@ type Request struct {
 	Version int `json:"version"`
 	// Grant is the request's materialisation on the database, when there is one.
 	Grant *Grant `json:"grant,omitempty"`
+	Policy
+}
+
+// Policy is what the approval policy records on a request.
+type Policy struct {
+	// Rule is the name of the rule that decided the request (or its last extension).
+	Rule string `json:"rule,omitempty"`
+	// Awaiting says what a pending request (or extension) still needs, e.g. "1 more of
+	// security".
+	Awaiting string `json:"awaiting,omitempty"`
+	// Tables are the grants of an ad-hoc request (Access is AdHocAccess); RequestedTables
+	// keeps them as asked when an approver narrowed them.
+	Tables          []TableGrant `json:"tables,omitempty"`
+	RequestedTables []TableGrant `json:"requested_tables,omitempty"`
+	// BreakGlass marks an emergency activation without approval.
+	BreakGlass bool      `json:"break_glass,omitempty"`
+	FollowUp   *FollowUp `json:"follow_up,omitempty"`
+	// Extension is a pending request for more time on an approved or active request.
+	Extension *Extension `json:"extension,omitempty"`
+	// UnusedBy, when set, is when an approved request whose credentials nobody fetched ends
+	// (the rule's unused_after); UsedAt is when they were first fetched.
+	UnusedBy time.Time `json:"unused_by,omitzero"`
+	UsedAt   time.Time `json:"used_at,omitzero"`
+}
+
+// FollowUp is the review owners must close after a break-glass activation.
+type FollowUp struct {
+	Open     bool      `json:"open"`
+	ClosedBy string    `json:"closed_by,omitempty"`
+	Note     string    `json:"note,omitempty"`
+	ClosedAt time.Time `json:"closed_at,omitzero"`
+}
+
+// Extension is a request for more time on an approved or active request: approved under
+// the same rules, it moves End (and the database's expiry) with no gap.
+type Extension struct {
+	End         time.Time `json:"end"`
+	Reason      string    `json:"reason"`
+	RequestedAt time.Time `json:"requested_at"`
+	Reviews     []Review  `json:"reviews"`
 }
 
 // Status is a one-line human summary of the request's state, including pending removal.
@@ -185,6 +262,8 @@ type RequestFilter struct {
 	// DueAfter, when set, keeps only those due strictly after it (with DueBy: the requests
 	// that became due since the scheduler's last look).
 	DueAfter time.Time
+	// FollowUpOpen keeps the break-glass requests whose follow-up review is still open.
+	FollowUpOpen bool
 	// Visible, when set, limits the result to what one non-admin user may see.
 	Visible *Visibility
 	Limit   int
@@ -206,13 +285,27 @@ type RequestInput struct {
 	Duration string     `json:"duration,omitempty"` // Go syntax; used when End is nil
 	Reason   string     `json:"reason"`
 	Ticket   string     `json:"ticket,omitempty"`
+	// Tables, instead of Access, asks for ad-hoc grants on single tables.
+	Tables []TableGrant `json:"tables,omitempty"`
+	// BreakGlass activates at once without approval (members of the break-glass groups).
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
-// ApproveInput is an approval, optionally narrowing the window.
+// ApproveInput is an approval, optionally narrowing the window or, for an ad-hoc request,
+// the tables (the tables to keep, each with the operations and columns to keep).
 type ApproveInput struct {
-	Note  string     `json:"note,omitempty"`
-	Start *time.Time `json:"start,omitempty"`
-	End   *time.Time `json:"end,omitempty"`
+	Note   string       `json:"note,omitempty"`
+	Start  *time.Time   `json:"start,omitempty"`
+	End    *time.Time   `json:"end,omitempty"`
+	Tables []TableGrant `json:"tables,omitempty"`
+}
+
+// ExtendInput asks for more time on an approved or active request: a duration added to its
+// end, or a new end.
+type ExtendInput struct {
+	Duration string     `json:"duration,omitempty"`
+	End      *time.Time `json:"end,omitempty"`
+	Reason   string     `json:"reason"`
 }
 
 const maxTextLen = 2000

@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,19 @@ type Service struct {
 	Now func() time.Time
 	// Wake, when set, is called after a change that the scheduler must act on.
 	Wake func()
+	// OnCall, when set, answers the on-call auto-approvals of rules; without it they never
+	// approve (a person must).
+	OnCall OnCallResolver
+	// Plan, when set, returns the statements the database will run for a request (the
+	// scheduler's plan through the engine's Planner).
+	Plan func(r *Request) (grant, revoke []string, err error)
+}
+
+// OnCallResolver tells who is on call (package oncall implements it).
+type OnCallResolver interface {
+	// OnCall reports whether user is on call in schedule at time at, and until when.
+	// ENOTFOUND for an unknown schedule, EUNAVAILABLE when its source cannot be read.
+	OnCall(ctx context.Context, schedule string, user *User, at time.Time) (until time.Time, ok bool, err error)
 }
 
 // NewService returns a Service on the given store, catalog and sealer.
@@ -34,80 +48,141 @@ func (s *Service) wake() {
 	}
 }
 
-// CreateRequest files a new pending request by actor. EINVALID names the first bad field or
-// the limit that was exceeded; ENOTFOUND an unknown database or access level.
+// CreateRequest files a new request by actor: pending, or approved at once when its rule
+// auto-approves it or it is a break-glass request. EINVALID names the first bad field, the
+// limit that was exceeded or why no rule allows it; ENOTFOUND an unknown database or access
+// level; EFORBIDDEN an unknown or disabled user, or break-glass by a non-member.
 func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInput) (*Request, error) {
-	if _, err := s.Catalog.User(actor); err != nil {
-		return nil, Errorf(EFORBIDDEN, "unknown user %q", actor)
+	user, err := s.Catalog.User(actor)
+	if err != nil || user.Disabled {
+		return nil, Errorf(EFORBIDDEN, "unknown or disabled user %q", actor)
 	}
 	db, err := s.Catalog.Database(in.Database)
 	if err != nil {
 		return nil, err
 	}
-	if g, err := s.Catalog.Grants(db, in.Access); err != nil {
+	access, tables, err := s.access(db, in)
+	if err != nil {
 		return nil, err
-	} else if len(g.Roles)+len(g.Privileges) == 0 && db.Method != MethodUnlockLogin {
-		return nil, Errorf(EINVALID, "access level %q grants nothing on database %q", in.Access, db.Name)
 	}
 	now := s.now()
-	start := now
-	if in.Start != nil {
-		start = in.Start.UTC().Truncate(time.Microsecond)
-		if start.Before(now.Add(-time.Minute)) {
-			return nil, Errorf(EINVALID, "start %s is in the past", fmtTime(start))
-		} else if start.Before(now) {
-			start = now
-		}
-	}
-	var end time.Time
-	switch {
-	case in.End != nil && in.Duration != "":
-		return nil, Errorf(EINVALID, "give either an end time or a duration, not both")
-	case in.End != nil:
-		end = in.End.UTC().Truncate(time.Microsecond)
-	case in.Duration != "":
-		d, err := ParseDuration(in.Duration)
-		if err != nil {
-			return nil, err
-		}
-		end = start.Add(d)
-	default:
-		return nil, Errorf(EINVALID, "an end is required: a duration (--for 2h) or an end time (--until TIME)")
+	start, end, err := window(in, now)
+	if err != nil {
+		return nil, err
 	}
 	limits := s.Catalog.LimitsFor(db.Environment)
 	if err := checkWindow(start, end, now, limits, db.Environment); err != nil {
 		return nil, err
 	} else if err := checkText("reason", in.Reason, true); err != nil {
 		return nil, err
-	} else if err := checkText("ticket", in.Ticket, limits.RequireTicket); err != nil {
-		if limits.RequireTicket && strings.TrimSpace(in.Ticket) == "" {
-			return nil, Errorf(EINVALID, "a ticket is required for %s databases", db.Environment)
-		}
+	} else if err := checkText("ticket", in.Ticket, false); err != nil {
 		return nil, err
+	} else if limits.RequireTicket && !in.BreakGlass && strings.TrimSpace(in.Ticket) == "" {
+		return nil, Errorf(EINVALID, "a ticket is required for %s databases", db.Environment)
 	}
 	r := &Request{
-		ID: RandomID(10), Requester: actor, Database: db.Name, Access: in.Access,
+		ID: RandomID(10), Requester: actor, Database: db.Name, Access: access,
 		Start: start, End: end, RequestedStart: start, RequestedEnd: end,
 		Reason: strings.TrimSpace(in.Reason), Ticket: strings.TrimSpace(in.Ticket),
 		State: StatePending, Reviews: []Review{}, CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
+	r.Tables = tables
+	rin := RuleInput{Requester: user, Database: db, Access: access, Operations: TableOperations(tables), Duration: end.Sub(start)}
+	var decided *decision
+	if in.BreakGlass {
+		decided, err = s.breakGlass(rin, r)
+	} else {
+		decided, err = s.decide(ctx, rin, r, now)
+	}
+	if err != nil {
+		return nil, err
+	}
 	err = s.Store.Update(ctx, func(tx Tx) error {
-		if err := s.checkLoginFree(tx, r, db); err != nil {
+		if err := s.checkEnabled(tx, actor); err != nil {
 			return err
+		} else if decided != nil {
+			if err := s.checkLoginFree(tx, r, db); err != nil {
+				return err
+			}
 		}
 		if err := tx.CreateRequest(r); err != nil {
 			return err
 		}
-		return tx.AppendEvent(requestEvent(now, actor, "request.created", r, map[string]any{
+		details := map[string]any{
 			"access": r.Access, "start": fmtTime(r.Start), "end": fmtTime(r.End),
-			"reason": r.Reason, "ticket": r.Ticket,
-		}))
+			"reason": r.Reason, "ticket": r.Ticket, "rule": r.Rule,
+		}
+		if len(r.Tables) > 0 {
+			details["tables"] = DescribeTables(r.Tables)
+		}
+		if err := tx.AppendEvent(requestEvent(now, actor, "request.created", r, details)); err != nil {
+			return err
+		} else if decided == nil {
+			return nil
+		}
+		return s.record(tx, r, decided, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create request: %w", err)
 	}
 	s.wake() // its window's end is a deadline (an unreviewed request expires)
 	return r, nil
+}
+
+// access resolves what a request asks for: a named access level that grants something on
+// db, or ad-hoc tables (returned normalised) on a database whose method creates a login.
+func (s *Service) access(db *Database, in RequestInput) (string, []TableGrant, error) {
+	srv, err := s.Catalog.Server(db.Server)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(in.Tables) > 0 {
+		if in.Access != "" && in.Access != AdHocAccess {
+			return "", nil, Errorf(EINVALID, "give either an access level or tables, not both")
+		} else if db.Method != MethodEphemeralLogin {
+			return "", nil, Errorf(EINVALID, "database %s uses method %s: ad-hoc table grants need method %s (a login of their own)", db.Name, db.Method, MethodEphemeralLogin)
+		}
+		tables, err := NormalizeTables(in.Tables, srv.Engine)
+		return AdHocAccess, tables, err
+	}
+	if in.Access == AdHocAccess {
+		return "", nil, Errorf(EINVALID, "an ad-hoc request lists at least one table")
+	}
+	if g, err := s.Catalog.Grants(db, in.Access); err != nil {
+		return "", nil, err
+	} else if len(g.Roles)+len(g.Privileges) == 0 && db.Method != MethodUnlockLogin {
+		return "", nil, Errorf(EINVALID, "access level %q grants nothing on database %q", in.Access, db.Name)
+	}
+	return in.Access, nil, nil
+}
+
+// window returns the window a request asks for: start (now when unset, and a start up to a
+// minute in the past is taken as now) and end (an end time or a duration).
+func window(in RequestInput, now time.Time) (start, end time.Time, err error) {
+	start = now
+	if in.Start != nil {
+		start = in.Start.UTC().Truncate(time.Microsecond)
+		if start.Before(now.Add(-time.Minute)) {
+			return start, end, Errorf(EINVALID, "start %s is in the past", fmtTime(start))
+		} else if start.Before(now) {
+			start = now
+		}
+	}
+	switch {
+	case in.End != nil && in.Duration != "":
+		return start, end, Errorf(EINVALID, "give either an end time or a duration, not both")
+	case in.End != nil:
+		end = in.End.UTC().Truncate(time.Microsecond)
+	case in.Duration != "":
+		d, err := ParseDuration(in.Duration)
+		if err != nil {
+			return start, end, err
+		}
+		end = start.Add(d)
+	default:
+		return start, end, Errorf(EINVALID, "an end is required: a duration (--for 2h) or an end time (--until TIME)")
+	}
+	return start, end, nil
 }
 
 // checkLoginFree refuses r when its database unlocks a shared login (method unlock_login)
@@ -145,66 +220,159 @@ func requestEvent(now time.Time, actor, action string, r *Request, details map[s
 	return &Event{Time: now, Actor: actor, Action: action, RequestID: r.ID, Database: r.Database, Details: details}
 }
 
-// review loads request id inside tx, checks that actor may review it (an owner of its
-// database or an admin, never the requester), and returns it.
+// review loads request id inside tx and checks that actor may review it: an owner of its
+// database, an admin, or an approver of its rule; never its requester, except to revoke.
 func (s *Service) review(tx Tx, actor, id, verb string) (*Request, error) {
 	r, err := s.visibleRequest(tx, actor, id)
 	if err != nil {
 		return nil, err
+	} else if err := s.checkEnabled(tx, actor); err != nil {
+		return nil, err
 	}
 	db, err := s.Catalog.Database(r.Database)
 	if err != nil {
-		return nil, err
+		return nil, Errorf(ECONFLICT, "database %s of request %s is no longer configured", r.Database, id)
 	}
 	if r.Requester == actor && verb != string(ActionRevoke) {
 		return nil, Errorf(EFORBIDDEN, "nobody may %s their own request, admins included", verb)
 	}
-	if !s.Catalog.IsOwner(actor, db) && !s.Catalog.IsAdmin(actor) {
-		return nil, Errorf(EFORBIDDEN, "%s is not an owner of database %s and not an admin, so cannot %s request %s", actor, db.Name, verb, id)
+	if s.Catalog.IsOwner(actor, db) || s.Catalog.IsAdmin(actor) {
+		return r, nil
 	}
-	return r, nil
+	if rule, err := s.ruleFor(r); err == nil && s.Catalog.MayApprove(rule, db, actor) {
+		return r, nil
+	}
+	return nil, Errorf(EFORBIDDEN, "%s is not an owner of database %s, an admin or an approver of its rule, so cannot %s request %s", actor, db.Name, verb, id)
 }
 
 // Approve approves a pending request, optionally narrowing its window (a later start, an
-// earlier end). EFORBIDDEN for the requester and non-owners; ECONFLICT when it is not pending
-// or its window has ended; EINVALID for a widened or empty window.
+// earlier end) or its tables, or approves the pending extension of an approved or active
+// one. The request is approved once its rule's quorum is met; until then the approval is
+// recorded. EFORBIDDEN for the requester and those who may not approve under the rule;
+// ECONFLICT when there is nothing to approve, the window has ended, or actor approved already;
+// EINVALID for a widened or empty window.
 func (s *Service) Approve(ctx context.Context, actor, id string, in ApproveInput) (*Request, error) {
 	if err := checkText("note", in.Note, false); err != nil {
 		return nil, err
 	}
 	var r *Request
-	err := s.Store.Update(ctx, func(tx Tx) (err error) {
+	err := s.retryStale(ctx, func(tx Tx) (err error) {
 		now := s.now()
 		if r, err = s.review(tx, actor, id, string(ActionApprove)); err != nil {
 			return err
 		}
-		to, err := Transition(r.State, ActionApprove)
-		if err != nil {
-			return err
+		if r.Extension != nil && (r.State == StateApproved || r.State == StateActive) && r.Ending == EndingNone {
+			return s.approveExtension(tx, r, actor, in, now)
 		}
-		changes, err := narrow(r, in, now)
-		if err != nil {
-			return err
-		}
-		if db, err := s.Catalog.Database(r.Database); err != nil {
-			return err
-		} else if err := s.checkLoginFree(tx, r, db); err != nil {
-			return err
-		}
-		r.State, r.UpdatedAt = to, now
-		r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, Changes: changes, At: now})
-		if err := tx.UpdateRequest(r); err != nil {
-			return err
-		}
-		return tx.AppendEvent(requestEvent(now, actor, "request.approved", r, map[string]any{
-			"note": in.Note, "changes": changes, "start": fmtTime(r.Start), "end": fmtTime(r.End),
-		}))
+		return s.approve(tx, r, actor, in, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve: %w", err)
 	}
 	s.wake()
 	return r, nil
+}
+
+// approve records actor's approval of pending r, with its narrowing, and approves r when
+// the quorum is met.
+func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now time.Time) error {
+	if _, err := Transition(r.State, ActionApprove); err != nil {
+		return err
+	}
+	rule, err := s.ruleFor(r)
+	if err != nil {
+		return err
+	}
+	db, _ := s.Catalog.Database(r.Database)
+	if !s.Catalog.MayApprove(rule, db, actor) {
+		return Errorf(EFORBIDDEN, "%s is not an approver under rule %s (%s)", actor, rule.Name, rule.Describe())
+	} else if slices.Contains(reviewers(r.Reviews, ActionApprove), actor) {
+		return Errorf(ECONFLICT, "%s already approved request %s; it still needs %s", actor, r.ID, r.Awaiting)
+	}
+	changes, err := narrow(r, in, now)
+	if err != nil {
+		return err
+	}
+	if tc, err := s.narrowTables(r, in.Tables); err != nil {
+		return err
+	} else if tc != "" {
+		changes = strings.TrimPrefix(changes+"; "+tc, "; ")
+	}
+	r.UpdatedAt = now
+	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, Changes: changes, At: now})
+	met, missing := s.Catalog.Quorum(rule, db, r.Requester, reviewers(r.Reviews, ActionApprove))
+	details := map[string]any{"note": in.Note, "changes": changes, "start": fmtTime(r.Start), "end": fmtTime(r.End), "rule": rule.Name}
+	if len(r.Tables) > 0 {
+		details["tables"] = DescribeTables(r.Tables)
+	}
+	if !met {
+		r.Awaiting = missing
+		details["awaiting"] = missing
+		if err := tx.UpdateRequest(r); err != nil {
+			return err
+		}
+		return tx.AppendEvent(requestEvent(now, actor, "request.approval_added", r, details))
+	}
+	if err := s.checkLoginFree(tx, r, db); err != nil {
+		return err
+	}
+	r.State, r.Awaiting = StateApproved, ""
+	r.UnusedBy = unusedBy(rule, r, db)
+	details["approvers"] = reviewers(r.Reviews, ActionApprove)
+	if err := tx.UpdateRequest(r); err != nil {
+		return err
+	}
+	return tx.AppendEvent(requestEvent(now, actor, "request.approved", r, details))
+}
+
+// narrowTables applies an approver's narrowing of an ad-hoc request's tables.
+func (s *Service) narrowTables(r *Request, keep []TableGrant) (string, error) {
+	if len(keep) == 0 {
+		return "", nil
+	} else if r.Access != AdHocAccess {
+		return "", Errorf(EINVALID, "request %s names an access level; only ad-hoc requests have tables to narrow", r.ID)
+	}
+	db, _ := s.Catalog.Database(r.Database)
+	srv, err := s.Catalog.Server(db.Server)
+	if err != nil {
+		return "", err
+	}
+	norm, err := NormalizeTables(keep, srv.Engine)
+	if err != nil {
+		return "", err
+	}
+	tables, changes, err := NarrowTables(r.Tables, norm)
+	if err != nil || changes == "" {
+		return "", err
+	}
+	if r.RequestedTables == nil {
+		r.RequestedTables = r.Tables
+	}
+	r.Tables = tables
+	return changes, nil
+}
+
+// reviewers returns who gave reviews of decision, once each, in order.
+func reviewers(reviews []Review, decision Action) []string {
+	var out []string
+	for _, rv := range reviews {
+		if rv.Decision == decision && !slices.Contains(out, rv.Reviewer) {
+			out = append(out, rv.Reviewer)
+		}
+	}
+	return out
+}
+
+// retryStale runs fn in a store transaction, again (up to 5 times) when the store found
+// that a request changed since fn read it: two approvers clicking at once both have their
+// approval recorded, in turn, and the second sees the first.
+func (s *Service) retryStale(ctx context.Context, fn func(Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.Store.Update(ctx, fn)
+		if err == nil || !errors.Is(err, ErrStale) || attempt == 4 {
+			return err
+		}
+	}
 }
 
 // narrow applies an approver's window changes to r and describes them.
@@ -238,7 +406,9 @@ func narrow(r *Request, in ApproveInput, now time.Time) (string, error) {
 	return strings.Join(changes, "; "), nil
 }
 
-// Deny denies a pending request; the note is required.
+// Deny denies a pending request (once the rule's number of denials is reached: by default
+// any single deny), or the pending extension of an approved or active one; the note is
+// required.
 func (s *Service) Deny(ctx context.Context, actor, id, note string) (*Request, error) {
 	if strings.TrimSpace(note) == "" {
 		return nil, Errorf(EINVALID, "a denial needs a note saying why")
@@ -246,11 +416,29 @@ func (s *Service) Deny(ctx context.Context, actor, id, note string) (*Request, e
 		return nil, err
 	}
 	var r *Request
-	err := s.Store.Update(ctx, func(tx Tx) (err error) {
+	err := s.retryStale(ctx, func(tx Tx) (err error) {
 		now := s.now()
 		if r, err = s.review(tx, actor, id, string(ActionDeny)); err != nil {
 			return err
 		}
+		if r.Extension != nil && (r.State == StateApproved || r.State == StateActive) {
+			return s.denyExtension(tx, r, actor, note, now)
+		} else if _, err := Transition(r.State, ActionDeny); err != nil {
+			return err
+		}
+		need := DefaultRule.Denials
+		if rule, err := s.ruleFor(r); err == nil {
+			need = rule.Denials
+		}
+		r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionDeny, Note: note, At: now})
+		if n := len(reviewers(r.Reviews, ActionDeny)); n < need {
+			r.UpdatedAt = now
+			if err := tx.UpdateRequest(r); err != nil {
+				return err
+			}
+			return tx.AppendEvent(requestEvent(now, actor, "request.denial_added", r, map[string]any{"note": note, "denials": n, "needed": need}))
+		}
+		r.Reviews = r.Reviews[:len(r.Reviews)-1] // finish records it
 		return s.finish(tx, r, actor, ActionDeny, note, now)
 	})
 	if err != nil {
@@ -268,7 +456,7 @@ func (s *Service) Revoke(ctx context.Context, actor, id, note string) (*Request,
 		return nil, err
 	}
 	var r *Request
-	err := s.Store.Update(ctx, func(tx Tx) (err error) {
+	err := s.retryStale(ctx, func(tx Tx) (err error) {
 		now := s.now()
 		if r, err = s.review(tx, actor, id, string(ActionRevoke)); err != nil {
 			return err
@@ -288,7 +476,7 @@ func (s *Service) Cancel(ctx context.Context, actor, id, note string) (*Request,
 		return nil, err
 	}
 	var r *Request
-	err := s.Store.Update(ctx, func(tx Tx) (err error) {
+	err := s.retryStale(ctx, func(tx Tx) (err error) {
 		now := s.now()
 		if r, err = s.visibleRequest(tx, actor, id); err != nil {
 			return err
@@ -388,9 +576,11 @@ func (s *Service) FindRequests(ctx context.Context, actor string, f RequestFilte
 // that they were handed out. ECONFLICT when the request is not active.
 func (s *Service) Credentials(ctx context.Context, actor, id string) (*Credentials, error) {
 	var c *Credentials
-	err := s.Store.Update(ctx, func(tx Tx) error {
+	err := s.retryStale(ctx, func(tx Tx) error {
 		r, err := s.visibleRequest(tx, actor, id)
 		if err != nil {
+			return err
+		} else if err := s.checkEnabled(tx, actor); err != nil {
 			return err
 		} else if r.Requester != actor {
 			return Errorf(EFORBIDDEN, "only the requester of %s may see its credentials", id)
@@ -399,6 +589,12 @@ func (s *Service) Credentials(ctx context.Context, actor, id string) (*Credentia
 		}
 		if c, err = s.credentials(r); err != nil {
 			return err
+		}
+		if r.UsedAt.IsZero() { // an unused_after deadline no longer applies
+			r.UsedAt, r.UpdatedAt = s.now(), s.now()
+			if err := tx.UpdateRequest(r); err != nil {
+				return err
+			}
 		}
 		return tx.AppendEvent(requestEvent(s.now(), actor, "credentials.viewed", r, map[string]any{"user": c.User}))
 	})

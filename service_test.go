@@ -692,7 +692,7 @@ func TestServiceCredentials(t *testing.T) {
 	}
 
 	var c *timebox.Credentials
-	e.changed(r.ID, "credentials.viewed", false, func() (err error) {
+	e.changed(r.ID, "credentials.viewed", true, func() (err error) { // the first view records UsedAt
 		c, err = e.svc.Credentials(e.ctx, "alice", r.ID)
 		return err
 	})

@@ -46,6 +46,20 @@ type Tx interface {
 	CreateToken(t *Token) error
 	// FindToken returns the token with the given hash, or ENOTFOUND.
 	FindToken(hash string) (*Token, error)
+	// DisableUser records that a user is disabled (replacing an earlier record).
+	DisableUser(u *DisabledUser) error
+	// EnableUser removes that record; ENOTFOUND when the user is not disabled.
+	EnableUser(name string) error
+	// DisabledUsers returns the users disabled through the API, by name.
+	DisabledUsers() (map[string]*DisabledUser, error)
+}
+
+// DisabledUser records who disabled a user through the API, when and why.
+type DisabledUser struct {
+	Name string    `json:"name"`
+	By   string    `json:"by"`
+	Note string    `json:"note,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // Token is a user's API bearer token. Only the SHA-256 hash of the secret is stored.

@@ -82,9 +82,11 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	if err != nil {
 		return nil, err
 	}
-	grants, err := s.Catalog.Grants(db, r.Access)
-	if err != nil {
-		return nil, err
+	var grants timebox.EngineRoles // an ad-hoc request grants its tables only
+	if r.Access != timebox.AdHocAccess {
+		if grants, err = s.Catalog.Grants(db, r.Access); err != nil {
+			return nil, err
+		}
 	}
 	principal, err := s.principal(db, r.Requester, r.ID)
 	if err != nil {
@@ -93,7 +95,7 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 	g := &timebox.Grant{
 		RequestID: r.ID, Server: db.Server, Principal: principal,
 		TargetDatabase: db.Database, Method: db.Method, Status: timebox.GrantCreating, Roles: grants.Roles,
-		Privileges: grants.Privileges, ValidUntil: r.End,
+		Privileges: grants.Privileges, Tables: r.Tables, ValidUntil: r.End,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	switch db.Method {

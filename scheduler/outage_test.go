@@ -34,8 +34,9 @@ func (f *fakeEngine) Revoke(context.Context, timebox.GrantPlan) (timebox.RevokeR
 	time.Sleep(time.Millisecond)
 	return timebox.RevokeResult{Dropped: true}, f.err()
 }
-func (f *fakeEngine) Ping(context.Context) error { f.pings.Add(1); return f.err() }
-func (f *fakeEngine) Close() error               { return nil }
+func (f *fakeEngine) Extend(context.Context, timebox.GrantPlan) error { return f.err() }
+func (f *fakeEngine) Ping(context.Context) error                      { f.pings.Add(1); return f.err() }
+func (f *fakeEngine) Close() error                                    { return nil }
 
 // While one server is unreachable its due removals are held back after the first failures
 // (one probe pings it instead of every request retrying on its own), the other server's

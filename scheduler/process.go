@@ -30,8 +30,12 @@ func (s *Scheduler) Process(ctx context.Context, id string) error {
 	switch {
 	case r.Ending != timebox.EndingNone:
 		return s.remove(ctx, id)
-	case (r.State == timebox.StatePending || r.State == timebox.StateApproved) && r.Grant == nil && !r.End.After(now):
+	case (r.State == timebox.StatePending || r.State == timebox.StateApproved) && r.Grant == nil && (!r.End.After(now) || r.Unused(now)):
 		return s.expireUnused(ctx, id)
+	case r.State == timebox.StateActive && r.Unused(now):
+		return s.remove(ctx, id)
+	case r.ExtensionUnsynced():
+		return s.extend(ctx, id)
 	case r.State == timebox.StateApproved && r.End.After(now):
 		return s.activate(ctx, id)
 	case r.State == timebox.StateApproved, r.State == timebox.StateActive:
@@ -67,7 +71,8 @@ func event(now time.Time, action string, r *timebox.Request, details map[string]
 // database.
 func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		if r.Grant != nil || r.Ending != timebox.EndingNone || r.End.After(now) {
+		unused := r.State == timebox.StateApproved && r.Unused(now)
+		if r.Grant != nil || r.Ending != timebox.EndingNone || (r.End.After(now) && !unused) {
 			return false, nil
 		}
 		from := r.State
@@ -76,9 +81,18 @@ func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 			return false, nil
 		}
 		r.State, r.EndedAt = to, now
-		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": fmt.Sprintf("the window ended while the request was %s", from)}))
+		note := fmt.Sprintf("the window ended while the request was %s", from)
+		if unused {
+			note = unusedNote(r)
+		}
+		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": note}))
 	})
 	return err
+}
+
+// unusedNote says why an approved request ended early, unused.
+func unusedNote(r *timebox.Request) string {
+	return fmt.Sprintf("unused: nobody fetched its credentials by %s (the rule's unused_after)", r.UnusedBy.UTC().Format(time.RFC3339))
 }
 
 // plan is what the engine must make exist (granting), or remove, for r's grant. It comes from
@@ -89,7 +103,7 @@ func (s *Scheduler) plan(r *timebox.Request, granting bool) (timebox.GrantPlan, 
 	g := r.Grant
 	p := timebox.GrantPlan{
 		Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
-		Roles: g.Roles, Privileges: g.Privileges, ValidUntil: g.ValidUntil,
+		Roles: g.Roles, Privileges: g.Privileges, Tables: g.Tables, ValidUntil: g.ValidUntil,
 	}
 	if granting && g.SealedPassword != nil { // role_membership grants carry no password
 		password, err := s.Sealer.Open(g.SealedPassword, r.ID)

@@ -11,10 +11,15 @@ import (
 // (disable login, end sessions, drop), and only then moves the request to its final state.
 func (s *Scheduler) remove(ctx context.Context, id string) error {
 	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		if !r.State.Live() || (r.Ending == timebox.EndingNone && r.End.After(now)) || r.Grant == nil {
+		if !r.State.Live() || (r.Ending == timebox.EndingNone && r.End.After(now) && !r.Unused(now)) || r.Grant == nil {
 			return false, nil
 		}
-		if r.Ending == timebox.EndingNone {
+		if r.Ending == timebox.EndingNone && r.End.After(now) { // unused: ends early
+			r.Ending, r.EndingSince = timebox.EndingExpire, r.UnusedBy
+			if err := tx.AppendEvent(event(now, "request.expire_requested", r, map[string]any{"note": unusedNote(r)})); err != nil {
+				return false, err
+			}
+		} else if r.Ending == timebox.EndingNone {
 			r.Ending, r.EndingSince = timebox.EndingExpire, r.End
 		}
 		g := r.Grant

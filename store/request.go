@@ -28,17 +28,21 @@ func (t *tx) CreateRequest(r *timebox.Request) error {
 	if err != nil {
 		return internal(err, "encode the reviews of request %s", r.ID)
 	}
+	policy, err := json.Marshal(r.Policy)
+	if err != nil {
+		return internal(err, "encode the policy of request %s", r.ID)
+	}
 	res, err := t.exec(`
 		INSERT INTO requests (id, requester, database, access, start_at, end_at, requested_start,
 			requested_end, reason, ticket, state, ending, ending_since, reviews, activated_at,
-			ended_at, created_at, updated_at, version, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ended_at, created_at, updated_at, version, due_at, policy, follow_up_open)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 		r.ID, r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
-		t.timeArg(r.UpdatedAt), r.Version, t.dueArg(r))
+		t.timeArg(r.UpdatedAt), r.Version, t.dueArg(r), string(policy), followUpOpen(r))
 	if err != nil {
 		return internal(err, "insert request %s", r.ID)
 	}
@@ -59,17 +63,21 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 	if err != nil {
 		return internal(err, "encode the reviews of request %s", r.ID)
 	}
+	policy, err := json.Marshal(r.Policy)
+	if err != nil {
+		return internal(err, "encode the policy of request %s", r.ID)
+	}
 	res, err := t.exec(`
 		UPDATE requests SET requester = ?, database = ?, access = ?, start_at = ?, end_at = ?,
 			requested_start = ?, requested_end = ?, reason = ?, ticket = ?, state = ?,
 			ending = ?, ending_since = ?, reviews = ?, activated_at = ?, ended_at = ?,
-			created_at = ?, updated_at = ?, version = ?, due_at = ?
+			created_at = ?, updated_at = ?, version = ?, due_at = ?, policy = ?, follow_up_open = ?
 		WHERE id = ? AND version = ?`,
 		r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
-		t.timeArg(r.UpdatedAt), r.Version+1, t.dueArg(r),
+		t.timeArg(r.UpdatedAt), r.Version+1, t.dueArg(r), string(policy), followUpOpen(r),
 		r.ID, r.Version)
 	if err != nil {
 		return internal(err, "update request %s", r.ID)
@@ -86,7 +94,7 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 		case !ok:
 			return timebox.Errorf(timebox.ENOTFOUND, "request %s not found", r.ID)
 		}
-		return timebox.Errorf(timebox.ECONFLICT, "request %s was changed by someone else; reload and retry", r.ID)
+		return timebox.WrapError(timebox.ECONFLICT, timebox.ErrStale, "request %s was changed by someone else; reload and retry", r.ID)
 	}
 	r.Version++
 	return nil
@@ -96,8 +104,8 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 const requestColumns = `
 	r.id, r.requester, r.database, r.access, r.start_at, r.end_at, r.requested_start,
 	r.requested_end, r.reason, r.ticket, r.state, r.ending, r.ending_since, r.reviews,
-	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version,
-	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.privileges, g.valid_until,
+	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version, r.policy,
+	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.privileges, g.tables, g.valid_until,
 	g.sealed_password, g.attempts, g.last_error, g.last_attempt_at, g.next_attempt_at,
 	g.outcome, g.created_at, g.updated_at
 	FROM requests r LEFT JOIN grants g ON g.request_id = r.id`
@@ -136,6 +144,9 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 	}
 	if f.Database != "" {
 		where, args = append(where, "r.database = ?"), append(args, f.Database)
+	}
+	if f.FollowUpOpen {
+		where = append(where, "r.follow_up_open = 1")
 	}
 	if v := f.Visible; v != nil {
 		cond := "r.requester = ?"
@@ -228,21 +239,23 @@ func (t *tx) CountRequests() (map[timebox.State]int, error) {
 func scanRequest(s rowScanner) (*timebox.Request, error) {
 	var r timebox.Request
 	var g timebox.Grant
-	var reviews string
-	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gPrivileges, gLastError, gOutcome sql.NullString
+	var reviews, policy string
+	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gPrivileges, gTables, gLastError, gOutcome sql.NullString
 	var gAttempts sql.NullInt64
 	err := s.Scan(&r.ID, &r.Requester, &r.Database, &r.Access, timeCol{&r.Start}, timeCol{&r.End},
 		timeCol{&r.RequestedStart}, timeCol{&r.RequestedEnd}, &r.Reason, &r.Ticket, &r.State,
 		&r.Ending, timeCol{&r.EndingSince}, &reviews, timeCol{&r.ActivatedAt}, timeCol{&r.EndedAt},
 		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt},
-		&r.Version,
-		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, &gPrivileges, timeCol{&g.ValidUntil},
+		&r.Version, &policy,
+		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, &gPrivileges, &gTables, timeCol{&g.ValidUntil},
 		&g.SealedPassword, &gAttempts, &gLastError, timeCol{&g.LastAttemptAt},
 		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(reviews), &r.Reviews); err != nil {
+		return nil, err
+	} else if err := json.Unmarshal([]byte(policy), &r.Policy); err != nil {
 		return nil, err
 	}
 	if gID.Valid {
@@ -257,6 +270,11 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 			return nil, err
 		} else if len(g.Privileges) == 0 {
 			g.Privileges = nil
+		}
+		if err := json.Unmarshal([]byte(gTables.String), &g.Tables); err != nil {
+			return nil, err
+		} else if len(g.Tables) == 0 {
+			g.Tables = nil
 		}
 		if len(g.SealedPassword) == 0 {
 			g.SealedPassword = nil
@@ -286,30 +304,42 @@ func (t *tx) PutGrant(g *timebox.Grant) error {
 	if err != nil {
 		return internal(err, "encode the privileges of request %s", g.RequestID)
 	}
+	tables, err := json.Marshal(nonNil(g.Tables))
+	if err != nil {
+		return internal(err, "encode the tables of request %s", g.RequestID)
+	}
 	var sealed any // NULL when there is no password
 	if len(g.SealedPassword) > 0 {
 		sealed = g.SealedPassword
 	}
 	_, err = t.exec(`
 		INSERT INTO grants (request_id, server, principal, target_database, method, status, roles,
-			privileges, valid_until, sealed_password, attempts, last_error, last_attempt_at,
+			privileges, tables, valid_until, sealed_password, attempts, last_error, last_attempt_at,
 			next_attempt_at, outcome, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (request_id) DO UPDATE SET server = excluded.server,
 			principal = excluded.principal, target_database = excluded.target_database, method = excluded.method, status = excluded.status,
-			roles = excluded.roles, privileges = excluded.privileges, valid_until = excluded.valid_until,
+			roles = excluded.roles, privileges = excluded.privileges, tables = excluded.tables, valid_until = excluded.valid_until,
 			sealed_password = excluded.sealed_password, attempts = excluded.attempts,
 			last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,
 			next_attempt_at = excluded.next_attempt_at, outcome = excluded.outcome,
 			created_at = excluded.created_at, updated_at = excluded.updated_at`,
 		g.RequestID, g.Server, g.Principal, g.TargetDatabase, g.Method, string(g.Status), string(roles),
-		string(privileges), t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
+		string(privileges), string(tables), t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
 		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt))
 	if err != nil {
 		// The cause is a driver error, which never carries bound values such as the password.
 		return internal(err, "store the grant of request %s", g.RequestID)
 	}
 	return nil
+}
+
+// followUpOpen is the follow_up_open column of r.
+func followUpOpen(r *timebox.Request) int {
+	if r.FollowUp != nil && r.FollowUp.Open {
+		return 1
+	}
+	return 0
 }
 
 // normRequest sets r's times, including those of its reviews, to what the store keeps.
@@ -321,6 +351,16 @@ func normRequest(r *timebox.Request) {
 	r.CreatedAt, r.UpdatedAt = normTime(r.CreatedAt), normTime(r.UpdatedAt)
 	for i := range r.Reviews {
 		r.Reviews[i].At = normTime(r.Reviews[i].At)
+	}
+	r.UnusedBy, r.UsedAt = normTime(r.UnusedBy), normTime(r.UsedAt)
+	if f := r.FollowUp; f != nil {
+		f.ClosedAt = normTime(f.ClosedAt)
+	}
+	if x := r.Extension; x != nil {
+		x.End, x.RequestedAt = normTime(x.End), normTime(x.RequestedAt)
+		for i := range x.Reviews {
+			x.Reviews[i].At = normTime(x.Reviews[i].At)
+		}
 	}
 }
 
