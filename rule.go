@@ -1,7 +1,6 @@
 package timebox
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"regexp"
@@ -49,7 +48,6 @@ type Rule struct {
 	Refuse string `yaml:"refuse" json:"refuse,omitempty"`
 
 	ticket *regexp.Regexp
-	index  int
 }
 
 // RuleMatch says which requests a rule applies to. Every set field must match; an empty
@@ -152,7 +150,6 @@ func (c *Catalog) validateRules(levels map[string]bool) error {
 	for i := range c.Rules {
 		r := &c.Rules[i]
 		f := fmt.Sprintf("rules[%d]", i)
-		r.index = i
 		switch {
 		case !namePattern.MatchString(r.Name):
 			return fieldError(f+".name", "%q is not a valid rule name", r.Name)
@@ -334,16 +331,26 @@ func (c *Catalog) Rule(in RuleInput) (*Rule, []RuleMiss, error) {
 // Check applies the rule's own limits to a request: refusal, maximum duration, ticket
 // pattern. EINVALID names the rule and what failed.
 func (r *Rule) Check(in RuleInput, ticket string) error {
+	if err := r.checkLimits(in); err != nil {
+		return err
+	}
 	switch {
-	case r.Refuse != "":
-		return Errorf(EINVALID, "rule %s refuses this request: %s", r.Name, r.Refuse)
-	case r.MaxDuration > 0 && in.Duration > time.Duration(r.MaxDuration):
-		return Errorf(EINVALID, "duration %s exceeds rule %s's maximum of %s", in.Duration.Round(time.Second), r.Name, time.Duration(r.MaxDuration))
 	case r.ticket != nil && !r.ticket.MatchString(ticket):
 		if ticket == "" {
 			return Errorf(EINVALID, "rule %s requires a ticket matching %s", r.Name, r.Ticket)
 		}
 		return Errorf(EINVALID, "ticket %q does not match %s (rule %s)", Clip(ticket), r.Ticket, r.Name)
+	}
+	return nil
+}
+
+// checkLimits is Check without the ticket: refusal and maximum duration.
+func (r *Rule) checkLimits(in RuleInput) error {
+	switch {
+	case r.Refuse != "":
+		return Errorf(EINVALID, "rule %s refuses this request: %s", r.Name, r.Refuse)
+	case r.MaxDuration > 0 && in.Duration > time.Duration(r.MaxDuration):
+		return Errorf(EINVALID, "duration %s exceeds rule %s's maximum of %s", in.Duration.Round(time.Second), r.Name, time.Duration(r.MaxDuration))
 	}
 	return nil
 }
@@ -362,6 +369,32 @@ func (c *Catalog) clauseGroups(cl ApproverClause, db *Database) []string {
 		}
 	}
 	return out
+}
+
+// ReviewsOn reports whether user may approve some request on db under a rule that can match
+// it (by environment, database and labels), or closes break-glass follow-ups: such a user
+// sees db's requests.
+func (c *Catalog) ReviewsOn(user string, db *Database) bool {
+	if bg := c.BreakGlass; bg != nil && c.inGroups(user, bg.Reviewers) {
+		return true
+	}
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		m := r.Match
+		switch {
+		case len(m.Environment) > 0 && !slices.Contains(m.Environment, db.Environment),
+			len(m.Databases) > 0 && !slices.Contains(m.Databases, db.Name):
+			continue
+		}
+		labels := true
+		for k, v := range m.Labels {
+			labels = labels && db.Labels[k] == v
+		}
+		if labels && c.MayApprove(r, db, user) {
+			return true
+		}
+	}
+	return false
 }
 
 // MayApprove reports whether user belongs to one of the rule's approver clauses for db.
@@ -453,16 +486,4 @@ func (r *Rule) Describe() string {
 		s += fmt.Sprintf("; %d denials end it", r.Denials)
 	}
 	return s
-}
-
-// sortedRules returns the rules most specific first (ties: file order), for explain.
-func (c *Catalog) sortedRules() []*Rule {
-	out := make([]*Rule, len(c.Rules))
-	for i := range c.Rules {
-		out[i] = &c.Rules[i]
-	}
-	slices.SortStableFunc(out, func(a, b *Rule) int {
-		return cmp.Or(-slices.Compare(a.specificity(), b.specificity()), cmp.Compare(a.index, b.index))
-	})
-	return out
 }

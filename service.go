@@ -533,8 +533,8 @@ func (s *Service) visibility(actor string) *Visibility {
 	}
 	v := &Visibility{Requester: actor, Databases: []string{}}
 	for i := range s.Catalog.Databases {
-		if s.Catalog.IsOwner(actor, &s.Catalog.Databases[i]) {
-			v.Databases = append(v.Databases, s.Catalog.Databases[i].Name)
+		if db := &s.Catalog.Databases[i]; s.Catalog.IsOwner(actor, db) || s.Catalog.ReviewsOn(actor, db) {
+			v.Databases = append(v.Databases, db.Name)
 		}
 	}
 	return v

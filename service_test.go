@@ -66,9 +66,19 @@ func svcCatalog(t *testing.T) *timebox.Catalog {
 
 func newSvcEnv(t *testing.T) *svcEnv {
 	t.Helper()
+	return newSvcEnvWith(t, svcCatalog(t), "")
+}
+
+// newSvcEnvWith is newSvcEnv with a catalog of the test's and, when dsn is set, that store
+// instead of a new SQLite file.
+func newSvcEnvWith(t *testing.T, catalog *timebox.Catalog, dsn string) *svcEnv {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "t.db")
-	db, err := store.Open(ctx, "sqlite://"+path)
+	if dsn == "" {
+		dsn = "sqlite://" + path
+	}
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +88,7 @@ func newSvcEnv(t *testing.T) *svcEnv {
 		t.Fatal(err)
 	}
 	e := &svcEnv{t: t, ctx: ctx, db: db, now: t0, path: path}
-	e.svc = timebox.NewService(db, svcCatalog(t), sealer)
+	e.svc = timebox.NewService(db, catalog, sealer)
 	e.svc.Now = func() time.Time { return e.now }
 	// Whatever a test did, the audit chain must verify at its end.
 	t.Cleanup(func() {

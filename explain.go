@@ -1,0 +1,141 @@
+package timebox
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ExplainInput is a hypothetical request: `timebox policy explain`.
+type ExplainInput struct {
+	Database string       `json:"database"`
+	Access   string       `json:"access,omitempty"`
+	Tables   []TableGrant `json:"tables,omitempty"`
+	Duration string       `json:"duration"`
+	// As is the requester (default: the caller; only admins may explain for someone else).
+	As string `json:"as,omitempty"`
+}
+
+// Explanation says which rule would decide a request and why, and what it takes.
+type Explanation struct {
+	Requester string `json:"requester"`
+	Database  string `json:"database"`
+	Access    string `json:"access"`
+	Duration  string `json:"duration"`
+	// Rule is the deciding rule (nil when none matches); Why lists why each other rule
+	// did not match, or lost to a more specific one.
+	Rule *Rule      `json:"rule,omitempty"`
+	Why  []RuleMiss `json:"why"`
+	// Allowed is false when the request would be refused; Refusal says why.
+	Allowed bool   `json:"allowed"`
+	Refusal string `json:"refusal,omitempty"`
+	// Takes says what approval takes; Approvers are the people who could give it.
+	Takes     string   `json:"takes,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
+	// AutoApproval says whether it would be approved automatically right now, and why.
+	AutoApproval string `json:"auto_approval,omitempty"`
+	// Ticket is the pattern a ticket must match, when the rule has one.
+	Ticket string `json:"ticket,omitempty"`
+	// BreakGlass says whether the requester could use break-glass instead.
+	BreakGlass string `json:"break_glass,omitempty"`
+}
+
+// Explain applies the policy to a hypothetical request without storing anything.
+func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*Explanation, error) {
+	as := in.As
+	if as == "" {
+		as = actor
+	} else if as != actor && !s.Catalog.IsAdmin(actor) && !s.Catalog.IsAuditor(actor) {
+		return nil, Errorf(EFORBIDDEN, "only admins and auditors may explain the policy for someone else")
+	}
+	user, err := s.Catalog.User(as)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.Catalog.Database(in.Database)
+	if err != nil {
+		return nil, err
+	}
+	d, err := ParseDuration(in.Duration)
+	if err != nil {
+		return nil, err
+	}
+	access, tables, err := s.access(db, RequestInput{Access: in.Access, Tables: in.Tables})
+	if err != nil {
+		return nil, err
+	}
+	x := &Explanation{Requester: as, Database: db.Name, Access: access, Duration: d.String(), Why: []RuleMiss{}}
+	now := s.now()
+	limits := s.Catalog.LimitsFor(db.Environment)
+	rin := RuleInput{Requester: user, Database: db, Access: access, Operations: TableOperations(tables), Duration: d}
+	x.BreakGlass = s.explainBreakGlass(user, db, d)
+	rule, misses, err := s.Catalog.Rule(rin)
+	x.Why = append(x.Why, misses...)
+	if err != nil {
+		x.Refusal = ErrorMessage(err)
+		return x, nil
+	}
+	x.Rule = rule
+	for i := range s.Catalog.Rules {
+		other := &s.Catalog.Rules[i]
+		if other.Name != rule.Name && other.miss(rin) == "" {
+			x.Why = append(x.Why, RuleMiss{Rule: other.Name, Reason: "matches, but " + rule.Name + " is more specific (or written first)"})
+		}
+	}
+	x.Ticket = rule.Ticket
+	if err := checkWindow(now, now.Add(d), now, limits, db.Environment); err != nil {
+		x.Refusal = ErrorMessage(err)
+	} else if err := rule.checkLimits(rin); err != nil {
+		x.Refusal = ErrorMessage(err)
+	}
+	x.Allowed = x.Refusal == ""
+	if !x.Allowed {
+		return x, nil
+	}
+	x.Takes = rule.Describe()
+	for _, u := range s.Catalog.Users {
+		if u.Name != as && !u.Disabled && s.Catalog.MayApprove(rule, db, u.Name) {
+			x.Approvers = append(x.Approvers, u.Name)
+		}
+	}
+	x.AutoApproval = s.explainAuto(ctx, rule, user, now)
+	return x, nil
+}
+
+// explainAuto says whether rule would approve user's request by itself right now.
+func (s *Service) explainAuto(ctx context.Context, rule *Rule, user *User, now time.Time) string {
+	a := rule.AutoApprove
+	switch {
+	case a == nil:
+		return "no: rule " + rule.Name + " does not auto-approve"
+	case a.Always:
+		return "yes: rule " + rule.Name + " approves automatically"
+	case s.OnCall == nil:
+		return "no: this server has no on-call schedules"
+	}
+	until, ok, err := s.OnCall.OnCall(ctx, a.OnCall, user, now)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("no: on-call schedule %s cannot be read: %s", a.OnCall, ErrorMessage(err))
+	case !ok:
+		return fmt.Sprintf("no: %s is not on call in %s now", user.Name, a.OnCall)
+	}
+	return fmt.Sprintf("yes: %s is on call in %s until %s (the window is cut there)", user.Name, a.OnCall, fmtTime(until))
+}
+
+// explainBreakGlass says whether user could use break-glass on db for d.
+func (s *Service) explainBreakGlass(user *User, db *Database, d time.Duration) string {
+	bg := s.Catalog.BreakGlass
+	switch {
+	case bg == nil:
+		return "not configured"
+	case !slices.ContainsFunc(user.Groups, func(g string) bool { return slices.Contains(bg.Groups, g) }):
+		return "no: " + user.Name + " is not in a break-glass group"
+	case len(bg.Environments) > 0 && !slices.Contains(bg.Environments, db.Environment):
+		return "no: not allowed on " + db.Environment + " databases"
+	case d > time.Duration(bg.MaxDuration):
+		return fmt.Sprintf("yes, for at most %s", time.Duration(bg.MaxDuration))
+	}
+	return "yes (activates at once, audited, follow-up review by the owners)"
+}
