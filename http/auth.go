@@ -28,6 +28,11 @@ func (s *Server) authenticate(r *http.Request) (*timebox.User, error) {
 	u, err := s.Service.Catalog.User(tok.User)
 	if err != nil {
 		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work", tok.User)
+	} else if err := s.Service.CheckUser(r.Context(), u.Name); err != nil {
+		if timebox.ErrorCode(err) == timebox.EFORBIDDEN {
+			return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work", tok.User)
+		}
+		return nil, err
 	}
 	setUser(r, u.Name)
 	return u, nil

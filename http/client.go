@@ -51,6 +51,8 @@ type RequestQuery struct {
 	Mine     bool     // only the caller's own requests
 	Database string
 	Limit    int
+	// FollowUp keeps the break-glass requests whose follow-up review is open.
+	FollowUp bool
 }
 
 // EventQuery selects audit events. Zero fields match everything.
@@ -102,6 +104,9 @@ func (c *Client) Requests(ctx context.Context, q RequestQuery) ([]*RequestView, 
 	}
 	setString(v, "database", q.Database)
 	setInt(v, "limit", q.Limit)
+	if q.FollowUp {
+		v.Set("follow_up", "true")
+	}
 	var list requestList
 	if err := c.do(ctx, "GET", "/api/v1/requests", v, nil, &list); err != nil {
 		return nil, err
@@ -132,6 +137,52 @@ func (c *Client) Revoke(ctx context.Context, id, note string) (*RequestView, err
 // Cancel withdraws the caller's own pending or approved request.
 func (c *Client) Cancel(ctx context.Context, id, note string) (*RequestView, error) {
 	return c.requestCall(ctx, "POST", id, "/cancel", noteInput{Note: note})
+}
+
+// Extend asks for more time on the caller's approved or active request.
+func (c *Client) Extend(ctx context.Context, id string, in timebox.ExtendInput) (*RequestView, error) {
+	return c.requestCall(ctx, "POST", id, "/extend", in)
+}
+
+// CloseFollowUp closes the follow-up review of a break-glass request; note is required.
+func (c *Client) CloseFollowUp(ctx context.Context, id, note string) (*RequestView, error) {
+	return c.requestCall(ctx, "POST", id, "/follow-up", noteInput{Note: note})
+}
+
+// Plan returns the statements the database will run for a request.
+func (c *Client) Plan(ctx context.Context, id string) (*PlanView, error) {
+	path, err := requestPath(id, "/plan")
+	if err != nil {
+		return nil, err
+	}
+	var p PlanView
+	if err := c.do(ctx, "GET", path, nil, nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Explain applies the approval policy to a hypothetical request.
+func (c *Client) Explain(ctx context.Context, in timebox.ExplainInput) (*timebox.Explanation, error) {
+	var x timebox.Explanation
+	if err := c.do(ctx, "POST", "/api/v1/policy/explain", nil, in, &x); err != nil {
+		return nil, err
+	}
+	return &x, nil
+}
+
+// DisableUser disables a user (admins): their live requests end; it returns how many.
+func (c *Client) DisableUser(ctx context.Context, name, note string) (int, error) {
+	var v cascadeView
+	if err := c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(name)+"/disable", nil, noteInput{Note: note}, &v); err != nil {
+		return 0, err
+	}
+	return v.Ended, nil
+}
+
+// EnableUser lifts a disable made through the API (admins).
+func (c *Client) EnableUser(ctx context.Context, name string) error {
+	return c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(name)+"/enable", nil, struct{}{}, nil)
 }
 
 // Credentials returns the login of the caller's active request.

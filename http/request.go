@@ -21,7 +21,7 @@ func newRequestView(r *timebox.Request) *RequestView {
 }
 
 // requestParams are the query parameters of GET /api/v1/requests.
-var requestParams = []string{"state", "mine", "database", "limit"}
+var requestParams = []string{"state", "mine", "database", "limit", "follow_up"}
 
 // requestList is the body of GET /api/v1/requests.
 type requestList struct {
@@ -58,6 +58,9 @@ func (s *Server) handleRequests(w http.ResponseWriter, r *http.Request, u *timeb
 	} else if f.Database, err = q.string("database"); err != nil {
 		return err
 	} else if f.Limit, err = q.limit(); err != nil {
+		return err
+	}
+	if f.FollowUpOpen, err = q.bool("follow_up"); err != nil {
 		return err
 	}
 	if mine, err := q.bool("mine"); err != nil {
