@@ -87,7 +87,7 @@ func TestRuleMatching(t *testing.T) {
 		{"alice", "shop", "read-only", nil, time.Hour, "prod-default"},
 		{"alice", "shop", "ddl", nil, time.Hour, "prod-ddl"},
 		{"alice", "shop", "read-write", nil, time.Hour, "prod-ddl"},
-		{"olga", "shop", "read-only", nil, time.Hour, "prod-read-oncall"}, // requester group is more specific
+		{"olga", "shop", "read-only", nil, time.Hour, "prod-read-oncall"},            // requester group is more specific
 		{"alice", "shop", "read-only", nil, 3*time.Hour + time.Second, "tier1-long"}, // a label beats an environment
 		{"alice", "shop", "read-only", nil, 3 * time.Hour, "prod-default"},           // not longer than 3h
 		{"alice", "crm", "ddl", nil, time.Hour, "no-crm-ddl"},                        // a named database beats all

@@ -100,10 +100,8 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	err = s.Store.Update(ctx, func(tx Tx) error {
 		if err := s.checkEnabled(tx, actor); err != nil {
 			return err
-		} else if decided != nil {
-			if err := s.checkLoginFree(tx, r, db); err != nil {
-				return err
-			}
+		} else if err := s.checkLoginFree(tx, r, db); err != nil {
+			return err
 		}
 		if err := tx.CreateRequest(r); err != nil {
 			return err

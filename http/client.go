@@ -182,7 +182,8 @@ func (c *Client) DisableUser(ctx context.Context, name, note string) (int, error
 
 // EnableUser lifts a disable made through the API (admins).
 func (c *Client) EnableUser(ctx context.Context, name string) error {
-	return c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(name)+"/enable", nil, struct{}{}, nil)
+	var v cascadeView
+	return c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(name)+"/enable", nil, struct{}{}, &v)
 }
 
 // Credentials returns the login of the caller's active request.

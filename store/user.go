@@ -50,4 +50,3 @@ func (t *tx) DisabledUsers() (map[string]*timebox.DisabledUser, error) {
 	}
 	return out, nil
 }
-

@@ -18,6 +18,7 @@ func clientCommands() []*cobra.Command {
 		newRequestCommand(), newRequestsCommand(), newShowCommand(),
 		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(),
 		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
+		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(),
 	}
 }
 
@@ -109,11 +110,14 @@ func newDatabasesCommand() *cobra.Command {
 func newRequestCommand() *cobra.Command {
 	var in timebox.RequestInput
 	var dur, until, start string
+	var tables []string
 	cmd := &cobra.Command{
-		Use:   "request --db NAME --access LEVEL (--for DUR | --until TIME) --reason TEXT",
+		Use:   "request --db NAME (--access LEVEL | --table SPEC…) (--for DUR | --until TIME) --reason TEXT",
 		Short: "Ask for access to a database for a window",
 		Example: "  timebox request --db orders-prod --access read-only --for 2h --reason 'INC-42 refunds' --ticket INC-42\n" +
-			"  timebox request --db orders-prod --access read-write --start 22:00 --until 23:30 --reason 'migration'",
+			"  timebox request --db orders-prod --access read-write --start 22:00 --until 23:30 --reason 'migration'\n" +
+			"  timebox request --db orders-prod --table public.orders:select:id,total --table refunds:select,update --for 1h --reason 'INC-42'\n" +
+			"  timebox request --db orders-prod --access read-write --for 30m --reason 'prod down' --break-glass",
 		Args: cobra.NoArgs,
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
@@ -125,6 +129,8 @@ func newRequestCommand() *cobra.Command {
 	f.StringVar(&start, "start", "", "start of the window (default now)")
 	f.StringVar(&in.Reason, "reason", "", "why you need the access")
 	f.StringVar(&in.Ticket, "ticket", "", "ticket or incident reference")
+	f.StringArrayVar(&tables, "table", nil, "instead of --access, an ad-hoc grant [SCHEMA.]TABLE[:OPERATIONS[:COLUMNS]] (repeatable), e.g. orders:select,update:id,status")
+	f.BoolVar(&in.BreakGlass, "break-glass", false, "emergency: activate now without approval (break-glass groups only; audited; owners review it afterwards)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
 			return err
@@ -132,8 +138,10 @@ func newRequestCommand() *cobra.Command {
 		switch {
 		case in.Database == "":
 			return usagef("--db is required (see timebox databases)")
-		case in.Access == "":
-			return usagef("--access is required, e.g. --access read-only")
+		case in.Access == "" && len(tables) == 0:
+			return usagef("--access is required, e.g. --access read-only (or --table for an ad-hoc grant)")
+		case in.Access != "" && len(tables) > 0:
+			return usagef("give either --access or --table, not both")
 		case strings.TrimSpace(in.Reason) == "":
 			return usagef("--reason is required: say why you need the access")
 		case (dur == "") == (until == ""):
@@ -150,6 +158,8 @@ func newRequestCommand() *cobra.Command {
 			return err
 		} else if in.Start, err = optionalTime("start", start); err != nil {
 			return err
+		} else if in.Tables, err = parseTables(tables); err != nil {
+			return err
 		}
 		c, err := newAPIClient()
 		if err != nil {
@@ -162,10 +172,10 @@ func newRequestCommand() *cobra.Command {
 		if out.value == outputJSON {
 			return outJSON(cmd.OutOrStdout(), r)
 		}
-		return outFields(cmd.OutOrStdout(), [][2]string{
-			{"request", r.ID}, {"state", r.Status}, {"database", r.Database + " (" + r.Access + ")"},
+		return outFields(cmd.OutOrStdout(), append([][2]string{
+			{"request", r.ID}, {"state", policyStatus(r.Request, r.Status)}, {"database", r.Database + " (" + r.Access + ")"},
 			{"window", windowText(r.Start, r.End)},
-		})
+		}, policyFields(r.Request)...))
 	}
 	return cmd
 }
@@ -183,6 +193,7 @@ func newRequestsCommand() *cobra.Command {
 	f.BoolVar(&q.Mine, "mine", false, "only your own requests")
 	f.StringVar(&q.Database, "db", "", "only requests for this database")
 	f.IntVar(&q.Limit, "limit", 0, "at most this many requests, newest first (0: no limit)")
+	f.BoolVar(&q.FollowUp, "follow-up", false, "only break-glass requests whose follow-up review is open")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
 			return err
@@ -220,12 +231,14 @@ func stateNames() string {
 }
 
 func newShowCommand() *cobra.Command {
+	var plan bool
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID [--plan]",
 		Short: "Show a request: its window, reviews (and what they changed), grant and status",
 		Args:  exactArgs("request ID"),
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
+	cmd.Flags().BoolVar(&plan, "plan", false, "also show the exact statements the database will run")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := out.client()
 		if err != nil {
@@ -235,10 +248,25 @@ func newShowCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if out.value == outputJSON {
+		var p *tbhttp.PlanView
+		if plan {
+			if p, err = c.Plan(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+		}
+		if out.value == outputJSON && p != nil {
+			return outJSON(cmd.OutOrStdout(), struct {
+				*tbhttp.RequestView
+				Plan *tbhttp.PlanView `json:"plan"`
+			}{r, p})
+		} else if out.value == outputJSON {
 			return outJSON(cmd.OutOrStdout(), r)
 		}
-		return outRequest(cmd.OutOrStdout(), r)
+		if err := outRequest(cmd.OutOrStdout(), r); err != nil || p == nil {
+			return err
+		}
+		outPlan(cmd.OutOrStdout(), p)
+		return nil
 	}
 	return cmd
 }
@@ -283,9 +311,9 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 		if out.value == outputJSON {
 			return outJSON(cmd.OutOrStdout(), r)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "request %s: %s\n", r.ID, cleanText(r.Status))
+		fmt.Fprintf(cmd.OutOrStdout(), "request %s: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)))
 		if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "window narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
+			fmt.Fprintf(cmd.OutOrStdout(), "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
 		}
 		return nil
 	}
@@ -294,7 +322,8 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 
 func newApproveCommand() *cobra.Command {
 	var start, end string
-	cmd := reviewCommand("approve ID", "Approve a pending request, optionally narrowing its window", "",
+	var tables []string
+	cmd := reviewCommand("approve ID", "Approve a pending request or extension, optionally narrowing its window or tables", "",
 		func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error) {
 			in := timebox.ApproveInput{Note: note}
 			var err error
@@ -302,11 +331,14 @@ func newApproveCommand() *cobra.Command {
 				return nil, err
 			} else if in.End, err = optionalTime("end", end); err != nil {
 				return nil, err
+			} else if in.Tables, err = parseTables(tables); err != nil {
+				return nil, err
 			}
 			return c.Approve(cmd.Context(), id, in)
 		})
 	cmd.Flags().StringVar(&start, "start", "", "narrow the window: a later start")
-	cmd.Flags().StringVar(&end, "end", "", "narrow the window: an earlier end")
+	cmd.Flags().StringVar(&end, "end", "", "narrow the window (or an extension): an earlier end")
+	cmd.Flags().StringArrayVar(&tables, "table", nil, "ad-hoc requests: the tables to keep, [SCHEMA.]TABLE[:OPERATIONS[:COLUMNS]] (repeatable; only removals)")
 	return cmd
 }
 

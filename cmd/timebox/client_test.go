@@ -211,7 +211,7 @@ func TestCLIWorkflow(t *testing.T) {
 	end := start.Add(time.Hour).Truncate(time.Second)
 	ct.as("bob")
 	out := ct.ok("approve", id, "--end", end.Format(time.RFC3339), "--note", "one hour is enough")
-	if !strings.Contains(out, "request "+id+": approved") || !strings.Contains(out, "window narrowed: end ") {
+	if !strings.Contains(out, "request "+id+": approved") || !strings.Contains(out, "narrowed: end ") {
 		t.Fatalf("approve output: %q", out)
 	}
 

@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/oncall"
 	"gopkg.in/yaml.v3"
 )
 
@@ -27,7 +29,9 @@ type Config struct {
 	// ReconcileInterval is how often the databases are compared with the store (default 10s).
 	ReconcileInterval timebox.Duration `yaml:"reconcile_interval"`
 	LogLevel          string           `yaml:"log_level"`
-	timebox.Catalog   `yaml:",inline"`
+	// OnCall are the on-call schedules that rules' auto_approve name.
+	OnCall          []oncall.Schedule `yaml:"on_call"`
+	timebox.Catalog `yaml:",inline"`
 
 	path string
 }
@@ -55,7 +59,8 @@ func loadConfig(path string) (*Config, error) {
 var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
 // durationFields are the configuration keys whose values are durations.
-var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true, "max_lead_time": true}
+var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true,
+	"max_lead_time": true, "longer_than": true, "unused_after": true, "refresh": true, "shift": true}
 
 // checkDurations walks the YAML tree and returns an error naming the line and field of the
 // first duration that does not parse (the decoder itself would name neither).
@@ -133,7 +138,17 @@ func (c *Config) Validate() error {
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return err
 	}
-	return c.Catalog.Validate()
+	if err := c.Catalog.Validate(); err != nil {
+		return err
+	} else if err := oncall.ValidateSchedules("on_call", c.OnCall); err != nil {
+		return err
+	}
+	for i, r := range c.Rules {
+		if a := r.AutoApprove; a != nil && a.OnCall != "" && !slices.ContainsFunc(c.OnCall, func(s oncall.Schedule) bool { return s.Name == a.OnCall }) {
+			return timebox.Errorf(timebox.EINVALID, "rules[%d].auto_approve.on_call: unknown on-call schedule %q (declare it under on_call)", i, a.OnCall)
+		}
+	}
+	return nil
 }
 
 // storeDSN returns the store's data source name, with store_password filled in.

@@ -99,6 +99,8 @@ type envOptions struct {
 	// maria, when set, adds a MariaDB server "my" with databases mshop (ephemeral_login),
 	// mmaint (unlock_login) and mteam (role_membership); see newMariaEnv.
 	maria bool
+	// extra is appended to the configuration (rules, break_glass, on_call).
+	extra string
 }
 
 // newEnv creates databases and roles, hardens them, writes a config and creates tokens.
@@ -196,6 +198,7 @@ users:
   - {name: mallory, groups: [developers]}
   - {name: root, groups: [platform, owners]}
   - {name: audrey, groups: [security]}
+  - {name: olga, groups: [developers, oncall]}
 servers:
   - {name: pg, engine: postgres, url: %q, password: %s}
 %sdatabases:
@@ -208,9 +211,9 @@ servers:
 limits:
   prod: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h, require_ticket: true}
   dev: {max_duration: 1h, min_duration: 1s, max_lead_time: 24h}
-`, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
+%s`, freePort(t), storeLines, writeSecret("secret.key", timebox.RandomPassword(32)),
 		o.user, e.personal, "postgres://"+e.admin+"@127.0.0.1:"+strconv.Itoa(o.pg.Port)+"/postgres?sslmode=disable",
-		writeSecret("pg.password", adminPassword), mariaServer, e.db, e.other, e.db, e.maint, e.db, mariaDatabases, o.roleName, mariaLevel)
+		writeSecret("pg.password", adminPassword), mariaServer, e.db, e.other, e.db, e.maint, e.db, mariaDatabases, o.roleName, mariaLevel, o.extra)
 	e.cfgPath = filepath.Join(e.dir, "timebox.yaml")
 	must(os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = loadConfig(e.cfgPath)

@@ -216,6 +216,7 @@ func shortStatus(r *timebox.Request) string {
 	if lastErr != "" {
 		s += ", last error: " + shorten(lastErr, 40)
 	}
+	s = policyStatus(r, s)
 	return s
 }
 
@@ -254,6 +255,7 @@ func outRequest(w io.Writer, r *tbhttp.RequestView) error {
 	if !r.EndedAt.IsZero() {
 		pairs = append(pairs, [2]string{"ended", localTime(r.EndedAt)})
 	}
+	pairs = append(pairs, policyFields(r.Request)...)
 	if err := outFields(w, pairs); err != nil {
 		return err
 	}
@@ -264,6 +266,16 @@ func outRequest(w io.Writer, r *tbhttp.RequestView) error {
 			rows = append(rows, []string{"  " + localTime(rv.At), rv.Reviewer, string(rv.Decision), rv.Note, rv.Changes})
 		}
 		if err := outTable(w, []string{"  TIME", "REVIEWER", "DECISION", "NOTE", "CHANGES"}, rows); err != nil {
+			return err
+		}
+	}
+	if x := r.Extension; x != nil && len(x.Reviews) > 0 {
+		fmt.Fprintln(w, "\nextension reviews:")
+		rows := make([][]string, 0, len(x.Reviews))
+		for _, rv := range x.Reviews {
+			rows = append(rows, []string{"  " + localTime(rv.At), rv.Reviewer, string(rv.Decision), rv.Note})
+		}
+		if err := outTable(w, []string{"  TIME", "REVIEWER", "DECISION", "NOTE"}, rows); err != nil {
 			return err
 		}
 	}

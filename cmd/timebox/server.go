@@ -17,6 +17,7 @@ import (
 	"github.com/timebox-dev/timebox/engine/mysql"
 	"github.com/timebox-dev/timebox/engine/postgres"
 	tbhttp "github.com/timebox-dev/timebox/http"
+	"github.com/timebox-dev/timebox/oncall"
 	"github.com/timebox-dev/timebox/scheduler"
 	"github.com/timebox-dev/timebox/store"
 )
@@ -122,6 +123,17 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 		in.Scheduler.ReconcileInterval = time.Duration(c.ReconcileInterval)
 	}
 	in.Service.Wake = in.Scheduler.Wake
+	in.Service.Plan = in.Scheduler.PlanStatements
+	if len(c.OnCall) > 0 {
+		in.Service.OnCall = oncall.NewResolver(c.OnCall)
+	}
+	// What the configuration no longer allows ends now: removed or disabled users, removed
+	// databases and access levels (each with an audit event naming the cause).
+	if n, err := in.Service.Cascade(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		logger.Warn("configuration changes ended live requests", "requests", n)
+	}
 	in.HTTP = tbhttp.NewServer(in.Service)
 	in.HTTP.Runner = in.Scheduler
 	in.HTTP.Reporter = in.Scheduler

@@ -50,9 +50,9 @@ func (f *flavor) connectionAdmin() string {
 // grantTables are the grant tables the admin reads (SELECT) to know the accounts.
 func (f *flavor) grantTables() []string {
 	if f.mariadb {
-		return []string{"global_priv", "roles_mapping", "db"}
+		return []string{"global_priv", "roles_mapping", "db", "tables_priv", "columns_priv"}
 	}
-	return []string{"user", "role_edges", "default_roles", "db"}
+	return []string{"user", "role_edges", "default_roles", "db", "tables_priv", "columns_priv"}
 }
 
 // flavorOf returns the server's flavor, asking it once per engine.

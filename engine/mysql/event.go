@@ -114,25 +114,40 @@ func (e *Engine) placeBackstop(ctx context.Context, db *sql.DB, f *flavor, user 
 	if !s.ok {
 		return e.dropBackstop(ctx, db, user)
 	}
+	return e.run(ctx, db, e.placeSQL(f, user, until, drop))
+}
+
+// placeSQL returns the statements that (re)place the backstop event of account user at
+// until: CREATE OR REPLACE EVENT on MariaDB; on MySQL, which lacks it, DROP EVENT IF EXISTS
+// then CREATE EVENT. Both are idempotent.
+func (e *Engine) placeSQL(f *flavor, user string, until time.Time, drop bool) []string {
 	stmt := backstopSQL(e.EventSchema, user, e.AccountHost, until, drop)
 	if f.mariadb {
-		return e.exec(ctx, db, "CREATE OR REPLACE "+stmt)
+		return []string{"CREATE OR REPLACE " + stmt}
 	}
-	if err := e.dropBackstop(ctx, db, user); err != nil {
-		return err
-	}
-	return e.exec(ctx, db, "CREATE "+stmt)
+	return []string{e.dropEventSQL(user), "CREATE " + stmt}
+}
+
+// dropEventSQL returns the statement that drops the backstop event of account user, if any.
+func (e *Engine) dropEventSQL(user string) string {
+	return "DROP EVENT IF EXISTS " + QuoteIdent(e.EventSchema) + "." + QuoteIdent(eventName(user))
 }
 
 // dropBackstop drops the backstop event of account user, if any. Where the admin may not
 // manage events there cannot be one: that is not an error.
 func (e *Engine) dropBackstop(ctx context.Context, db *sql.DB, user string) error {
-	err := e.exec(ctx, db, "DROP EVENT IF EXISTS "+QuoteIdent(e.EventSchema)+"."+QuoteIdent(eventName(user)))
+	err := e.exec(ctx, db, e.dropEventSQL(user))
 	switch errNumber(err) {
 	case erDBAccessDenied, erBadDB, erTableAccessDenied, erSpecificAccess:
 		return nil
 	}
 	return err
+}
+
+// backstopPassed reports whether the backstop of a window ending at until would run now
+// or in the past: the window is over, and no event can be scheduled for it.
+func backstopPassed(until time.Time) bool {
+	return !backstopTime(until).After(time.Now())
 }
 
 // commentPrefix starts the comment of a backstop event, followed by the window's exact end

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
@@ -56,11 +55,33 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, needDB, withSecret bool) ([]s
 	if err := validPassword(p.Password); err != nil {
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: principal %q: %v", e.name, p.Principal, err)
 	}
+	return privs, e.validEnd(p)
+}
+
+// validEnd checks p.ValidUntil: set, and within what MySQL can schedule an event at.
+func (e *Engine) validEnd(p timebox.GrantPlan) error {
 	if y := p.ValidUntil.UTC().Year(); p.ValidUntil.IsZero() || y < 1970 || y > 2037 {
 		// 2037: MySQL's TIMESTAMP, which events are scheduled in, ends in January 2038.
-		return nil, timebox.Errorf(timebox.EINVALID, "server %s: principal %q: missing or out-of-range valid-until time", e.name, p.Principal)
+		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: missing or out-of-range valid-until time", e.name, p.Principal)
 	}
-	return privs, nil
+	return nil
+}
+
+// validateGrant checks p as Grant takes it (PlanStatements too): its method, names,
+// privileges, password (but for role_membership), end and table grants. It returns the
+// normalised privileges and table grants.
+func (e *Engine) validateGrant(p timebox.GrantPlan) ([]string, []timebox.TableGrant, error) {
+	switch p.Method {
+	case "", timebox.MethodEphemeralLogin, timebox.MethodUnlockLogin, timebox.MethodRoleMembership:
+	default:
+		return nil, nil, timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
+	}
+	privs, err := e.validatePlan(p, true, p.Method != timebox.MethodRoleMembership)
+	if err != nil {
+		return nil, nil, err
+	}
+	tables, err := e.validateTables(p)
+	return privs, tables, err
 }
 
 // validHost checks the host part of an account name: not empty, at most 255 bytes, no NUL,
@@ -91,29 +112,29 @@ func (e *Engine) admin(ctx context.Context) (*sql.DB, *flavor, error) {
 // to a person's own account. The password travels as a mysql_native_password hash, never in
 // clear (except on MySQL 8.4+, see flavor.identified). Grant converges: run again on an
 // account it made, it changes the password, drops roles and privileges the plan no longer has
-// and moves the backstop. An account whose end has passed is left locked. It returns EINVALID
-// for a bad plan or a principal name taken by an account Timebox did not create, EUNAVAILABLE
-// when the server cannot be reached, and EINTERNAL for an SQL error.
+// and moves the backstop. An account whose end has passed is left locked. An ephemeral login
+// also gets p's ad-hoc table grants (p.Tables), and loses the table and column privileges it
+// holds beyond them. It returns EINVALID for a bad plan, a missing table or column, or a
+// principal name taken by an account Timebox did not create, EUNAVAILABLE when the server
+// cannot be reached, and EINTERNAL for an SQL error.
 func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
-	privs, err := e.validatePlan(p, true, p.Method != timebox.MethodRoleMembership)
+	privs, tables, err := e.validateGrant(p)
 	if err != nil {
 		return err
 	}
 	switch p.Method {
-	case "", timebox.MethodEphemeralLogin:
-		return e.grantEphemeral(ctx, p, privs)
 	case timebox.MethodUnlockLogin:
 		return e.grantUnlock(ctx, p)
 	case timebox.MethodRoleMembership:
 		return e.grantMembership(ctx, p, privs)
 	}
-	return timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
+	return e.grantEphemeral(ctx, p, privs, tables)
 }
 
 // grantEphemeral creates or converges an ephemeral login. A new account is created locked,
 // marked, given its privileges, roles and backstop, and unlocked last, so that nobody can log
 // in to a half-made account; an interrupted Grant is recognised by its password hash.
-func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, privs []string) error {
+func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, privs []string, tables []timebox.TableGrant) error {
 	secrets := secretsOf(p.Password)
 	db, f, err := e.admin(ctx)
 	if err != nil {
@@ -129,14 +150,7 @@ func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, privs 
 	if a != nil && !a.madeBy(p.Password) {
 		return timebox.Errorf(timebox.EINVALID, "server %s: account %s exists and was not created by timebox", e.name, account(p.Principal, e.AccountHost))
 	}
-	who := account(p.Principal, e.AccountHost)
-	var stmts []string
-	if a == nil {
-		stmts = append(stmts, "CREATE USER "+who+" "+f.identified(p.Password)+" ACCOUNT LOCK")
-	}
-	stmts = append(stmts, "GRANT "+QuoteString(e.ManagedRole)+" TO "+who)
-	stmts = append(stmts, convergeSQL(who, p, privs, a)...)
-	if err := e.run(ctx, db, stmts); err != nil {
+	if err := e.converge(ctx, db, f, p, privs, tables, a); err != nil {
 		return e.wrap(err, secrets)
 	}
 	open, err := e.open(ctx, db, f, p, true)
@@ -153,20 +167,66 @@ func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, privs 
 	return nil
 }
 
-// open sets the account's password and places the backstop, then unlocks the account — or,
-// when the window is over already, locks it (open is then false).
-func (e *Engine) open(ctx context.Context, db *sql.DB, f *flavor, p timebox.GrantPlan, drop bool) (open bool, err error) {
+// converge runs ephemeralSQL for p on a, the account as it is (nil when new), after reading
+// its table privileges. A grant on a missing table or column is an EINVALID error naming it.
+func (e *Engine) converge(ctx context.Context, db *sql.DB, f *flavor, p timebox.GrantPlan, privs []string,
+	tables []timebox.TableGrant, a *accountInfo) error {
+	var held []tablePriv
+	if a != nil {
+		var err error
+		if held, err = e.accountTables(ctx, db, p.Principal, len(tables) > 0); err != nil {
+			return err
+		}
+	}
+	err := e.run(ctx, db, e.ephemeralSQL(f.identified(p.Password), p, privs, tables, a, held))
+	if n := errNumber(err); n == erNoSuchTable || n == erBadField {
+		return e.tableProblem(ctx, db, p.Database, tables)
+	}
+	return err
+}
+
+// ephemeralSQL returns the statements that make an ephemeral login what p plans, up to its
+// backstop and unlock (open): CREATE USER … ACCOUNT LOCK when a, the account as it is, is nil
+// (new), the bookkeeping role, the database privileges and roles (convergeSQL), and the
+// table grants, revoking those of held beyond them (tablesSQL). identified sets the password
+// (flavor.identified, or flavor.identifiedWith for PlanStatements).
+func (e *Engine) ephemeralSQL(identified string, p timebox.GrantPlan, privs []string, tables []timebox.TableGrant,
+	a *accountInfo, held []tablePriv) []string {
 	who := account(p.Principal, e.AccountHost)
-	if !backstopTime(p.ValidUntil).After(time.Now()) {
+	var stmts []string
+	if a == nil {
+		stmts = append(stmts, createSQL(who, identified))
+	}
+	stmts = append(stmts, grantRoleSQL(e.ManagedRole, who))
+	stmts = append(stmts, convergeSQL(who, p, privs, a)...)
+	return append(stmts, tablesSQL(who, p.Database, tables, held)...)
+}
+
+// open sets the account's password and places the backstop, then unlocks the account — or,
+// when the window is over already, locks it (open is then false). openSQL lists the same
+// statements.
+func (e *Engine) open(ctx context.Context, db *sql.DB, f *flavor, p timebox.GrantPlan, drop bool) (open bool, err error) {
+	who, identified := account(p.Principal, e.AccountHost), f.identified(p.Password)
+	if backstopPassed(p.ValidUntil) {
 		if err := e.dropBackstop(ctx, db, p.Principal); err != nil {
 			return false, err
 		}
-		return false, e.exec(ctx, db, "ALTER USER "+who+" "+f.identified(p.Password)+" ACCOUNT LOCK")
+		return false, e.exec(ctx, db, passwordLockSQL(who, identified, true))
 	}
 	if err := e.placeBackstop(ctx, db, f, p.Principal, p.ValidUntil, drop); err != nil {
 		return false, err
 	}
-	return true, e.exec(ctx, db, "ALTER USER "+who+" "+f.identified(p.Password)+" ACCOUNT UNLOCK")
+	return true, e.exec(ctx, db, passwordLockSQL(who, identified, false))
+}
+
+// openSQL returns the statements open runs where backstops are available, identified setting
+// the password as in ephemeralSQL.
+func (e *Engine) openSQL(f *flavor, p timebox.GrantPlan, identified string, drop bool) []string {
+	who := account(p.Principal, e.AccountHost)
+	if backstopPassed(p.ValidUntil) {
+		return []string{e.dropEventSQL(p.Principal), passwordLockSQL(who, identified, true)}
+	}
+	return append(e.placeSQL(f, p.Principal, p.ValidUntil, drop), passwordLockSQL(who, identified, false))
 }
 
 // run executes stmts one after the other (MySQL runs account statements outside of
@@ -193,7 +253,7 @@ func convergeSQL(who string, p timebox.GrantPlan, privs []string, a *accountInfo
 				continue
 			}
 			if pattern != target {
-				stmts = append(stmts, "REVOKE "+strings.Join(held, ", ")+" ON "+QuoteIdent(pattern)+".* FROM "+who)
+				stmts = append(stmts, revokeDBSQL(held, pattern, who))
 				continue
 			}
 			var extra []string
@@ -203,20 +263,26 @@ func convergeSQL(who string, p timebox.GrantPlan, privs []string, a *accountInfo
 				}
 			}
 			if len(extra) > 0 {
-				stmts = append(stmts, "REVOKE "+strings.Join(extra, ", ")+" ON "+QuoteIdent(pattern)+".* FROM "+who)
+				stmts = append(stmts, revokeDBSQL(extra, pattern, who))
 			}
 		}
 		for _, r := range a.roles {
 			if !slices.Contains(p.Roles, r) {
-				stmts = append(stmts, "REVOKE "+QuoteString(r)+" FROM "+who)
+				stmts = append(stmts, revokeRoleSQL(r, who))
 			}
 		}
 	}
+	return append(stmts, grantSQL(who, p, privs)...)
+}
+
+// grantSQL returns the GRANTs of privs on p's database and of p's roles to account who.
+func grantSQL(who string, p timebox.GrantPlan, privs []string) []string {
+	var stmts []string
 	if len(privs) > 0 {
-		stmts = append(stmts, "GRANT "+strings.Join(privs, ", ")+" ON "+onDB(p.Database)+" TO "+who)
+		stmts = append(stmts, grantDBSQL(privs, p.Database, who))
 	}
 	for _, r := range p.Roles {
-		stmts = append(stmts, "GRANT "+QuoteString(r)+" TO "+who)
+		stmts = append(stmts, grantRoleSQL(r, who))
 	}
 	return stmts
 }
@@ -240,23 +306,15 @@ func defaultRoles(f *flavor, roles, current []string) (want []string, change boo
 // then match the engine's host). Without a password (a person's own login) the default role is
 // left to the person (SET DEFAULT ROLE, or SET ROLE in each session).
 func (e *Engine) setDefaultRoles(ctx context.Context, db *sql.DB, f *flavor, p timebox.GrantPlan, roles []string) error {
-	list := "NONE"
-	if len(roles) > 0 {
-		quoted := make([]string, len(roles))
-		for i, r := range roles {
-			quoted[i] = QuoteString(r)
-		}
-		list = strings.Join(quoted, ", ")
-	}
 	who := account(p.Principal, e.AccountHost)
 	if !f.mariadb {
-		return e.exec(ctx, db, "ALTER USER "+who+" DEFAULT ROLE "+list)
+		return e.exec(ctx, db, defaultRoleSQL(f, who, roles))
 	}
 	e.mu.Lock()
 	self := e.selfDefaultRole
 	e.mu.Unlock()
 	if !self {
-		err := e.exec(ctx, db, "SET DEFAULT ROLE "+list+" FOR "+who)
+		err := e.exec(ctx, db, defaultRoleSQL(f, who, roles))
 		if errNumber(err) != erDBAccessDenied {
 			return err
 		}
@@ -267,7 +325,7 @@ func (e *Engine) setDefaultRoles(ctx context.Context, db *sql.DB, f *flavor, p t
 	if p.Password == "" {
 		return nil
 	}
-	return e.asAccount(ctx, p, "SET DEFAULT ROLE "+list)
+	return e.asAccount(ctx, p, "SET DEFAULT ROLE "+roleList(roles))
 }
 
 // asAccount runs stmt in a session of p's principal, logged in with p's password.

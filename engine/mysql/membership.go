@@ -26,34 +26,34 @@ func (e *Engine) grantMembership(ctx context.Context, p timebox.GrantPlan, privs
 	if err != nil {
 		return e.wrap(err, nil)
 	}
-	who := account(p.Principal, e.AccountHost)
-	var stmts []string
-	if len(privs) > 0 {
-		stmts = append(stmts, "GRANT "+strings.Join(privs, ", ")+" ON "+onDB(p.Database)+" TO "+who)
-	}
-	for _, r := range p.Roles {
-		stmts = append(stmts, "GRANT "+QuoteString(r)+" TO "+who)
-	}
-	if err := e.run(ctx, db, stmts); err != nil {
+	if err := e.run(ctx, db, grantSQL(account(p.Principal, e.AccountHost), p, privs)); err != nil {
 		return e.wrap(err, nil)
 	}
-	defaults := a.defaults
-	switch {
-	case f.mariadb && len(defaults) == 0 && len(p.Roles) > 0:
-		defaults = p.Roles[:1]
-	case !f.mariadb:
-		for _, r := range p.Roles {
-			if !slices.Contains(defaults, r) {
-				defaults = append(slices.Clone(defaults), r)
-			}
-		}
-	}
+	defaults := membershipDefaults(f, p.Roles, a.defaults)
 	if len(defaults) == len(a.defaults) {
 		return nil
 	}
 	person := p
 	person.Password = "" // never log in as a person
 	return e.wrap(e.setDefaultRoles(ctx, db, f, person, defaults), nil)
+}
+
+// membershipDefaults returns the default roles of a person's account whose default roles are
+// current once it was granted roles: on MySQL current and roles; on MariaDB, which knows one
+// default role, current, or the first of roles when current is empty.
+func membershipDefaults(f *flavor, roles, current []string) []string {
+	defaults := current
+	switch {
+	case f.mariadb && len(defaults) == 0 && len(roles) > 0:
+		defaults = roles[:1]
+	case !f.mariadb:
+		for _, r := range roles {
+			if !slices.Contains(defaults, r) {
+				defaults = append(slices.Clone(defaults), r)
+			}
+		}
+	}
+	return defaults
 }
 
 // revokeMembership revokes from the account p's roles and p's privileges on p's database,
@@ -71,28 +71,11 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, priv
 		res.Absent = err == nil
 		return res, e.wrap(err, nil)
 	}
-	who := account(p.Principal, e.AccountHost)
-	var stmts, revoked []string
-	for _, r := range p.Roles {
-		if !slices.Contains(p.Keep, r) && slices.Contains(a.roles, r) {
-			stmts, revoked = append(stmts, "REVOKE "+QuoteString(r)+" FROM "+who), append(revoked, r)
-		}
+	keep, err := normalizePrivileges(p.KeepPrivileges)
+	if err != nil {
+		return res, timebox.Errorf(timebox.EINVALID, "server %s: privileges to keep: %v", e.name, err)
 	}
-	if p.Database != "" {
-		// What the account's other live grants on this database still need stays; the rest of
-		// this plan's privileges goes, even when another grant keeps the database.
-		keep, err := normalizePrivileges(p.KeepPrivileges)
-		if err != nil {
-			return res, timebox.Errorf(timebox.EINVALID, "server %s: privileges to keep: %v", e.name, err)
-		}
-		held := slices.DeleteFunc(dbRevoke(privs, a.dbs[dbPattern(p.Database)]), func(h string) bool {
-			return slices.Contains(keep, h) || slices.Contains(keep, allPrivileges)
-		})
-		if len(held) > 0 {
-			stmts = append(stmts, "REVOKE "+strings.Join(held, ", ")+" ON "+onDB(p.Database)+" FROM "+who)
-			revoked = append(revoked, strings.Join(held, ", ")+" on "+QuoteIdent(p.Database))
-		}
-	}
+	stmts, revoked := membershipRevokeSQL(account(p.Principal, e.AccountHost), p, privs, keep, a.roles, a.dbs[dbPattern(p.Database)])
 	if len(stmts) == 0 {
 		res.Detail = "nothing revoked: the login holds none of it, or other live grants of " + p.Principal + " still need it"
 		return res, nil
@@ -117,6 +100,31 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, priv
 		res.Detail += "; kept what other live grants of the login still need"
 	}
 	return res, nil
+}
+
+// membershipRevokeSQL returns the statements that revoke from account who p's roles and
+// privs on p's database, but for those other live grants still need (p.Keep, and keep, the
+// normalised p.KeepPrivileges), and only what the account holds (heldRoles, and heldPrivs on
+// p's database); and, for Detail, what they revoke.
+func membershipRevokeSQL(who string, p timebox.GrantPlan, privs, keep, heldRoles, heldPrivs []string) (stmts, revoked []string) {
+	for _, r := range p.Roles {
+		if !slices.Contains(p.Keep, r) && slices.Contains(heldRoles, r) {
+			stmts, revoked = append(stmts, revokeRoleSQL(r, who)), append(revoked, r)
+		}
+	}
+	if p.Database == "" {
+		return stmts, revoked
+	}
+	// What the account's other live grants on this database still need stays; the rest of
+	// this plan's privileges goes, even when another grant keeps the database.
+	held := slices.DeleteFunc(dbRevoke(privs, heldPrivs), func(h string) bool {
+		return slices.Contains(keep, h) || slices.Contains(keep, allPrivileges)
+	})
+	if len(held) > 0 {
+		stmts = append(stmts, revokeDBSQL(held, dbPattern(p.Database), who))
+		revoked = append(revoked, strings.Join(held, ", ")+" on "+QuoteIdent(p.Database))
+	}
+	return stmts, revoked
 }
 
 // dbRevoke returns which of the privileges held on a database to revoke for a plan of privs:

@@ -178,6 +178,12 @@ func TestPrivateServer(t *testing.T) {
 	if err != nil || len(found) != 1 || !found[0].NoExpiry || !found[0].ValidUntil.IsZero() {
 		t.Errorf("Managed without backstops = %+v, %v; want NoExpiry", found, err)
 	}
+	// Extend has no backstop to move: it succeeds (Timebox removes the access itself).
+	extended := p
+	extended.ValidUntil = p.ValidUntil.Add(time.Hour)
+	if err := f.eng.Extend(ctx, extended); err != nil || eventExists(t, m, p.Principal) {
+		t.Errorf("extend without backstops: %v (event placed: %v)", err, eventExists(t, m, p.Principal))
+	}
 	mustExec(t, m, "SET GLOBAL event_scheduler = ON")
 	if found, err := f.eng.Managed(ctx, nil); err != nil || len(found) != 1 || found[0].NoExpiry {
 		t.Errorf("Managed with the scheduler on = %+v, %v; want NoExpiry false (the backstop is missing)", found, err)
@@ -243,6 +249,7 @@ func TestPrivateServer(t *testing.T) {
 	t.Logf("grant while down failed in %v: %v", time.Since(start), err)
 	_, err = f.eng.Revoke(ctx, p)
 	wantCode(t, err, timebox.EUNAVAILABLE, "revoke while down")
+	wantCode(t, f.eng.Extend(ctx, p), timebox.EUNAVAILABLE, "extend while down")
 	wantCode(t, f.eng.Ping(ctx), timebox.EUNAVAILABLE, "ping while down")
 	_, err = f.eng.Managed(ctx, nil)
 	wantCode(t, err, timebox.EUNAVAILABLE, "managed while down")
@@ -286,6 +293,8 @@ func TestSetupStatements(t *testing.T) {
 		"GRANT SELECT ON mysql.global_priv TO " + a,
 		"GRANT SELECT ON mysql.roles_mapping TO " + a,
 		"GRANT SELECT ON mysql.db TO " + a,
+		"GRANT SELECT ON mysql.tables_priv TO " + a,
+		"GRANT SELECT ON mysql.columns_priv TO " + a,
 		"GRANT ALL PRIVILEGES ON `shop\\_1`.* TO " + a + " WITH GRANT OPTION",
 		"GRANT ALL PRIVILEGES ON `we``ird`.* TO " + a + " WITH GRANT OPTION",
 		"GRANT 'ro' TO " + a + " WITH ADMIN OPTION",

@@ -1,4 +1,4 @@
-// Package mysql implements timebox.Engine and timebox.Inventory for MySQL 8 and MariaDB 10.6+
+// Package mysql implements timebox.Engine, timebox.Inventory and timebox.Planner for MySQL 8 and MariaDB 10.6+
 // with three methods: ephemeral login (one account per request, created with a password hash
 // and removed after its sessions were killed), unlock login (an existing shared account
 // unlocked for the window) and role membership (roles and database privileges granted to a
@@ -31,6 +31,7 @@ import (
 var (
 	_ timebox.Engine    = (*Engine)(nil)
 	_ timebox.Inventory = (*Engine)(nil)
+	_ timebox.Planner   = (*Engine)(nil)
 )
 
 // DefaultMaxConns bounds the admin pool when New is given 0.
@@ -72,6 +73,8 @@ type Engine struct {
 	// selfDefaultRole is set once the admin was refused SET DEFAULT ROLE … FOR (MariaDB).
 	selfDefaultRole bool
 	closed          bool
+	// observe, when set (tests only, before the first call), sees each statement exec runs.
+	observe func(stmt string)
 }
 
 // New returns an engine for the server called name, reached with adminURL, such as
@@ -246,6 +249,9 @@ func (e *Engine) callContext(ctx context.Context) (context.Context, context.Canc
 
 // exec runs one statement as the admin, bounded by callContext.
 func (e *Engine) exec(ctx context.Context, db *sql.DB, query string, args ...any) error {
+	if e.observe != nil {
+		e.observe(query)
+	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	_, err := db.ExecContext(ctx, query, args...)

@@ -42,10 +42,24 @@ func nativeHash(password string) string {
 // masks it in its logs.
 func (f *flavor) identified(password string) string {
 	if f.nativePasswords() {
-		return "IDENTIFIED WITH mysql_native_password AS " + QuoteString(nativeHash(password))
+		return f.identifiedWith(QuoteString(nativeHash(password)))
 	}
-	return "IDENTIFIED WITH caching_sha2_password BY " + QuoteString(password)
+	return f.identifiedWith(QuoteString(password))
 }
+
+// identifiedWith returns the IDENTIFIED clause of the flavor around literal, the quoted hash
+// (or, on MySQL 8.4+, password) that identified computes, or passwordPlaceholder when
+// statements are only shown (PlanStatements).
+func (f *flavor) identifiedWith(literal string) string {
+	if f.nativePasswords() {
+		return "IDENTIFIED WITH mysql_native_password AS " + literal
+	}
+	return "IDENTIFIED WITH caching_sha2_password BY " + literal
+}
+
+// passwordPlaceholder stands for the password, or its hash, in the statements PlanStatements
+// shows.
+const passwordPlaceholder = "'<password>'"
 
 // secretsOf lists what must never appear in an error about password: the password and its
 // hash.

@@ -68,7 +68,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	}
 	who := account(p.Principal, e.AccountHost)
 	if a != nil {
-		if err := e.exec(ctx, db, "ALTER USER "+who+" ACCOUNT LOCK"); err != nil && errNumber(err) != erCannotUser {
+		if err := e.exec(ctx, db, lockSQL(who)); err != nil && errNumber(err) != erCannotUser {
 			return res, e.wrap(err, secrets)
 		}
 	}
@@ -77,7 +77,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
-	err = e.exec(ctx, db, "DROP USER IF EXISTS "+who)
+	err = e.exec(ctx, db, dropUserSQL(who))
 	if errNumber(err) == erDefinerReferenced {
 		if full, lerr := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); lerr == nil && full != nil {
 			a = full // its roles, to revoke them
@@ -108,12 +108,12 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 // detail says why.
 func (e *Engine) keepDisabled(ctx context.Context, db *sql.DB, f *flavor, who string, a *accountInfo, dropErr error) (string, error) {
 	stmts := []string{
-		"ALTER USER " + who + " " + f.identified(randomPassword()) + " ACCOUNT LOCK",
+		passwordLockSQL(who, f.identified(randomPassword()), true),
 		"REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + who,
 	}
 	if a != nil {
 		for _, r := range a.roles {
-			stmts = append(stmts, "REVOKE "+QuoteString(r)+" FROM "+who)
+			stmts = append(stmts, revokeRoleSQL(r, who))
 		}
 	}
 	if err := e.run(ctx, db, stmts); err != nil {

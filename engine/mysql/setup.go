@@ -14,7 +14,9 @@ import (
 //   - CREATE USER (create, alter, lock and drop accounts and roles), PROCESS (see every
 //     session in the process list) and CONNECTION ADMIN (KILL other accounts' sessions
 //     without SUPER);
-//   - SELECT on the grant tables it reads: mysql.global_priv, mysql.roles_mapping and mysql.db;
+//   - SELECT on the grant tables it reads: mysql.global_priv, mysql.roles_mapping and mysql.db,
+//     and mysql.tables_priv and mysql.columns_priv (the table and column privileges of an
+//     ephemeral login, revoked when a Grant run again narrows its ad-hoc table grants);
 //   - every privilege on each managed database WITH GRANT OPTION, to hand privileges out (the
 //     name escaped for GRANT, where _ and % are wildcards);
 //   - each role an access level hands out, WITH ADMIN OPTION;
@@ -33,7 +35,8 @@ import (
 // anyway gets default roles set by the admin.
 //
 // On MySQL 8 use CONNECTION_ADMIN instead of CONNECTION ADMIN; SELECT on mysql.user,
-// mysql.role_edges, mysql.default_roles and mysql.db instead of the MariaDB tables; and
+// mysql.role_edges, mysql.default_roles, mysql.db, mysql.tables_priv and mysql.columns_priv
+// instead of the MariaDB tables; and
 // CREATE ROLE m followed by GRANT m TO admin WITH ADMIN OPTION for the bookkeeping role (MySQL
 // has no CREATE ROLE … WITH ADMIN). On MySQL 8.4+ replace the admin's IDENTIFIED WITH
 // mysql_native_password AS clause by IDENTIFIED BY.
@@ -53,6 +56,8 @@ func SetupStatements(admin, adminPassword, accountHost string, databases, roles 
 		"GRANT SELECT ON mysql.global_priv TO " + a,
 		"GRANT SELECT ON mysql.roles_mapping TO " + a,
 		"GRANT SELECT ON mysql.db TO " + a,
+		"GRANT SELECT ON mysql.tables_priv TO " + a,
+		"GRANT SELECT ON mysql.columns_priv TO " + a,
 	}
 	var seen []string
 	for _, d := range databases {

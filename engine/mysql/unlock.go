@@ -39,7 +39,7 @@ func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox
 	}
 	pw := randomPassword()
 	who := account(p.Principal, e.AccountHost)
-	if err := e.exec(ctx, db, "ALTER USER "+who+" "+f.identified(pw)+" ACCOUNT LOCK"); err != nil {
+	if err := e.exec(ctx, db, passwordLockSQL(who, f.identified(pw), true)); err != nil {
 		return res, e.wrap(err, secretsOf(pw))
 	}
 	if res.SessionsEnded, err = e.killSessions(ctx, db, p.Principal); err != nil {

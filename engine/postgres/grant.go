@@ -47,6 +47,11 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, withSecret bool) error {
 	if err := validPassword(p.Password); err != nil {
 		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: %v", e.name, p.Principal, err)
 	}
+	return e.validEnd(p)
+}
+
+// validEnd checks that p's expiry is set and fits a PostgreSQL timestamptz.
+func (e *Engine) validEnd(p timebox.GrantPlan) error {
 	if y := p.ValidUntil.UTC().Year(); p.ValidUntil.IsZero() || y < 1 || y > 9999 {
 		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: missing or out-of-range valid-until time", e.name, p.Principal)
 	}
@@ -90,14 +95,19 @@ func (e *Engine) lookupRole(ctx context.Context, q querier, name, db string) (*r
 	return &r, nil
 }
 
-// Grant makes p's principal exist with exactly p's password, expiry, CONNECT on p's database
-// and memberships in p's roles, in one transaction. It creates the role when it is missing and
-// otherwise brings it back in line, so running it again after a crash converges. The password
-// travels as a SCRAM-SHA-256 verifier, never in clear. It returns EINVALID for a bad plan or a
-// principal name taken by a role Timebox did not create, EUNAVAILABLE when the server cannot be
-// reached, and EINTERNAL for an SQL error.
+// Grant makes p's principal exist with exactly p's password, expiry, CONNECT on p's database,
+// memberships in p's roles and, for an ad-hoc request, privileges on p's tables, in one
+// transaction. It creates the role when it is missing and otherwise brings it back in line, so
+// running it again after a crash converges. The password travels as a SCRAM-SHA-256 verifier,
+// never in clear. It returns EINVALID for a bad plan, a principal name taken by a role Timebox
+// did not create, a missing table or column or a table the admin cannot hand out, EUNAVAILABLE
+// when the server cannot be reached, and EINTERNAL for an SQL error.
 func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err := e.validatePlan(p, p.Method != timebox.MethodRoleMembership); err != nil {
+		return err
+	}
+	tables, err := e.planTables(p)
+	if err != nil {
 		return err
 	}
 	switch p.Method {
@@ -106,6 +116,14 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	case timebox.MethodRoleMembership:
 		return e.grantMembership(ctx, p)
 	}
+	return e.grantEphemeral(ctx, p, tables)
+}
+
+// grantEphemeral creates or updates the ephemeral login of p. Without tables it works in the
+// admin's database; with tables the whole transaction runs in the target database (roles are
+// cluster-wide, table privileges are not), so that a table that cannot be granted leaves no
+// login behind. Table privileges left from an earlier plan are revoked in either case.
+func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, tables []timebox.TableGrant) error {
 	v, err := newVerifier(p.Password)
 	if err != nil {
 		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)
@@ -118,30 +136,58 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err := e.ensureRoles(ctx, pool, p.Database); err != nil {
 		return e.wrap(err, secrets)
 	}
+	if len(tables) > 0 {
+		if pool, err = e.pool(p.Database); err != nil {
+			return err
+		}
+		defer e.lockDatabase(p.Database)() // table GRANTs race on pg_class rows like DROP OWNED
+	}
+	var stale bool
 	err = retryConcurrent(ctx, func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
-		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			role, err := e.lookupRole(ctx, tx, p.Principal, p.Database)
-			if err != nil {
-				return err
-			}
-			if role != nil && !role.ours {
-				return timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
-			}
-			_, err = tx.Exec(ctx, grantSQL(p, v, role, e.ManagedRole, e.connectRole(p.Database)))
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+			stale, err = e.grantTx(ctx, tx, p, QuoteLiteral(v.String()), tables)
 			return err
 		})
 	})
+	if err == nil && stale {
+		err = e.clearTables(ctx, p)
+	}
 	return e.wrap(err, secrets)
 }
 
-// grantSQL returns the statements that create or update the principal, joined for one round
-// trip. role is nil when the principal does not exist yet; managed is the bookkeeping role
-// and connect the role that holds CONNECT on p's database.
-func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed, connect string) string {
+// grantTx creates or updates p's login in tx with the password literal and, when tables are
+// planned, converges its table privileges (tx is then in p's database). Without tables it
+// reports whether the login holds table privileges in p's database from an earlier plan.
+func (e *Engine) grantTx(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, password string, tables []timebox.TableGrant) (stale bool, err error) {
+	role, err := e.lookupRole(ctx, tx, p.Principal, p.Database)
+	if err != nil {
+		return false, err
+	}
+	if role != nil && !role.ours {
+		return false, timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
+	}
+	stmts := grantStatements(p, password, role, e.ManagedRole, e.connectRole(p.Database))
+	if _, err := tx.Exec(ctx, strings.Join(stmts, ";\n")); err != nil {
+		return false, err
+	}
+	if len(tables) > 0 {
+		return false, e.convergeTables(ctx, tx, p, tables, role == nil)
+	}
+	if role == nil {
+		return false, nil
+	}
+	return holdsTablePrivileges(ctx, tx, role.oid, p.Database)
+}
+
+// grantStatements returns the statements that create or update the principal. password is
+// the SQL literal after PASSWORD (the verifier, or a placeholder in PlanStatements); role is
+// nil when the principal does not exist yet; managed is the bookkeeping role and connect the
+// role that holds CONNECT on p's database.
+func grantStatements(p timebox.GrantPlan, password string, role *roleInfo, managed, connect string) []string {
 	who := QuoteIdent(p.Principal)
-	auth := " LOGIN PASSWORD " + QuoteLiteral(v.String()) + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
+	auth := " LOGIN PASSWORD " + password + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
 	var stmts []string
 	if role == nil {
 		stmts = append(stmts,
@@ -167,5 +213,5 @@ func grantSQL(p timebox.GrantPlan, v verifier, role *roleInfo, managed, connect 
 			}
 		}
 	}
-	return strings.Join(stmts, ";\n")
+	return stmts
 }

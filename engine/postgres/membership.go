@@ -18,11 +18,7 @@ func (e *Engine) grantMembership(ctx context.Context, p timebox.GrantPlan) error
 		return err
 	}
 	defer e.lockDatabase(p.Database)()
-	who := QuoteIdent(p.Principal)
-	stmts := []string{"GRANT CONNECT ON DATABASE " + QuoteIdent(p.Database) + " TO " + who}
-	for _, r := range p.Roles {
-		stmts = append(stmts, "GRANT "+QuoteIdent(r)+" TO "+who)
-	}
+	stmts := membershipGrantSQL(p)
 	err = retryConcurrent(ctx, func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
@@ -46,16 +42,7 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan) (tim
 	if err != nil {
 		return res, err
 	}
-	who := QuoteIdent(p.Principal)
-	var stmts, revoked []string
-	for _, r := range p.Roles {
-		if !slices.Contains(p.Keep, r) {
-			stmts, revoked = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who), append(revoked, r)
-		}
-	}
-	if !slices.Contains(p.KeepDatabases, p.Database) {
-		stmts, revoked = append(stmts, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who), append(revoked, "CONNECT")
-	}
+	stmts, revoked := membershipRevokeSQL(p)
 	if len(stmts) == 0 {
 		res.Detail = "nothing revoked: other live grants of " + p.Principal + " still need every role"
 		return res, nil
@@ -86,6 +73,32 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan) (tim
 		res.Detail += "; kept what other live grants of the login still need"
 	}
 	return res, e.wrap(err, nil)
+}
+
+// membershipGrantSQL returns the statements that grant CONNECT on p's database and p's roles
+// to p's login.
+func membershipGrantSQL(p timebox.GrantPlan) []string {
+	who := QuoteIdent(p.Principal)
+	stmts := []string{"GRANT CONNECT ON DATABASE " + QuoteIdent(p.Database) + " TO " + who}
+	for _, r := range p.Roles {
+		stmts = append(stmts, "GRANT "+QuoteIdent(r)+" TO "+who)
+	}
+	return stmts
+}
+
+// membershipRevokeSQL returns the statements that revoke p's roles and CONNECT on p's
+// database from p's login, but those p.Keep and p.KeepDatabases hold, and what they revoke.
+func membershipRevokeSQL(p timebox.GrantPlan) (stmts, revoked []string) {
+	who := QuoteIdent(p.Principal)
+	for _, r := range p.Roles {
+		if !slices.Contains(p.Keep, r) {
+			stmts, revoked = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who), append(revoked, r)
+		}
+	}
+	if !slices.Contains(p.KeepDatabases, p.Database) {
+		stmts, revoked = append(stmts, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who), append(revoked, "CONNECT")
+	}
+	return stmts, revoked
 }
 
 // checkPersonLogin refuses a login that does not exist or that Timebox created itself.

@@ -209,6 +209,7 @@ func TestServerDown(t *testing.T) {
 	wantCode(t, err, timebox.EUNAVAILABLE, "revoke while down")
 	t.Logf("revoke while down: %v", err)
 	wantCode(t, f.eng.Ping(ctx), timebox.EUNAVAILABLE, "ping while down")
+	wantCode(t, f.eng.Extend(ctx, granted), timebox.EUNAVAILABLE, "extend while down")
 
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 // Package postgres implements timebox.Engine for PostgreSQL with the ephemeral-login method:
-// one role per request, created with LOGIN, a password and VALID UNTIL the window's end, and
-// dropped after its sessions were ended.
+// one role per request, created with LOGIN, a password and VALID UNTIL the window's end, given
+// roles or ad-hoc privileges on tables, and dropped after its sessions were ended. It also
+// unlocks shared logins (unlock_login) and grants roles to people's own logins
+// (role_membership), and shows the statements of a plan before they run (PlanStatements).
 //
 // The engine connects as a non-superuser admin role prepared once by SetupStatements. It keeps
 // one small connection pool per database it needs, created on first use: the admin URL's own
@@ -22,7 +24,10 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-var _ timebox.Engine = (*Engine)(nil)
+var (
+	_ timebox.Engine  = (*Engine)(nil)
+	_ timebox.Planner = (*Engine)(nil)
+)
 
 // DefaultMaxConns bounds the connections of each of the engine's pools when New is given 0.
 const DefaultMaxConns = 8
@@ -51,6 +56,10 @@ type Engine struct {
 	managed bool                   // the bookkeeping role is known to exist
 	connect map[string]bool        // databases whose connect role is known to hold CONNECT
 	closed  bool
+
+	// tableHook, when set (by tests), sees each statement of an ad-hoc table grant before it
+	// runs.
+	tableHook func(sql string)
 }
 
 // New returns an engine for the server called name, reached with adminURL (a PostgreSQL URL or

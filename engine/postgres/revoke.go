@@ -94,9 +94,9 @@ func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name, db stri
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: role %q was not created by timebox; not revoking it", e.name, name)
 	}
 	// The admin joins the role only now, to be allowed to REASSIGN and DROP OWNED (see
-	// grantSQL); DROP ROLE ends the membership. On PostgreSQL 16, where the creator holds the
+	// grantStatements); DROP ROLE ends the membership. On PostgreSQL 16, where the creator holds the
 	// role with ADMIN OPTION but without inheritance, this adds the inheritance.
-	if _, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(name)+" NOLOGIN;\nGRANT "+QuoteIdent(name)+" TO CURRENT_USER"); err != nil {
+	if _, err := admin.Exec(ctx, strings.Join(disableSQL(name), ";\n")); err != nil {
 		if sqlState(err) == "42704" { // undefined_object: dropped meanwhile
 			return nil, nil
 		}
@@ -104,6 +104,22 @@ func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name, db stri
 	}
 	return role, nil
 }
+
+// disableSQL returns the statements that disable the role called name and make the admin a
+// member of it.
+func disableSQL(name string) []string {
+	who := QuoteIdent(name)
+	return []string{"ALTER ROLE " + who + " NOLOGIN", "GRANT " + who + " TO CURRENT_USER"}
+}
+
+// The queries that end a role's sessions, by oid or by name ($1). The function is in the
+// select list, so it runs only for the rows the WHERE kept. With the oid known, the view's
+// join with pg_authid (a scan of every role when the planner hashes it) is left out:
+// PostgreSQL removes a LEFT JOIN whose columns are not used.
+const (
+	signalByOID  = `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid = $1 AND pid <> pg_backend_pid()`
+	signalByName = `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()`
+)
 
 // terminate ends every session of the role called name or with the given oid and waits until
 // each backend is gone, repeating until none is left. It returns how many sessions it ended.
@@ -133,14 +149,9 @@ func (e *Engine) terminate(ctx context.Context, admin *pgxpool.Pool, name string
 func (e *Engine) signal(ctx context.Context, admin *pgxpool.Pool, name string, oid uint32) ([]int32, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	// The function is in the select list, so it runs only for the rows the WHERE kept. With
-	// the oid known, the view's join with pg_authid (a scan of every role when the planner
-	// hashes it) is left out: PostgreSQL removes a LEFT JOIN whose columns are not used.
-	query := `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid = $1 AND pid <> pg_backend_pid()`
-	args := []any{oid}
+	query, args := signalByOID, []any{oid}
 	if oid == 0 {
-		query = `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()`
-		args = []any{name}
+		query, args = signalByName, []any{name}
 	}
 	rows, err := admin.Query(ctx, query, args...)
 	if err != nil {
@@ -198,9 +209,8 @@ func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.G
 	if err != nil {
 		return r, err
 	}
-	who := QuoteIdent(p.Principal)
 	for _, db := range dbs {
-		err := e.execIn(ctx, db, db, "REASSIGN OWNED BY "+who+" TO CURRENT_USER;\nDROP OWNED BY "+who)
+		err := e.execIn(ctx, db, db, strings.Join(ownedSQL(p.Principal), ";\n"))
 		switch {
 		case err == nil:
 			r.cleaned = r.cleaned || db == p.Database
@@ -212,6 +222,13 @@ func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.G
 		}
 	}
 	return r, nil
+}
+
+// ownedSQL returns the statements that give what the role called name owns in the current
+// database to the admin and revoke its privileges there.
+func ownedSQL(name string) []string {
+	who := QuoteIdent(name)
+	return []string{"REASSIGN OWNED BY " + who + " TO CURRENT_USER", "DROP OWNED BY " + who}
 }
 
 // roleDatabases lists the databases where the role with oid has dependencies.
@@ -261,7 +278,7 @@ func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, 
 	}
 	who := QuoteIdent(p.Principal)
 	dropRole := func() (blocked bool, err error) {
-		err = e.execIn(ctx, db, "", "DROP ROLE IF EXISTS "+who)
+		err = e.execIn(ctx, db, "", dropRoleSQL(p.Principal))
 		switch code := sqlState(err); {
 		case code == "2BP01", code == "42501": // dependent_objects_still_exist, insufficient_privilege
 			return true, err
@@ -300,6 +317,9 @@ func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, 
 	}
 	return why, nil
 }
+
+// dropRoleSQL returns the statement that drops the role called name.
+func dropRoleSQL(name string) string { return "DROP ROLE IF EXISTS " + QuoteIdent(name) }
 
 // reason describes an SQL error for a RevokeResult's Detail, including the server's detail
 // lines (which list what blocks a DROP ROLE).

@@ -24,6 +24,8 @@ import (
 //     admin WITH ADMIN OPTION: each ephemeral login is made a member, which is how the
 //     reconciler recognises the logins this installation created.
 //
+// Ad-hoc table requests need more, in each database itself: see TableSetupStatements.
+//
 // It only builds the statements (every name quoted by QuoteIdent, the password by
 // QuoteLiteral); running them is the caller's job. The CREATE ROLE fails if the admin exists.
 func SetupStatements(admin, adminPassword string, databases []string, roles []string) []string {
@@ -58,6 +60,27 @@ func SetupStatements(admin, adminPassword string, databases []string, roles []st
 		"CREATE ROLE "+m+" NOLOGIN",
 		"COMMENT ON ROLE "+m+" IS "+QuoteLiteral(managedComment),
 		"GRANT "+m+" TO "+a+" WITH ADMIN OPTION")
+	return stmts
+}
+
+// TableSetupStatements returns the optional statements that let the admin hand out ad-hoc
+// table grants (GrantPlan.Tables) in one managed database: USAGE on each of schemas (default
+// public) and SELECT, INSERT, UPDATE and DELETE on all their existing tables, WITH GRANT
+// OPTION. Only databases where ad-hoc requests are allowed need them. Unlike SetupStatements
+// they must run in that database (privileges on schemas and tables are per database), as a
+// superuser or the tables' owner; tables created later need them again, or an ALTER DEFAULT
+// PRIVILEGES by their owner.
+func TableSetupStatements(admin string, schemas []string) []string {
+	if len(schemas) == 0 {
+		schemas = []string{defaultSchema}
+	}
+	a := QuoteIdent(admin)
+	var stmts []string
+	for _, s := range slices.Compact(slices.Sorted(slices.Values(schemas))) {
+		stmts = append(stmts,
+			"GRANT USAGE ON SCHEMA "+QuoteIdent(s)+" TO "+a+" WITH GRANT OPTION",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+QuoteIdent(s)+" TO "+a+" WITH GRANT OPTION")
+	}
 	return stmts
 }
 

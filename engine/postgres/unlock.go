@@ -27,8 +27,7 @@ func (e *Engine) grantUnlock(ctx context.Context, p timebox.GrantPlan) error {
 		if err := e.checkSharedLogin(ctx, tx, p.Principal); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "ALTER ROLE "+QuoteIdent(p.Principal)+" WITH LOGIN PASSWORD "+QuoteLiteral(v.String())+
-			" VALID UNTIL "+validUntilLiteral(p.ValidUntil))
+		_, err := tx.Exec(ctx, unlockSQL(p, QuoteLiteral(v.String())))
 		return err
 	})
 	return e.wrap(err, secrets)
@@ -52,7 +51,7 @@ func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox
 		if err := admin.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", p.Principal).Scan(&wasOpen); err != nil {
 			return err
 		}
-		_, err := admin.Exec(ctx, "ALTER ROLE "+QuoteIdent(p.Principal)+" WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity'")
+		_, err := admin.Exec(ctx, lockSQL(p.Principal))
 		return err
 	}()
 	if err != nil {
@@ -76,4 +75,15 @@ func (e *Engine) checkSharedLogin(ctx context.Context, q querier, name string) e
 		return timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not a shared one", e.name, name)
 	}
 	return nil
+}
+
+// unlockSQL returns the statement that opens p's shared login for the window; password is the
+// SQL literal after PASSWORD (the verifier, or a placeholder in PlanStatements).
+func unlockSQL(p timebox.GrantPlan, password string) string {
+	return "ALTER ROLE " + QuoteIdent(p.Principal) + " WITH LOGIN PASSWORD " + password + " VALID UNTIL " + validUntilLiteral(p.ValidUntil)
+}
+
+// lockSQL returns the statement that locks the shared login called name again.
+func lockSQL(name string) string {
+	return "ALTER ROLE " + QuoteIdent(name) + " WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity'"
 }
