@@ -28,3 +28,5 @@ bench: deps
 # fuzz runs each fuzz target for a short while (the seed corpus also runs in `make test`).
 fuzz:
 	$(GO) test ./engine/postgres -run '^$$' -fuzz FuzzQuoteIdent -fuzztime 30s
+	$(GO) test . -run '^$$' -fuzz FuzzNormalizeTables -fuzztime 30s
+	$(GO) test ./oncall -run '^$$' -fuzz FuzzParse -fuzztime 30s

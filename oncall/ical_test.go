@@ -153,6 +153,8 @@ func TestParseFeatures(t *testing.T) {
 				"2026-01-05T09:00/2026-01-05T10:00 ann", "2026-01-06T09:00/2026-01-06T10:00 ann", "2026-01-10T09:00/2026-01-10T10:00 ann"}},
 		{"endless rule is expanded only in range", vcal("BEGIN:VEVENT", "DTSTART:19700105T090000Z", "DURATION:PT8H", "RRULE:FREQ=DAILY", "SUMMARY:ann", "END:VEVENT"),
 			"2026-06-10T12:00", "2026-06-11T10:00", []string{"2026-06-10T09:00/2026-06-10T17:00 ann", "2026-06-11T09:00/2026-06-11T17:00 ann"}},
+		{"endless rule starting in year 0", vcal("BEGIN:VEVENT", "DTSTART:00000101T090000Z", "DURATION:PT8H", "RRULE:FREQ=WEEKLY;BYDAY=MO", "SUMMARY:ann", "END:VEVENT"),
+			"2026-06-16T00:00", "2026-06-23T00:00", []string{"2026-06-22T09:00/2026-06-22T17:00 ann"}},
 		{"endless weekly rule starting long ago", vcal("BEGIN:VEVENT", "DTSTART;TZID=Europe/Berlin:20000103T090000", "DTEND;TZID=Europe/Berlin:20000110T090000", "RRULE:FREQ=WEEKLY;INTERVAL=3", "SUMMARY:ann", "END:VEVENT"),
 			"2026-06-16T00:00", "2026-06-17T00:00", []string{"2026-06-15T07:00/2026-06-22T07:00 ann"}},
 		{"all attendees, not declined or non-participant", vcal("BEGIN:VEVENT", "DTSTART:20260105T090000Z", "DURATION:PT1H", "SUMMARY:On Call - Someone - Primary",

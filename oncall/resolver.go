@@ -53,8 +53,11 @@ type source struct {
 	lastMod string
 	modTime time.Time // of the file cal was read from
 	size    int64
-	badMod  time.Time // of the file version that last failed to load
+	badErr  error     // why the file version below failed to load
+	badMod  time.Time // of that version
 	badSize int64
+
+	configErr error // an ics that is neither a file path nor an http(s) URL
 }
 
 // NewResolver returns a resolver for schedules, which should have passed ValidateSchedules
@@ -78,10 +81,14 @@ func NewResolver(schedules []Schedule) *Resolver {
 			rot.Users = append([]string(nil), rot.Users...)
 			src.rotation = &rot
 		} else {
-			src.loc, src.isURL, _ = sourceOf(s.ICS)
+			var err error
+			src.loc, src.isURL, err = sourceOf(s.ICS)
 			src.shown = src.loc
 			if src.isURL {
 				src.shown = redact(src.loc)
+			}
+			if err != nil {
+				src.configErr = timebox.Errorf(timebox.EINVALID, "on-call schedule %q: ics: %s", s.Name, err.Error())
 			}
 		}
 		r.sources[s.Name] = src
@@ -164,18 +171,28 @@ func (r *Resolver) calendar(ctx context.Context, src *source) (*calendar, error)
 		return nil, src.lastErr
 	}
 	var err error
-	if src.isURL {
+	switch {
+	case src.configErr != nil:
+		return nil, src.configErr
+	case src.isURL:
 		err = r.fetch(ctx, src, now)
-	} else {
+	default:
 		err = r.readFile(src, now)
 	}
 	if err == nil {
 		src.lastErr = nil
 		return src.cal, nil
 	}
+	if ctx.Err() != nil { // this caller gave up: that says nothing about the source
+		if usable {
+			return src.cal, nil
+		}
+		return nil, err
+	}
+	repeated := err == src.lastErr // a file's same broken version: not read again, not logged again
 	src.lastErr, src.tried = err, now
 	if usable {
-		if r.Logger != nil {
+		if r.Logger != nil && !repeated {
 			r.Logger.Warn("on-call calendar cannot be read; using its last copy", "schedule", src.name,
 				"source", src.shown, "age", now.Sub(src.good).Round(time.Second).String(), "error", timebox.ErrorMessage(err))
 		}
@@ -205,31 +222,37 @@ func (r *Resolver) readFile(src *source, now time.Time) error {
 	case src.cal != nil && fi.ModTime().Equal(src.modTime) && fi.Size() == src.size:
 		src.good = now
 		return nil
-	case src.lastErr != nil && fi.ModTime().Equal(src.badMod) && fi.Size() == src.badSize:
-		return src.lastErr // the same broken version: not parsed again
+	case src.badErr != nil && fi.ModTime().Equal(src.badMod) && fi.Size() == src.badSize:
+		return src.badErr // the same broken version: not parsed again
 	case !fi.Mode().IsRegular():
 		return unavailable(src, "not a regular file")
 	}
-	src.badMod, src.badSize = fi.ModTime(), fi.Size()
-	f, err := os.Open(src.loc)
+	cal, err := readCalendarFile(src.loc)
 	if err != nil {
-		return unavailable(src, "%s", fileReason(err))
+		src.badErr, src.badMod, src.badSize = unavailable(src, "%s", err.Error()), fi.ModTime(), fi.Size()
+		return src.badErr
+	}
+	src.cal, src.good, src.modTime, src.size, src.badErr = cal, now, fi.ModTime(), fi.Size(), nil
+	return nil
+}
+
+func readCalendarFile(path string) (*calendar, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.New(fileReason(err))
 	}
 	defer f.Close()
 	data, err := readLimited(f)
 	if err != nil {
-		return unavailable(src, "%s", err.Error())
+		return nil, errors.New(fileReason(err))
 	}
-	cal, err := parseICS(data)
-	if err != nil {
-		return unavailable(src, "%s", err.Error())
-	}
-	src.cal, src.good, src.modTime, src.size = cal, now, fi.ModTime(), fi.Size()
-	return nil
+	return parseICS(data)
 }
 
 func fileReason(err error) string {
 	switch {
+	case errors.Is(err, errTooLarge):
+		return err.Error()
 	case errors.Is(err, os.ErrNotExist):
 		return "no such file"
 	case errors.Is(err, os.ErrPermission):

@@ -117,8 +117,10 @@ func TestFileReread(t *testing.T) {
 
 	clk.add(10 * time.Minute)
 	write("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20260105T090000Z\n") // saved half-way
-	if got := onCall(r, "db", bob, at); got != "2026-01-05T17:00" {
-		t.Errorf("broken file, copy 10m old: %q", got)
+	for range 3 {
+		if got := onCall(r, "db", bob, at); got != "2026-01-05T17:00" {
+			t.Errorf("broken file, copy 10m old: %q", got)
+		}
 	}
 	if !strings.Contains(logs.String(), "using its last copy") || !strings.Contains(logs.String(), "truncated") {
 		t.Errorf("log: %s", logs.String())
@@ -150,6 +152,34 @@ func TestFileReread(t *testing.T) {
 	clk.add(time.Minute)
 	if got := onCall(r, "db", alice, at); got != fmt.Sprintf(`error: on-call schedule "db": %s: no such file`, path) {
 		t.Errorf("removed, copy 1h old: %q", got)
+	}
+	// once for the broken version (asked about three times), once for the removed file
+	if n := strings.Count(logs.String(), "using its last copy"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, logs.String())
+	}
+}
+
+func TestCanceledCallerDoesNotPoisonSource(t *testing.T) {
+	f := &feed{body: oneEvent("alice", "20260105T090000Z", "20260105T170000Z")}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	r := NewResolver([]Schedule{{Name: "pd", ICS: srv.URL + feedPath}})
+	r.HTTPClient = srv.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := r.OnCall(ctx, "pd", alice, utc("2026-01-05T12:00")); timebox.ErrorCode(err) != timebox.EUNAVAILABLE || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("canceled: %v", err)
+	}
+	if got := onCall(r, "pd", alice, "2026-01-05T12:00"); got != "2026-01-05T17:00" {
+		t.Errorf("next caller: %q", got)
+	}
+}
+
+func TestInvalidSourceUnvalidated(t *testing.T) {
+	r := NewResolver([]Schedule{{Name: "x", ICS: "ftp://files.example.com/" + token}})
+	_, err := r.Shifts(context.Background(), "x", utc("2026-01-05T00:00"), utc("2026-01-06T00:00"))
+	if timebox.ErrorCode(err) != timebox.EINVALID || !strings.Contains(err.Error(), `ics: unsupported scheme "ftp"`) || strings.Contains(err.Error(), token) {
+		t.Errorf("error %v", err)
 	}
 }
 
@@ -307,5 +337,36 @@ func TestURLHostile(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestConcurrentOnCall(t *testing.T) {
+	f := &feed{body: oneEvent("alice", "20260105T090000Z", "20260105T170000Z"), etag: `"v1"`}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	clk := &clock{t: utc("2026-01-05T10:00")}
+	r := NewResolver([]Schedule{{Name: "pd", ICS: srv.URL + feedPath, Refresh: timebox.Duration(10 * time.Second)}, {Name: "file", ICS: "testdata/google.ics"}})
+	r.Now, r.HTTPClient = clk.now, srv.Client()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				if g == 0 {
+					clk.add(time.Second)
+				}
+				if got := onCall(r, "pd", alice, "2026-01-05T12:00"); got != "2026-01-05T17:00" {
+					t.Errorf("goroutine %d call %d: %q", g, i, got)
+					return
+				}
+				if got := onCall(r, "file", alice, "2026-10-05T07:00"); got != "2026-10-12T07:00" {
+					t.Errorf("goroutine %d call %d: %q", g, i, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.count(); n < 2 || n > 6 { // 50s of fake time with a 10s refresh
+		t.Errorf("%d requests", n)
 	}
 }

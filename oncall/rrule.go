@@ -228,10 +228,10 @@ func (r *rrule) firstPeriod(s0, lo time.Time) int {
 	switch r.freq {
 	case "DAILY":
 		day0 := time.Date(s0.Year(), s0.Month(), s0.Day(), 0, 0, 0, 0, time.UTC)
-		n = int(lo.Sub(day0) / (24 * time.Hour))
+		n = int((lo.Unix() - day0.Unix()) / (24 * 3600)) // not Sub: it saturates at 292 years
 	case "WEEKLY":
 		ws := time.Date(s0.Year(), s0.Month(), s0.Day()-r.offset(s0.Weekday()), 0, 0, 0, 0, time.UTC)
-		n = int(lo.Sub(ws) / (7 * 24 * time.Hour))
+		n = int((lo.Unix() - ws.Unix()) / (7 * 24 * 3600))
 	case "MONTHLY":
 		n = (lo.Year()-s0.Year())*12 + int(lo.Month()) - int(s0.Month()) - 1
 	default:

@@ -151,6 +151,13 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown engine", replace("engine: postgres", "engine: oracle"), []string{"servers[0].engine", `"oracle"`}, ""},
 		{"bad limit", replace("min_duration: 15m", "min_duration: 5h"), []string{"limits.prod.min_duration"}, ""},
 		{"bad yaml", "secret_key: [unterminated\n", []string{"line"}, ""},
+		{"rule with an unknown on-call schedule", cfgValidYAML + "rules:\n  - {name: r, auto_approve: {on_call: primary}}\n",
+			[]string{`rules[0].auto_approve.on_call: unknown on-call schedule "primary"`}, ""},
+		{"rule with a bad ticket pattern", cfgValidYAML + "rules:\n  - {name: r, ticket: '[a-'}\n", []string{"rules[0].ticket: invalid regular expression"}, ""},
+		{"rule with a bad duration", cfgValidYAML + "rules:\n  - {name: r, max_duration: forever}\n", []string{"rules[0].max_duration", "invalid duration"}, ""},
+		{"approvers not a list", cfgValidYAML + "rules:\n  - {name: r, approvers: owners}\n", []string{"approvers must be a list"}, ""},
+		{"break-glass without groups", cfgValidYAML + "break_glass: {max_duration: 1h}\n", []string{"break_glass.groups"}, ""},
+		{"on-call schedule without a source", cfgValidYAML + "on_call: [{name: primary}]\n", []string{"on_call[0]"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := cfgWrite(t, tc.body)
@@ -166,6 +173,49 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error %q contains %q", err.Error(), tc.never)
 			}
 		})
+	}
+}
+
+// TestConfigPolicy loads the issue's example policy: group-name and clause forms of approvers,
+// an on-call schedule, break-glass.
+func TestConfigPolicy(t *testing.T) {
+	// cfgValidYAML's own access levels give way to three.
+	base := strings.Replace(cfgValidYAML, "access_levels:\n  - name: read-only\n    postgres:\n      roles: [shop_ro]\n", "", 1)
+	path := cfgWrite(t, base+`access_levels:
+  - {name: read-only, postgres: {roles: [shop_ro]}}
+  - {name: ddl, postgres: {roles: [shop_ddl]}}
+  - {name: read-write, postgres: {roles: [shop_rw]}}
+rules:
+  - name: prod-ddl
+    match: {environment: prod, access: [ddl, read-write]}
+    approvals: 2
+    approvers: [shop-owners]
+    max_duration: 2h
+    ticket: '^CHG-[0-9]+$'
+  - name: prod-two-groups
+    match: {environment: prod, access: ddl, longer_than: 1h}
+    approvers: [{group: shop-owners, count: 1}, {group: security, count: 1}]
+  - name: prod-read-oncall
+    match: {environment: prod, access: read-only, requester_groups: [oncall]}
+    auto_approve: {on_call: primary-rota}
+    max_duration: 4h
+    unused_after: 1h
+on_call:
+  - {name: primary-rota, ics: /etc/timebox/primary.ics, refresh: 10m}
+break_glass: {groups: [sre], max_duration: 30m}
+`)
+	c, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Rules[0]; r.Needed() != 2 || len(r.Approvers) != 1 || r.Approvers[0].Count != 2 {
+		t.Errorf("prod-ddl quorum: %+v", r.Approvers)
+	}
+	if r := c.Rules[1]; r.Needed() != 2 || len(r.Approvers) != 2 || r.Denials != 1 {
+		t.Errorf("prod-two-groups quorum: %+v", r)
+	}
+	if c.OnCall[0].Name != "primary-rota" || c.BreakGlass.MaxDuration != timebox.Duration(30*time.Minute) {
+		t.Errorf("on-call %+v, break-glass %+v", c.OnCall, c.BreakGlass)
 	}
 }
 

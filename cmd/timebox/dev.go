@@ -21,6 +21,7 @@ var devUsers = []timebox.User{
 	{Name: "alice", Email: "alice@example.com", Groups: []string{"developers"}},
 	{Name: "bob", Email: "bob@example.com", Groups: []string{"shop-owners"}},
 	{Name: "carol", Email: "carol@example.com", Groups: []string{"shop-owners"}},
+	{Name: "dave", Email: "dave@example.com", Groups: []string{"developers", "oncall"}},
 	{Name: "admin", Email: "admin@example.com", Groups: []string{"platform"}},
 }
 
@@ -155,6 +156,13 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, d
 			return nil, err
 		}
 	}
+	for _, name := range []string{"shop_dev", "shop"} { // ad-hoc table grants need GRANT OPTION
+		for _, stmt := range postgres.TableSetupStatements("timebox_admin", nil) {
+			if err := pg.Exec(ctx, name, stmt); err != nil {
+				return nil, err
+			}
+		}
+	}
 	secrets := map[string]string{"pg-admin.password": adminPassword, "secret.key": timebox.RandomPassword(40)}
 	mariaPort := 0
 	if maria != nil {
@@ -207,6 +215,7 @@ users:
   - {name: alice, email: alice@example.com, groups: [developers]}
   - {name: bob, email: bob@example.com, groups: [shop-owners]}
   - {name: carol, email: carol@example.com, groups: [shop-owners]}
+  - {name: dave, email: dave@example.com, groups: [developers, oncall]}
   - {name: admin, email: admin@example.com, groups: [platform]}
 servers:
   - name: local-pg
@@ -222,6 +231,37 @@ servers:
 limits:
   dev: {max_duration: 8h, min_duration: 30s, max_lead_time: 168h, require_ticket: false}
   prod: {max_duration: 4h, min_duration: 30s, max_lead_time: 72h, require_ticket: true}
+# The approval policy (docs/policy.md): the most specific matching rule decides.
+rules:
+  - name: prod
+    match: {environment: prod}
+    approvers: [owners]
+    max_duration: 4h
+    unused_after: 1h
+  - name: prod-write
+    match: {environment: prod, access: read-write}
+    approvals: 2
+    approvers: [owners]
+    max_duration: 2h
+    ticket: '^[A-Z]+-[0-9]+$'
+  - name: prod-adhoc-read
+    match: {environment: prod, operations: [SELECT]}
+    approvers: [owners]
+  - name: prod-adhoc-write
+    match: {environment: prod, operations: [SELECT, INSERT, UPDATE, DELETE]}
+    approvals: 2
+    approvers: [owners]
+  - name: prod-read-oncall
+    match: {environment: prod, access: read-only, requester_groups: [oncall]}
+    auto_approve: {on_call: primary}
+    max_duration: 4h
+  - name: dev
+    match: {environment: dev}
+    approvers: [owners]
+on_call:
+  - name: primary
+    rotation: {users: [dave], start: 2026-01-05T09:00:00Z, shift: 168h}
+break_glass: {groups: [oncall], max_duration: 30m}
 `, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"),
 		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, dbs["shop-dev"], dbs["shop-prod"], mariaDB)
 }
@@ -235,7 +275,7 @@ func printWalkthrough(w io.Writer, info devInfo, data string) {
 		fmt.Fprintf(&b, "MariaDB (throwaway) is on 127.0.0.1:%d: database orders-dev (try the same steps with --db orders-dev)\n", info.MariaDB.Port)
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), admin.\n")
+	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), dave (on call: his read-only requests are approved at once), admin.\n")
 	for _, u := range devUsers {
 		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, t[u.Name])
 	}
@@ -250,6 +290,15 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   # alice connects with psql; after two minutes the login and the session are gone:
   TIMEBOX_TOKEN=%s ./timebox connect ID -- -c "SELECT * FROM orders"
   TIMEBOX_TOKEN=%s ./timebox show ID
+  # before deciding, bob can read the exact statements Timebox will run:
+  TIMEBOX_TOKEN=%s ./timebox show ID --plan
+  # ad-hoc: two columns of one table; read-write on prod takes two owners (bob and carol):
+  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --table orders:select:id,total --for 10m --reason "totals" --ticket OPS-2
+  TIMEBOX_TOKEN=%s ./timebox policy explain --db shop-prod --access read-write --for 1h
+  # dave is on call: approved at once; or break-glass, loud, with a follow-up review:
+  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-only --for 30m --reason "INC-7" --ticket INC-7
+  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-write --for 15m --reason "INC-7 stuck job" --break-glass
+  TIMEBOX_TOKEN=%s ./timebox requests --follow-up
   # the admin reads the audit log and checks its hash chain:
   TIMEBOX_TOKEN=%s ./timebox audit
   TIMEBOX_TOKEN=%s ./timebox audit --verify
@@ -257,6 +306,7 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   ./timebox doctor --config %s
 
 Press Ctrl-C to stop everything this command started.
-`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["admin"], t["admin"], info.Config)
+`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["bob"], t["alice"], t["alice"], t["dave"], t["dave"], t["bob"],
+		t["admin"], t["admin"], info.Config)
 	io.WriteString(w, b.String())
 }

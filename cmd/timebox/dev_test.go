@@ -45,6 +45,20 @@ func TestDev(t *testing.T) {
 		t.Fatal("timebox dev started no MariaDB although its binaries are installed")
 	}
 	alice, bob := tbhttp.NewClient(info.URL, info.Tokens["alice"]), tbhttp.NewClient(info.URL, info.Tokens["bob"])
+	// dave is on call (the dev rotation): approved without anyone; the plan shows the SQL.
+	dave := tbhttp.NewClient(info.URL, info.Tokens["dave"])
+	if r, err := dave.CreateRequest(ctx, timebox.RequestInput{Database: "shop-prod", Access: "read-only", Duration: "1m", Reason: "INC-7", Ticket: "INC-7"}); err != nil ||
+		r.Rule != "prod-read-oncall" || r.State == timebox.StatePending {
+		t.Errorf("dave on call: %v %v", r, err)
+	}
+	adhoc, err := alice.CreateRequest(ctx, timebox.RequestInput{Database: "shop-prod", Tables: []timebox.TableGrant{{Table: "orders", Operations: []string{"SELECT"}, Columns: []string{"id", "total"}}},
+		Duration: "1m", Reason: "totals", Ticket: "OPS-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := bob.Plan(ctx, adhoc.ID); err != nil || !strings.Contains(strings.Join(p.Grant, "\n"), `("id", "total") ON "public"."orders"`) {
+		t.Errorf("ad-hoc plan: %v %v", p, err)
+	}
 	for _, db := range []string{"shop-prod", "orders-dev"} {
 		r, err := alice.CreateRequest(ctx, timebox.RequestInput{Database: db, Access: "read-only", Duration: "2m", Reason: "check order 42", Ticket: "OPS-1"})
 		if err != nil {

@@ -320,3 +320,42 @@ func TestE2ECascades(t *testing.T) {
 		t.Errorf("events: %+v", es)
 	}
 }
+
+// TestE2EUnusedApproval: an approved request whose credentials nobody fetched within the
+// rule's unused_after ends then, on the database too; a used one runs its course.
+func TestE2EUnusedApproval(t *testing.T) {
+	e := newEnv(t, envOptions{extra: `rules:
+  - {name: prod, match: {environment: prod}, approvers: [owners], unused_after: 2s}
+  - {name: dev, match: {environment: dev}, approvers: [owners]}
+`})
+	e.start()
+	args := []string{"--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "r", "--ticket", "T"}
+	unused, used := e.request("alice", args...), e.request("alice", args...)
+	e.ok("bob", "approve", unused)
+	e.ok("bob", "approve", used)
+	e.waitState("alice", unused, "active", 5*time.Second)
+	if s := e.ok("alice", "show", unused); !strings.Contains(s, "unused by") {
+		t.Errorf("show does not say when an unused request ends:\n%s", s)
+	}
+	e.waitState("alice", used, "active", 5*time.Second)
+	c := e.creds("alice", used)
+	r := e.waitState("alice", unused, "expired", 10*time.Second)
+	if r.Grant == nil || r.Grant.Outcome != "dropped" {
+		t.Errorf("unused grant: %+v", r.Grant)
+	}
+	found := false
+	for _, ev := range e.events(unused) {
+		found = found || strings.Contains(fmt.Sprint(ev.Details["note"]), "unused: nobody fetched its credentials")
+	}
+	if !found {
+		t.Error("no event says the request ended unused")
+	}
+	if s := e.show("alice", used); s.State != "active" {
+		t.Errorf("the used request: %s", s.State)
+	}
+	conn, err := c.connect(context.Background(), "")
+	if err != nil {
+		t.Fatalf("the used request's login: %v", err)
+	}
+	conn.Close(context.Background())
+}
