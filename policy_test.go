@@ -396,3 +396,42 @@ func TestPolicyUnusedApproval(t *testing.T) {
 		t.Errorf("after use: used %s due %s", s.UsedAt, due)
 	}
 }
+
+func TestPolicyExplain(t *testing.T) {
+	e := policyEnv(t, "")
+	x, err := e.svc.Explain(e.ctx, "alice", timebox.ExplainInput{Database: "shop", Access: "ddl", Duration: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Rule == nil || x.Rule.Name != "prod-ddl" || !x.Allowed || fmt.Sprint(x.Approvers) != "[bob bea sam dual]" ||
+		x.Takes != "1 of db-owners and 1 of security (distinct people; the requester never counts)" || x.Ticket != "^CHG-[0-9]+$" {
+		t.Errorf("explain: %+v", x)
+	}
+	why := map[string]string{}
+	for _, m := range x.Why {
+		why[m.Rule] = m.Reason
+	}
+	if why["prod-default"] != "matches, but prod-ddl is more specific (or written first)" || why["dev"] != `environment is "prod", not dev` {
+		t.Errorf("why: %v", why)
+	}
+	for _, tc := range []struct {
+		in      timebox.ExplainInput
+		refusal string
+	}{
+		{timebox.ExplainInput{Database: "crm", Access: "ddl", Duration: "1h"}, "rule no-crm-ddl refuses this request: crm schema changes go through migrations"},
+		{timebox.ExplainInput{Database: "shop", Access: "ddl", Duration: "3h"}, "duration 3h0m0s exceeds rule prod-ddl's maximum of 2h0m0s"},
+	} {
+		x, err := e.svc.Explain(e.ctx, "alice", tc.in)
+		if err != nil || x.Allowed || x.Refusal != tc.refusal {
+			t.Errorf("%+v: %+v %v", tc.in, x, err)
+		}
+	}
+	if _, err := e.svc.Explain(e.ctx, "alice", timebox.ExplainInput{Database: "shop", Access: "ddl", Duration: "1h", As: "olga"}); timebox.ErrorCode(err) != timebox.EFORBIDDEN {
+		t.Errorf("explain as someone else: %v", err)
+	}
+	e.svc.OnCall = &fakeOnCall{who: "olga", until: e.now.Add(time.Hour)}
+	if x, err := e.svc.Explain(e.ctx, "root", timebox.ExplainInput{Database: "shop", Access: "read-only", Duration: "1h", As: "olga"}); err != nil ||
+		!strings.HasPrefix(x.AutoApproval, "yes: olga is on call in primary until") || !strings.HasPrefix(x.BreakGlass, "yes") {
+		t.Errorf("explain for olga: %+v %v", x, err)
+	}
+}
