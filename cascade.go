@@ -36,7 +36,9 @@ func (s *Service) cascadeCause(r *Request, disabled map[string]*DisabledUser) (s
 	if err != nil {
 		return CauseDatabaseRemoved, fmt.Sprintf("database %s was removed from the configuration", r.Database)
 	}
-	if r.Access != AdHocAccess {
+	if r.Access == AdHocAccess && db.Method != MethodEphemeralLogin {
+		return CauseAccessRemoved, fmt.Sprintf("database %s now uses method %s; ad-hoc grants need %s", r.Database, db.Method, MethodEphemeralLogin)
+	} else if r.Access != AdHocAccess {
 		if _, err := s.Catalog.Grants(db, r.Access); err != nil {
 			return CauseAccessRemoved, fmt.Sprintf("access level %s was removed from the configuration", r.Access)
 		}

@@ -40,7 +40,7 @@ func (s *Service) Extend(ctx context.Context, actor, id string, in ExtendInput) 
 	}
 	// Decided outside the transaction (an on-call check may read a calendar over the
 	// network); the update fails as stale if the request changed meanwhile.
-	d, err := s.decideExtension(ctx, rin, r, end)
+	rule, d, err := s.decideExtension(ctx, rin, r, end)
 	if err != nil {
 		return nil, fmt.Errorf("extend: %w", err)
 	}
@@ -48,16 +48,18 @@ func (s *Service) Extend(ctx context.Context, actor, id string, in ExtendInput) 
 		now := s.now()
 		if !r.End.After(now) {
 			return Errorf(ECONFLICT, "the window already ended at %s", fmtTime(r.End))
+		} else if err := s.checkLoginFreeUntil(tx, r, end); err != nil {
+			return err
 		} else if d != nil {
-			return s.applyExtension(tx, r, Actor, d.end, d.note, in.Reason, now)
+			return s.applyExtension(tx, r, Actor, rule.Name, d.end, d.note, in.Reason, now)
 		}
-		r.Extension = &Extension{End: end, Reason: strings.TrimSpace(in.Reason), RequestedAt: now, Reviews: []Review{}}
-		r.UpdatedAt = now
+		r.Extension = &Extension{End: end, Rule: rule.Name, Reason: strings.TrimSpace(in.Reason), RequestedAt: now, Reviews: []Review{}}
+		r.Awaiting, r.UpdatedAt = awaitingAll(rule), now
 		if err := tx.UpdateRequest(r); err != nil {
 			return err
 		}
 		return tx.AppendEvent(requestEvent(now, actor, "extension.requested", r, map[string]any{
-			"end": fmtTime(end), "reason": r.Extension.Reason, "rule": r.Rule, "awaiting": r.Awaiting,
+			"end": fmtTime(end), "reason": r.Extension.Reason, "rule": rule.Name, "awaiting": r.Awaiting,
 		}))
 	})
 	if err != nil {
@@ -113,32 +115,31 @@ type extensionDecision struct {
 // decideExtension applies the policy to an extension of r to end: the rule for the whole
 // window must allow it; an auto-approving rule approves it (an on-call one up to the end of
 // the shift, which must still lie after the current end).
-func (s *Service) decideExtension(ctx context.Context, in RuleInput, r *Request, end time.Time) (*extensionDecision, error) {
+func (s *Service) decideExtension(ctx context.Context, in RuleInput, r *Request, end time.Time) (*Rule, *extensionDecision, error) {
 	rule, _, err := s.Catalog.Rule(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if err := rule.Check(in, r.Ticket); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r.Rule, r.Awaiting = rule.Name, awaitingAll(rule)
 	a := rule.AutoApprove
 	switch {
 	case a == nil:
-		return nil, nil
+		return rule, nil, nil
 	case a.Always:
-		return &extensionDecision{end: end, note: "extended automatically by rule " + rule.Name}, nil
+		return rule, &extensionDecision{end: end, note: "extended automatically by rule " + rule.Name}, nil
 	case s.OnCall == nil:
-		return nil, nil
+		return rule, nil, nil
 	}
 	until, ok, err := s.OnCall.OnCall(ctx, a.OnCall, in.Requester, s.now())
 	if err != nil || !ok || !until.After(r.End) {
-		return nil, nil
+		return rule, nil, nil
 	}
 	d := &extensionDecision{end: end, note: fmt.Sprintf("extended automatically by rule %s: %s is on call in %s until %s", rule.Name, r.Requester, a.OnCall, fmtTime(until))}
 	if until.Before(end) {
 		d.end = until
 	}
-	return d, nil
+	return rule, d, nil
 }
 
 // approveExtension records actor's approval of r's pending extension (narrowed by an
@@ -173,11 +174,18 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 		return Errorf(EFORBIDDEN, "%s is not an approver under rule %s (%s)", actor, rule.Name, rule.Describe())
 	} else if slices.Contains(reviewers(x.Reviews, ActionApprove), actor) {
 		return Errorf(ECONFLICT, "%s already approved the extension of request %s; it still needs %s", actor, r.ID, r.Awaiting)
+	} else if err := s.checkLimits(r, rin, x.End, now); err != nil {
+		return err
 	}
+	x.Rule = rule.Name
 	x.Reviews = append(x.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, At: now})
-	met, missing := s.Catalog.Quorum(rule, db, r.Requester, reviewers(x.Reviews, ActionApprove))
+	approvers, err := s.enabled(tx, reviewers(x.Reviews, ActionApprove))
+	if err != nil {
+		return err
+	}
+	met, missing := s.Catalog.Quorum(rule, db, r.Requester, approvers)
 	if met {
-		return s.applyExtension(tx, r, actor, x.End, in.Note, x.Reason, now)
+		return s.applyExtension(tx, r, actor, rule.Name, x.End, in.Note, x.Reason, now)
 	}
 	r.Awaiting, r.UpdatedAt = missing, now
 	if err := tx.UpdateRequest(r); err != nil {
@@ -186,22 +194,37 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 	return tx.AppendEvent(requestEvent(now, actor, "extension.approval_added", r, map[string]any{"note": in.Note, "end": fmtTime(x.End), "awaiting": missing}))
 }
 
-// applyExtension moves r's end to end, now, with the review that did it; the scheduler
-// then moves the database's expiry (see Request.ExtensionUnsynced).
-func (s *Service) applyExtension(tx Tx, r *Request, actor string, end time.Time, note, reason string, now time.Time) error {
+// applyExtension moves r's end to end, now, under rule, with the review that did it; the
+// scheduler then moves the database's expiry (see Request.ExtensionUnsynced).
+func (s *Service) applyExtension(tx Tx, r *Request, actor, rule string, end time.Time, note, reason string, now time.Time) error {
+	if err := s.checkLoginFreeUntil(tx, r, end); err != nil {
+		return err
+	}
 	changes := fmt.Sprintf("end %s → %s", fmtTime(r.End), fmtTime(end))
 	approvers := []string{actor}
 	if r.Extension != nil {
 		approvers = reviewers(r.Extension.Reviews, ActionApprove)
 	}
-	r.End, r.Extension, r.Awaiting, r.UpdatedAt = end, nil, "", now
+	r.End, r.Extension, r.Awaiting, r.Rule, r.UpdatedAt = end, nil, "", rule, now
 	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionExtend, Note: note, Changes: changes, At: now})
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}
 	return tx.AppendEvent(requestEvent(now, actor, "request.extended", r, map[string]any{
-		"end": fmtTime(end), "changes": changes, "reason": reason, "note": note, "rule": r.Rule, "approvers": approvers,
+		"end": fmtTime(end), "changes": changes, "reason": reason, "note": note, "rule": rule, "approvers": approvers,
 	}))
+}
+
+// checkLoginFreeUntil refuses to move r's end to end when its shared login (method
+// unlock_login) is held by another request in the added time.
+func (s *Service) checkLoginFreeUntil(tx Tx, r *Request, end time.Time) error {
+	db, err := s.Catalog.Database(r.Database)
+	if err != nil {
+		return Errorf(ECONFLICT, "database %s is no longer configured", r.Database)
+	}
+	longer := *r
+	longer.End = end
+	return s.checkLoginFree(tx, &longer, db)
 }
 
 // denyExtension drops r's pending extension; r itself is unchanged.

@@ -125,7 +125,7 @@ func (s *Service) record(tx Tx, r *Request, d *decision, now time.Time) error {
 		return err
 	}
 	r.State, r.Awaiting, r.UpdatedAt = to, "", now
-	r.UnusedBy = unusedBy(d.rule, r, db)
+	r.UnusedAfter = unusedAfter(d.rule, db)
 	r.Reviews = append(r.Reviews, Review{Reviewer: Actor, Decision: ActionApprove, Note: d.note, Changes: d.changes, At: now})
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
@@ -138,16 +138,57 @@ func (s *Service) record(tx Tx, r *Request, d *decision, now time.Time) error {
 	return tx.AppendEvent(requestEvent(now, Actor, action, r, details))
 }
 
-// unusedBy is when approved r ends if nobody fetched its credentials (zero: never), under
-// rule's unused_after. A role_membership grant hands out no credentials, so it never applies.
-func unusedBy(rule *Rule, r *Request, db *Database) time.Time {
-	if rule == nil || rule.UnusedAfter <= 0 || db.Method == MethodRoleMembership {
-		return time.Time{}
+// unusedAfter is rule's unused_after for a request on db (0: none). It counts from the
+// activation, when the credentials become available. A role_membership grant hands out no
+// credentials, so it never applies.
+func unusedAfter(rule *Rule, db *Database) Duration {
+	if rule == nil || db.Method == MethodRoleMembership {
+		return 0
 	}
-	if t := r.Start.Add(time.Duration(rule.UnusedAfter)); t.Before(r.End) {
-		return t
+	return rule.UnusedAfter
+}
+
+// checkLimits re-applies, at an approval, the current limits of r's environment to r's
+// window ending at end: a limit lowered since the request was filed holds.
+func (s *Service) checkLimits(r *Request, in RuleInput, end time.Time, now time.Time) error {
+	l := s.Catalog.LimitsFor(in.Database.Environment)
+	if d := end.Sub(r.Start); l.MaxDuration > 0 && d > time.Duration(l.MaxDuration) {
+		return Errorf(EINVALID, "duration %s exceeds the %s limit of %s", d.Round(time.Second), in.Database.Environment, time.Duration(l.MaxDuration))
+	} else if !end.After(now) {
+		return Errorf(ECONFLICT, "the window already ended at %s; it cannot be approved", fmtTime(end))
 	}
-	return time.Time{}
+	return nil
+}
+
+// enabled returns names without the users disabled in the configuration or through the API:
+// an approval by someone disabled since no longer counts.
+func (s *Service) enabled(tx Tx, names []string) ([]string, error) {
+	disabled, err := tx.DisabledUsers()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		if u, err := s.Catalog.User(n); err == nil && !u.Disabled && disabled[n] == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// mayReview reports whether actor approves under the rule of r's window or, when an
+// extension is pending, under the rule of the extended window.
+func (s *Service) mayReview(r *Request, db *Database, actor string) bool {
+	if rule, err := s.ruleFor(r); err == nil && s.Catalog.MayApprove(rule, db, actor) {
+		return true
+	}
+	if x := r.Extension; x != nil {
+		if in, err := s.ruleInput(r, x.End); err == nil {
+			rule, _, err := s.Catalog.Rule(in)
+			return err == nil && s.Catalog.MayApprove(rule, db, actor)
+		}
+	}
+	return false
 }
 
 // checkEnabled returns EFORBIDDEN when user is unknown, disabled in the configuration, or

@@ -380,10 +380,21 @@ func TestPolicyUnusedApproval(t *testing.T) {
 	e.svc.Catalog.Rules[0].UnusedAfter = timebox.Duration(20 * time.Minute) // prod-default
 	r := e.create("alice", timebox.RequestInput{Database: "crm", Access: "read-only", Duration: "2h", Reason: "r", Ticket: "T"})
 	e.approve("bob", r.ID, timebox.ApproveInput{})
-	if s := e.stored(r.ID); !s.UnusedBy.Equal(s.Start.Add(20 * time.Minute)) {
-		t.Fatalf("unused by %s", s.UnusedBy)
+	if s := e.stored(r.ID); s.UnusedAfter != timebox.Duration(20*time.Minute) || !s.UnusedBy.IsZero() {
+		t.Fatalf("approved: unused after %v, by %s (it counts from the activation)", s.UnusedAfter, s.UnusedBy)
 	}
 	e.activate(r.ID, "pw-123456789")
+	// What the scheduler does at activation: the deadline counts from now.
+	if err := e.db.Update(e.ctx, func(tx timebox.Tx) error {
+		s, err := tx.FindRequest(r.ID)
+		if err != nil {
+			return err
+		}
+		s.UnusedBy = s.ActivatedAt.Add(time.Duration(s.UnusedAfter))
+		return tx.UpdateRequest(s)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	s := e.stored(r.ID)
 	if due, _ := s.DueAt(); !due.Equal(s.UnusedBy) || !s.Unused(s.UnusedBy) || s.Unused(s.UnusedBy.Add(-time.Second)) {
 		t.Fatalf("active: due %s, unused by %s", due, s.UnusedBy)
@@ -434,4 +445,83 @@ func TestPolicyExplain(t *testing.T) {
 		!strings.HasPrefix(x.AutoApproval, "yes: olga is on call in primary until") || !strings.HasPrefix(x.BreakGlass, "yes") {
 		t.Errorf("explain for olga: %+v %v", x, err)
 	}
+}
+
+// The policy as it is at the approval holds: a maximum lowered since the request was filed
+// refuses the approval, and nothing changes.
+func TestPolicyApprovalAppliesTheCurrentRule(t *testing.T) {
+	e := policyEnv(t, "")
+	r := e.create("alice", timebox.RequestInput{Database: "crm", Access: "read-only", Duration: "3h", Reason: "r", Ticket: "T"})
+	e.svc.Catalog.Rules[0].MaxDuration = timebox.Duration(2 * time.Hour) // prod-default
+	e.refused(r.ID, timebox.EINVALID, []string{"exceeds rule prod-default's maximum of 2h0m0s"}, func() error {
+		_, err := e.svc.Approve(e.ctx, "bob", r.ID, timebox.ApproveInput{})
+		return err
+	})
+	e.approve("bob", r.ID, timebox.ApproveInput{End: tp(r.Start.Add(2 * time.Hour))}) // narrowed to fit: fine
+}
+
+// An approval by someone disabled since no longer counts towards the quorum.
+func TestPolicyDisabledApproverDoesNotCount(t *testing.T) {
+	e := policyEnv(t, "")
+	r := e.create("alice", timebox.RequestInput{Database: "shop", Access: "read-only", Duration: "4h", Reason: "r", Ticket: "T"})
+	if _, err := e.svc.Approve(e.ctx, "bob", r.ID, timebox.ApproveInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.DisableUser(e.ctx, "root", "bob", "laptop stolen"); err != nil {
+		t.Fatal(err)
+	}
+	e.changed(r.ID, "request.approval_added", true, func() error {
+		got, err := e.svc.Approve(e.ctx, "bea", r.ID, timebox.ApproveInput{})
+		if err == nil && (got.State != timebox.StatePending || got.Awaiting != "1 more of db-owners") {
+			t.Errorf("after bea: %s awaiting %q", got.State, got.Awaiting)
+		}
+		return err
+	})
+	e.approve("dual", r.ID, timebox.ApproveInput{})
+}
+
+// An extension whose window falls under another rule is approved by that rule's approvers.
+func TestPolicyExtensionUnderAnotherRule(t *testing.T) {
+	e := policyEnv(t, "")
+	c := e.svc.Catalog
+	c.Rules = append(c.Rules, timebox.Rule{Name: "crm-long", Match: timebox.RuleMatch{Databases: timebox.StringList{"crm"}, LongerThan: timebox.Duration(3 * time.Hour)},
+		Approvers: timebox.Approvers{{Groups: timebox.StringList{"security"}}}})
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.create("alice", timebox.RequestInput{Database: "crm", Access: "read-only", Duration: "2h", Reason: "r", Ticket: "T"})
+	e.approve("bob", r.ID, timebox.ApproveInput{})
+	e.activate(r.ID, "pw-123456789")
+	x, err := e.svc.Extend(e.ctx, "alice", r.ID, timebox.ExtendInput{Duration: "2h", Reason: "more"})
+	if err != nil || x.Extension.Rule != "crm-long" || x.Rule != "prod-default" || x.Awaiting != "1 of security" {
+		t.Fatalf("extension: %+v %v", x, err)
+	}
+	e.refused(r.ID, timebox.EFORBIDDEN, []string{"bob is not an approver under rule crm-long"}, func() error {
+		_, err := e.svc.Approve(e.ctx, "bob", r.ID, timebox.ApproveInput{})
+		return err
+	})
+	e.changed(r.ID, "request.extended", true, func() error {
+		_, err := e.svc.Approve(e.ctx, "sam", r.ID, timebox.ApproveInput{})
+		return err
+	})
+	if s := e.stored(r.ID); s.Rule != "crm-long" || !s.End.Equal(s.Start.Add(4*time.Hour)) {
+		t.Errorf("after the extension: rule %s, end %s", s.Rule, s.End)
+	}
+}
+
+// A shared login (unlock_login) is not extended into the next holder's window.
+func TestPolicyExtensionKeepsSharedLoginExclusive(t *testing.T) {
+	e := policyEnv(t, "")
+	first, err := e.svc.CreateRequest(e.ctx, "alice", timebox.RequestInput{Database: "maint", Access: "read-only", Duration: "1h", Reason: "r"})
+	if err != nil || first.State != timebox.StateApproved {
+		t.Fatalf("first: %v %v", first, err)
+	}
+	second, err := e.svc.CreateRequest(e.ctx, "olga", timebox.RequestInput{Database: "maint", Access: "read-only", Start: tp(first.End), Duration: "1h", Reason: "r"})
+	if err != nil || second.State != timebox.StateApproved {
+		t.Fatalf("second: %v %v", second, err)
+	}
+	e.refused(first.ID, timebox.ECONFLICT, []string{"is held by request " + second.ID}, func() error {
+		_, err := e.svc.Extend(e.ctx, "alice", first.ID, timebox.ExtendInput{Duration: "30m", Reason: "more"})
+		return err
+	})
 }

@@ -125,7 +125,7 @@ func (r *Request) DueAt() (time.Time, bool) {
 	if r.End.Before(due) {
 		due = r.End
 	}
-	return r.unusedCap(due), true
+	return due, true
 }
 
 // ExtensionUnsynced reports whether an approved extension moved End past the database-side
@@ -136,10 +136,10 @@ func (r *Request) ExtensionUnsynced() bool {
 		!g.ValidUntil.IsZero() && g.ValidUntil.Before(r.End)
 }
 
-// Unused reports whether r was approved with an unused_after deadline that passed at now
-// with its credentials never fetched.
+// Unused reports whether active r has an unused_after deadline that passed at now with its
+// credentials never fetched.
 func (r *Request) Unused(now time.Time) bool {
-	return !r.UnusedBy.IsZero() && r.UsedAt.IsZero() && !r.UnusedBy.After(now) && r.UnusedBy.Before(r.End)
+	return r.State == StateActive && !r.UnusedBy.IsZero() && r.UsedAt.IsZero() && !r.UnusedBy.After(now) && r.UnusedBy.Before(r.End)
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -214,9 +214,11 @@ type Policy struct {
 	FollowUp   *FollowUp `json:"follow_up,omitempty"`
 	// Extension is a pending request for more time on an approved or active request.
 	Extension *Extension `json:"extension,omitempty"`
-	// UnusedBy, when set, is when an approved request whose credentials nobody fetched ends
-	// (the rule's unused_after); UsedAt is when they were first fetched.
-	UnusedBy time.Time `json:"unused_by,omitzero"`
+	// UnusedAfter is the deciding rule's unused_after: once the request is active, UnusedBy
+	// (its activation plus UnusedAfter) is when it ends if nobody fetched its credentials;
+	// UsedAt is when they were first fetched.
+	UnusedAfter Duration  `json:"unused_after,omitempty"`
+	UnusedBy    time.Time `json:"unused_by,omitzero"`
 	UsedAt   time.Time `json:"used_at,omitzero"`
 }
 
@@ -231,7 +233,9 @@ type FollowUp struct {
 // Extension is a request for more time on an approved or active request: approved under
 // the same rules, it moves End (and the database's expiry) with no gap.
 type Extension struct {
-	End         time.Time `json:"end"`
+	End time.Time `json:"end"`
+	// Rule is the rule that decides the extended window.
+	Rule        string    `json:"rule"`
 	Reason      string    `json:"reason"`
 	RequestedAt time.Time `json:"requested_at"`
 	Reviews     []Review  `json:"reviews"`

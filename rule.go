@@ -184,12 +184,20 @@ func (c *Catalog) validateRules(levels map[string]bool) error {
 				return fieldError(f+".match.operations", "unknown operation %q (supported: DELETE, INSERT, SELECT, UPDATE)", op)
 			}
 		}
+		if len(r.Match.Operations) > 0 && len(r.Match.Access) > 0 && !slices.Equal(r.Match.Access, StringList{AdHocAccess}) {
+			return fieldError(f+".match", "operations match ad-hoc requests only; with access levels the rule could never match")
+		}
+		for _, env := range r.Match.Environment {
+			if !slices.ContainsFunc(c.Databases, func(d Database) bool { return d.Environment == env }) {
+				return fieldError(f+".match.environment", "no database has environment %q", env)
+			}
+		}
 		for _, d := range r.Match.Databases {
 			if _, err := c.Database(d); err != nil {
 				return fieldError(f+".match.databases", "unknown database %q", d)
 			}
 		}
-		if err := r.fillApprovers(f); err != nil {
+		if err := r.fillApprovers(c, f); err != nil {
 			return err
 		}
 	}
@@ -197,7 +205,7 @@ func (c *Catalog) validateRules(levels map[string]bool) error {
 }
 
 // fillApprovers gives a rule its default quorum and checks its clauses.
-func (r *Rule) fillApprovers(f string) error {
+func (r *Rule) fillApprovers(c *Catalog, f string) error {
 	if r.Refuse != "" {
 		return nil
 	}
@@ -220,6 +228,13 @@ func (r *Rule) fillApprovers(f string) error {
 	}
 	if r.Approvals > 0 && r.Approvals != r.Needed() {
 		return fieldError(f+".approvals", "%d does not add up with the approvers' counts (%d)", r.Approvals, r.Needed())
+	}
+	for j, cl := range r.Approvers {
+		for _, g := range cl.Groups {
+			if g != GroupOwners && g != GroupAdmins && !slices.ContainsFunc(c.Users, func(u User) bool { return slices.Contains(u.Groups, g) }) {
+				return fieldError(fmt.Sprintf("%s.approvers[%d]", f, j), "no user is in group %q, so nobody could approve (a typo?)", g)
+			}
+		}
 	}
 	return nil
 }
@@ -293,7 +308,7 @@ func (r *Rule) specificity() []int {
 		ops = 10 - len(m.Operations)
 	}
 	return []int{b2i(len(m.Databases) > 0), len(m.Labels), b2i(len(m.Environment) > 0),
-		b2i(len(m.Access) > 0), ops, b2i(len(m.RequesterGroups) > 0), int(time.Duration(m.LongerThan) / time.Second)}
+		b2i(len(m.Access) > 0 || len(m.Operations) > 0), ops, b2i(len(m.RequesterGroups) > 0), int(time.Duration(m.LongerThan) / time.Second)}
 }
 
 func b2i(b bool) int {
@@ -388,7 +403,8 @@ func (c *Catalog) ReviewsOn(user string, db *Database) bool {
 		}
 		labels := true
 		for k, v := range m.Labels {
-			labels = labels && db.Labels[k] == v
+			got, ok := db.Labels[k]
+			labels = labels && ok && got == v
 		}
 		if labels && c.MayApprove(r, db, user) {
 			return true

@@ -30,6 +30,7 @@ databases:
   - {name: shop, server: pg1, database: shop, environment: prod, owners: [db-owners], labels: {tier: "1"}}
   - {name: crm, server: pg1, database: crm, environment: prod, owners: [db-owners]}
   - {name: sandbox, server: pg1, database: sandbox, environment: dev, owners: [db-owners]}
+  - {name: maint, server: pg1, database: shop, environment: dev, owners: [db-owners], method: unlock_login, login: maint}
 access_levels:
   - {name: read-only, postgres: {roles: [ro]}}
   - {name: read-write, postgres: {roles: [rw]}}
@@ -193,6 +194,9 @@ func TestRuleValidation(t *testing.T) {
 		{`[{name: a, match: {operations: [TRUNCATE]}}]`, `rules[0].match.operations: unknown operation "TRUNCATE"`},
 		{`[{name: a, match: {databases: [nope]}}]`, `rules[0].match.databases: unknown database "nope"`},
 		{`[{name: a, approvers: [{group: x, count: 11}]}]`, "rules[0].approvers[0].count: must be 1 to 10"},
+		{`[{name: a, approvers: [db-owner]}]`, `rules[0].approvers[0]: no user is in group "db-owner", so nobody could approve`},
+		{`[{name: a, match: {environment: production}}]`, `rules[0].match.environment: no database has environment "production"`},
+		{`[{name: a, match: {access: ro, operations: [SELECT]}}]`, "rules[0].match: operations match ad-hoc requests only"},
 	} {
 		src := `
 servers: [{name: pg1, engine: postgres, url: "postgres://t@db/postgres", password: "env:X"}]
@@ -205,6 +209,27 @@ rules: ` + tc.rules
 		}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.rules, err, tc.want)
+		}
+	}
+}
+
+// Naming access levels or operations is one criterion (docs/policy.md): among rules that name
+// either, fewer operations wins; a rule naming "ad-hoc" counts as naming all four.
+func TestRuleSpecificityAccessVsOperations(t *testing.T) {
+	c := policyCatalog(t)
+	c.Rules = []timebox.Rule{
+		{Name: "adhoc-any", Match: timebox.RuleMatch{Environment: timebox.StringList{"prod"}, Access: timebox.StringList{timebox.AdHocAccess}}, Approvals: 2},
+		{Name: "adhoc-read", Match: timebox.RuleMatch{Environment: timebox.StringList{"prod"}, Operations: timebox.StringList{"SELECT"}}},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := c.User("alice")
+	db, _ := c.Database("shop")
+	for ops, want := range map[string]string{"SELECT": "adhoc-read", "SELECT,UPDATE": "adhoc-any"} {
+		r, _, err := c.Rule(timebox.RuleInput{Requester: u, Database: db, Access: timebox.AdHocAccess, Operations: strings.Split(ops, ","), Duration: time.Hour})
+		if err != nil || r.Name != want {
+			t.Errorf("%s: %v %v, want %s", ops, r, err, want)
 		}
 	}
 }

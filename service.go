@@ -234,10 +234,7 @@ func (s *Service) review(tx Tx, actor, id, verb string) (*Request, error) {
 	if r.Requester == actor && verb != string(ActionRevoke) {
 		return nil, Errorf(EFORBIDDEN, "nobody may %s their own request, admins included", verb)
 	}
-	if s.Catalog.IsOwner(actor, db) || s.Catalog.IsAdmin(actor) {
-		return r, nil
-	}
-	if rule, err := s.ruleFor(r); err == nil && s.Catalog.MayApprove(rule, db, actor) {
+	if s.Catalog.IsOwner(actor, db) || s.Catalog.IsAdmin(actor) || s.mayReview(r, db, actor) {
 		return r, nil
 	}
 	return nil, Errorf(EFORBIDDEN, "%s is not an owner of database %s, an admin or an approver of its rule, so cannot %s request %s", actor, db.Name, verb, id)
@@ -296,9 +293,22 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 	} else if tc != "" {
 		changes = strings.TrimPrefix(changes+"; "+tc, "; ")
 	}
+	// The policy as it is now: a maximum or ticket pattern tightened since the request was
+	// filed holds at its approval.
+	if rin, err := s.ruleInput(r, r.End); err != nil {
+		return err
+	} else if err := rule.Check(rin, r.Ticket); err != nil {
+		return err
+	} else if err := s.checkLimits(r, rin, r.End, now); err != nil {
+		return err
+	}
 	r.UpdatedAt = now
 	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, Changes: changes, At: now})
-	met, missing := s.Catalog.Quorum(rule, db, r.Requester, reviewers(r.Reviews, ActionApprove))
+	approvers, err := s.enabled(tx, reviewers(r.Reviews, ActionApprove))
+	if err != nil {
+		return err
+	}
+	met, missing := s.Catalog.Quorum(rule, db, r.Requester, approvers)
 	details := map[string]any{"note": in.Note, "changes": changes, "start": fmtTime(r.Start), "end": fmtTime(r.End), "rule": rule.Name}
 	if len(r.Tables) > 0 {
 		details["tables"] = DescribeTables(r.Tables)
@@ -315,8 +325,8 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 		return err
 	}
 	r.State, r.Awaiting = StateApproved, ""
-	r.UnusedBy = unusedBy(rule, r, db)
-	details["approvers"] = reviewers(r.Reviews, ActionApprove)
+	r.UnusedAfter = unusedAfter(rule, db)
+	details["approvers"] = approvers
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}
@@ -517,6 +527,7 @@ func (s *Service) finish(tx Tx, r *Request, actor string, action Action, note st
 		return err
 	}
 	r.State, r.Ending, r.EndingSince, r.UpdatedAt, r.EndedAt = to, EndingNone, time.Time{}, now, now
+	r.Extension, r.Awaiting = nil, "" // nothing is pending on a finished request
 	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: action, Note: note, At: now})
 	if err := tx.UpdateRequest(r); err != nil {
 		return err

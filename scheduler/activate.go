@@ -55,6 +55,11 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 			return false, err
 		}
 		r.State, r.ActivatedAt = to, now
+		if r.UnusedAfter > 0 { // the credentials are available from now on
+			if by := now.Add(time.Duration(r.UnusedAfter)); by.Before(r.End) {
+				r.UnusedBy = by
+			}
+		}
 		r.Grant.Status, r.Grant.LastError, r.Grant.NextAttemptAt, r.Grant.UpdatedAt = timebox.GrantActive, "", time.Time{}, now
 		if err := tx.PutGrant(r.Grant); err != nil {
 			return false, err
@@ -83,7 +88,9 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 		return nil, err
 	}
 	var grants timebox.EngineRoles // an ad-hoc request grants its tables only
-	if r.Access != timebox.AdHocAccess {
+	if len(r.Tables) > 0 && db.Method != timebox.MethodEphemeralLogin {
+		return nil, timebox.Errorf(timebox.EINVALID, "database %s uses method %s: ad-hoc table grants need a login of their own", db.Name, db.Method)
+	} else if r.Access != timebox.AdHocAccess {
 		if grants, err = s.Catalog.Grants(db, r.Access); err != nil {
 			return nil, err
 		}

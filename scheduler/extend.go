@@ -15,14 +15,20 @@ func (s *Scheduler) extend(ctx context.Context, id string) error {
 	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
 		r, err = tx.FindRequest(id)
 		return err
-	}); err != nil || !r.ExtensionUnsynced() {
+	}); err != nil || !r.ExtensionUnsynced() || !r.End.After(s.Now()) {
 		return err
 	}
-	end := r.End
-	err := s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
-		p.ValidUntil = end
-		return e.Extend(ctx, p)
-	})
+	g, end := r.Grant, r.End
+	// No password: Extend changes the expiry only, and must not fail for want of the key.
+	p := timebox.GrantPlan{Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
+		Roles: g.Roles, Privileges: g.Privileges, Tables: g.Tables, ValidUntil: end}
+	if g.Method == timebox.MethodRoleMembership {
+		defer s.lockPrincipal(g.Server, g.Principal)()
+	}
+	err := s.onServer(ctx, g.Server, func(ctx context.Context, e timebox.Engine) error { return e.Extend(ctx, p) })
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // shutting down: not a failure of the database
+	}
 	_, _, uerr := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		g := r.Grant
 		if !r.ExtensionUnsynced() {
@@ -30,7 +36,8 @@ func (s *Scheduler) extend(ctx context.Context, id string) error {
 		}
 		if err != nil {
 			first := g.LastError == ""
-			g.LastError, g.NextAttemptAt, g.UpdatedAt = timebox.ErrorMessage(err), now.Add(s.backoff(1)), now
+			g.Attempts++
+			g.LastError, g.NextAttemptAt, g.UpdatedAt = timebox.ErrorMessage(err), now.Add(s.backoff(g.Attempts)), now
 			if perr := tx.PutGrant(g); perr != nil || !first {
 				return true, perr
 			}
@@ -45,9 +52,8 @@ func (s *Scheduler) extend(ctx context.Context, id string) error {
 			"principal": g.Principal, "valid_until": end.Format(time.RFC3339Nano), "previous": old.Format(time.RFC3339Nano),
 		}))
 	})
-	if err != nil {
+	if err != nil { // recorded with its next attempt; no cooldown, which could delay the expiry
 		s.Logger.Warn("scheduler: extension failed; will retry", "request", id, "err", timebox.ErrorMessage(err))
-		return err
 	}
 	return uerr
 }

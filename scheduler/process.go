@@ -30,11 +30,11 @@ func (s *Scheduler) Process(ctx context.Context, id string) error {
 	switch {
 	case r.Ending != timebox.EndingNone:
 		return s.remove(ctx, id)
-	case (r.State == timebox.StatePending || r.State == timebox.StateApproved) && r.Grant == nil && (!r.End.After(now) || r.Unused(now)):
+	case (r.State == timebox.StatePending || r.State == timebox.StateApproved) && r.Grant == nil && !r.End.After(now):
 		return s.expireUnused(ctx, id)
-	case r.State == timebox.StateActive && r.Unused(now):
+	case r.Unused(now):
 		return s.remove(ctx, id)
-	case r.ExtensionUnsynced():
+	case r.ExtensionUnsynced() && r.End.After(now): // past the end, the removal comes first
 		return s.extend(ctx, id)
 	case r.State == timebox.StateApproved && r.End.After(now):
 		return s.activate(ctx, id)
@@ -71,8 +71,7 @@ func event(now time.Time, action string, r *timebox.Request, details map[string]
 // database.
 func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		unused := r.State == timebox.StateApproved && r.Unused(now)
-		if r.Grant != nil || r.Ending != timebox.EndingNone || (r.End.After(now) && !unused) {
+		if r.Grant != nil || r.Ending != timebox.EndingNone || r.End.After(now) {
 			return false, nil
 		}
 		from := r.State
@@ -80,12 +79,8 @@ func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 		if err != nil {
 			return false, nil
 		}
-		r.State, r.EndedAt = to, now
-		note := fmt.Sprintf("the window ended while the request was %s", from)
-		if unused {
-			note = unusedNote(r)
-		}
-		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": note}))
+		r.State, r.EndedAt, r.Extension, r.Awaiting = to, now, nil, ""
+		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": fmt.Sprintf("the window ended while the request was %s", from)}))
 	})
 	return err
 }

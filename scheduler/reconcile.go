@@ -208,7 +208,8 @@ func (s *Scheduler) liveGrants(ctx context.Context) (map[string]*live, error) {
 
 // settled reports whether r's grant is active with nothing under way.
 func settled(r *timebox.Request) bool {
-	return r.State == timebox.StateActive && r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive
+	return r.State == timebox.StateActive && r.Ending == timebox.EndingNone && r.Grant.Status == timebox.GrantActive &&
+		!r.ExtensionUnsynced() // the expiry is on its way to the extended end
 }
 
 // reconcileServer compares what the server has (found, listed after the store snapshot

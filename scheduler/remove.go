@@ -71,12 +71,13 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 		}
 		since := r.EndingSince
 		r.State, r.Ending, r.EndingSince, r.EndedAt = to, timebox.EndingNone, time.Time{}, now
+		r.Extension, r.Awaiting = nil, "" // an extension still pending at the end is moot
 		return true, tx.AppendEvent(event(now, "request."+string(to), r, map[string]any{
 			"principal": g.Principal, "outcome": g.Outcome, "sessions_ended": res.SessionsEnded,
 			"pending_since": since.Format(time.RFC3339Nano), "attempts": g.Attempts,
 		}))
 	})
-	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired {
+	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired && !r.EndedAt.Before(r.End) { // not an early, unused end
 		s.Metrics.observeExpiry(r.EndedAt.Sub(r.End))
 	}
 	return err

@@ -181,6 +181,7 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigPolicy(t *testing.T) {
 	// cfgValidYAML's own access levels give way to three.
 	base := strings.Replace(cfgValidYAML, "access_levels:\n  - name: read-only\n    postgres:\n      roles: [shop_ro]\n", "", 1)
+	base = strings.Replace(base, "    groups: [shop-owners]\n", "    groups: [shop-owners, security]\n", 1)
 	path := cfgWrite(t, base+`access_levels:
   - {name: read-only, postgres: {roles: [shop_ro]}}
   - {name: ddl, postgres: {roles: [shop_ddl]}}

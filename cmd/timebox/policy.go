@@ -19,10 +19,10 @@ func policyStatus(r *timebox.Request, s string) string {
 			s += ", follow-up review open"
 		}
 	}
-	if r.Extension != nil {
+	if r.Extension != nil && r.State.Live() {
 		s += ", extension to " + localTime(r.Extension.End) + " pending"
 	}
-	if r.Awaiting != "" && (r.State == timebox.StatePending || r.Extension != nil) {
+	if r.Awaiting != "" && r.State.Live() && (r.State == timebox.StatePending || r.Extension != nil) {
 		s += ", awaiting " + r.Awaiting
 	}
 	return s

@@ -129,8 +129,10 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	}
 	// What the configuration no longer allows ends now: removed or disabled users, removed
 	// databases and access levels (each with an audit event naming the cause).
+	// Several servers sharing a store must run the same configuration: one started with an
+	// older file would end what the newer one allows (docs/policy.md).
 	if n, err := in.Service.Cascade(ctx); err != nil {
-		return nil, err
+		logger.Error("could not end the requests the configuration no longer allows; they end at the next start", "err", err)
 	} else if n > 0 {
 		logger.Warn("configuration changes ended live requests", "requests", n)
 	}
