@@ -219,7 +219,7 @@ type Policy struct {
 	// UsedAt is when they were first fetched.
 	UnusedAfter Duration  `json:"unused_after,omitempty"`
 	UnusedBy    time.Time `json:"unused_by,omitzero"`
-	UsedAt   time.Time `json:"used_at,omitzero"`
+	UsedAt      time.Time `json:"used_at,omitzero"`
 }
 
 // FollowUp is the review owners must close after a break-glass activation.
