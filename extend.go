@@ -79,22 +79,10 @@ func (s *Service) checkExtension(r *Request, in ExtendInput, now time.Time) (tim
 	case r.BreakGlass:
 		return time.Time{}, Errorf(ECONFLICT, "a break-glass request cannot be extended; ask for a new one")
 	}
-	var end time.Time
-	switch {
-	case in.End != nil && in.Duration != "":
-		return end, Errorf(EINVALID, "give either an end time or a duration, not both")
-	case in.End != nil:
-		end = in.End.UTC().Truncate(time.Microsecond)
-	case in.Duration != "":
-		d, err := ParseDuration(in.Duration)
-		if err != nil {
-			return end, err
-		}
-		end = r.End.Add(d)
-	default:
-		return end, Errorf(EINVALID, "say how much longer: a duration (--for 1h) or a new end (--until TIME)")
-	}
-	if !end.After(r.End) {
+	end, err := endOf(in.End, in.Duration, r.End, "say how much longer: a duration (--for 1h) or a new end (--until TIME)")
+	if err != nil {
+		return end, err
+	} else if !end.After(r.End) {
 		return end, Errorf(EINVALID, "the new end %s is not after the current end %s", fmtTime(end), fmtTime(r.End))
 	}
 	db, err := s.Catalog.Database(r.Database)

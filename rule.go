@@ -266,20 +266,14 @@ type RuleMiss struct {
 // miss returns why r does not match in, or "" when it matches.
 func (r *Rule) miss(in RuleInput) string {
 	m := r.Match
+	if why := r.missDatabase(in.Database); why != "" {
+		return why
+	}
 	switch {
-	case len(m.Environment) > 0 && !slices.Contains(m.Environment, in.Database.Environment):
-		return fmt.Sprintf("environment is %q, not %s", in.Database.Environment, strings.Join(m.Environment, " or "))
-	case len(m.Databases) > 0 && !slices.Contains(m.Databases, in.Database.Name):
-		return fmt.Sprintf("database %s is not listed", in.Database.Name)
 	case len(m.Access) > 0 && !slices.Contains(m.Access, in.Access):
 		return fmt.Sprintf("access %s is not %s", in.Access, strings.Join(m.Access, " or "))
 	case m.LongerThan > 0 && in.Duration <= time.Duration(m.LongerThan):
 		return fmt.Sprintf("%s is not longer than %s", in.Duration, time.Duration(m.LongerThan))
-	}
-	for k, v := range m.Labels {
-		if got, ok := in.Database.Labels[k]; !ok || got != v {
-			return fmt.Sprintf("label %s is not %q", k, v)
-		}
 	}
 	if len(m.Operations) > 0 {
 		if in.Access != AdHocAccess {
@@ -293,6 +287,24 @@ func (r *Rule) miss(in RuleInput) string {
 	}
 	if len(m.RequesterGroups) > 0 && (in.Requester == nil || !slices.ContainsFunc(in.Requester.Groups, func(g string) bool { return slices.Contains(m.RequesterGroups, g) })) {
 		return fmt.Sprintf("the requester is in none of %s", strings.Join(m.RequesterGroups, ", "))
+	}
+	return ""
+}
+
+// missDatabase returns why r cannot match requests on db (its environment, name or labels),
+// or "" when it can.
+func (r *Rule) missDatabase(db *Database) string {
+	m := r.Match
+	switch {
+	case len(m.Environment) > 0 && !slices.Contains(m.Environment, db.Environment):
+		return fmt.Sprintf("environment is %q, not %s", db.Environment, strings.Join(m.Environment, " or "))
+	case len(m.Databases) > 0 && !slices.Contains(m.Databases, db.Name):
+		return fmt.Sprintf("database %s is not listed", db.Name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
+		if got, ok := db.Labels[k]; !ok || got != m.Labels[k] {
+			return fmt.Sprintf("label %s is not %q", k, m.Labels[k])
+		}
 	}
 	return ""
 }
@@ -394,19 +406,7 @@ func (c *Catalog) ReviewsOn(user string, db *Database) bool {
 		return true
 	}
 	for i := range c.Rules {
-		r := &c.Rules[i]
-		m := r.Match
-		switch {
-		case len(m.Environment) > 0 && !slices.Contains(m.Environment, db.Environment),
-			len(m.Databases) > 0 && !slices.Contains(m.Databases, db.Name):
-			continue
-		}
-		labels := true
-		for k, v := range m.Labels {
-			got, ok := db.Labels[k]
-			labels = labels && ok && got == v
-		}
-		if labels && c.MayApprove(r, db, user) {
+		if r := &c.Rules[i]; r.missDatabase(db) == "" && c.MayApprove(r, db, user) {
 			return true
 		}
 	}

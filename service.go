@@ -166,21 +166,26 @@ func window(in RequestInput, now time.Time) (start, end time.Time, err error) {
 			start = now
 		}
 	}
+	end, err = endOf(in.End, in.Duration, start, "an end is required: a duration (--for 2h) or an end time (--until TIME)")
+	return start, end, err
+}
+
+// endOf returns the end a request or an extension gives: end, or from plus duration (one of
+// them, never both; missing says what to give when neither is).
+func endOf(end *time.Time, duration string, from time.Time, missing string) (time.Time, error) {
 	switch {
-	case in.End != nil && in.Duration != "":
-		return start, end, Errorf(EINVALID, "give either an end time or a duration, not both")
-	case in.End != nil:
-		end = in.End.UTC().Truncate(time.Microsecond)
-	case in.Duration != "":
-		d, err := ParseDuration(in.Duration)
+	case end != nil && duration != "":
+		return time.Time{}, Errorf(EINVALID, "give either an end time or a duration, not both")
+	case end != nil:
+		return end.UTC().Truncate(time.Microsecond), nil
+	case duration != "":
+		d, err := ParseDuration(duration)
 		if err != nil {
-			return start, end, err
+			return time.Time{}, err
 		}
-		end = start.Add(d)
-	default:
-		return start, end, Errorf(EINVALID, "an end is required: a duration (--for 2h) or an end time (--until TIME)")
+		return from.Add(d), nil
 	}
-	return start, end, nil
+	return time.Time{}, Errorf(EINVALID, "%s", missing)
 }
 
 // checkLoginFree refuses r when its database unlocks a shared login (method unlock_login)
