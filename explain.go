@@ -94,10 +94,17 @@ func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*
 		return x, nil
 	}
 	x.Takes = rule.Describe()
+	var candidates []string
 	for _, u := range s.Catalog.Users {
-		if u.Name != as && !u.Disabled && s.Catalog.MayApprove(rule, db, u.Name) {
-			x.Approvers = append(x.Approvers, u.Name)
+		if u.Name != as && s.Catalog.MayApprove(rule, db, u.Name) {
+			candidates = append(candidates, u.Name)
 		}
+	}
+	if err := s.Store.View(ctx, func(tx Tx) (err error) {
+		x.Approvers, err = s.enabled(tx, candidates)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	x.AutoApproval = s.explainAuto(ctx, rule, user, now)
 	return x, nil

@@ -214,6 +214,10 @@ func hostileCases(pending, approved *tbhttp.RequestView) []hostileCase {
 		{"deny", "/api/v1/requests/" + p + "/deny", "bob", note("use the replica"), []string{"note"}, "needs a note"},
 		{"revoke", "/api/v1/requests/" + a + "/revoke", "bob", note("incident over"), []string{"note"}, "needs a note"},
 		{"cancel", "/api/v1/requests/" + p + "/cancel", "alice", note("not needed"), []string{"note"}, ""},
+		{"extend", "/api/v1/requests/" + a + "/extend", "alice", fields{{"reason", `"not done"`}, {"duration", `"30m"`}}, []string{"reason"}, "reason is required"},
+		{"follow-up", "/api/v1/requests/" + p + "/follow-up", "bob", note("reviewed"), []string{"note"}, "note is required"},
+		{"explain", "/api/v1/policy/explain", "alice", fields{{"database", `"prod"`}, {"access", `"read-only"`}, {"duration", `"1h"`}}, nil, ""},
+		{"disable", "/api/v1/users/alice/disable", "admin", note("left"), []string{"note"}, "note is required"},
 	}
 	var cases []hostileCase
 	for _, rt := range routes {
