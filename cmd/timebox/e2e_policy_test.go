@@ -359,3 +359,47 @@ func TestE2EUnusedApproval(t *testing.T) {
 	}
 	conn.Close(context.Background())
 }
+
+// TestE2EMariaDBAdHocAndExtension: a column grant on MariaDB, shown before approval, then
+// extended across its end with the session open and the backstop moved.
+func TestE2EMariaDBAdHocAndExtension(t *testing.T) {
+	e := newEnv(t, envOptions{maria: true})
+	e.start()
+	ctx := context.Background()
+	id := e.request("alice", "--db", "mshop", "--table", "orders:select:id", "--for", "5s", "--reason", "ids", "--ticket", "T-9")
+	if plan := e.ok("bob", "show", id, "--plan"); !strings.Contains(plan, "GRANT SELECT (`id`) ON") || strings.Contains(plan, "customer") {
+		t.Errorf("plan:\n%s", plan)
+	}
+	e.ok("bob", "approve", id)
+	r := e.waitState("alice", id, "active", 10*time.Second)
+	c := e.creds("alice", id)
+	conn, closeConn, err := e.mariaConn(c.User, c.Password, c.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn()
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(id) FROM orders").Scan(&n); err != nil || n != 2 {
+		t.Errorf("granted column: %d %v", n, err)
+	}
+	if _, err := conn.ExecContext(ctx, "SELECT customer FROM orders"); err == nil || !strings.Contains(err.Error(), "denied") {
+		t.Errorf("other column: %v, want denied", err)
+	}
+	e.ok("alice", "extend", id, "--for", "1m", "--reason", "more ids")
+	e.ok("bob", "approve", id)
+	time.Sleep(time.Until(r.End.Add(2 * time.Second))) // past the old end and its backstop's second
+	if s := e.show("alice", id); s.State != "active" || !s.End.Equal(r.End.Add(time.Minute)) {
+		t.Fatalf("after the old end: %s until %s", s.State, s.End)
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT count(id) FROM orders").Scan(&n); err != nil {
+		t.Errorf("the session did not survive the old end: %v", err)
+	}
+	if exists, locked := e.mariaAccount(c.User); !exists || locked {
+		t.Errorf("account after the old end: exists %v, locked %v", exists, locked)
+	}
+	e.ok("bob", "revoke", id, "--note", "done")
+	e.waitState("alice", id, "revoked", 10*time.Second)
+	if exists, _ := e.mariaAccount(c.User); exists {
+		t.Error("account left behind")
+	}
+}
