@@ -126,6 +126,15 @@ type Planner interface {
 	PlanStatements(p GrantPlan) (grant, revoke []string, err error)
 }
 
+// TableChecker is implemented by engines that can check an ad-hoc plan before anything is
+// granted: the requester hears of a missing table when asking, not at the start of the window.
+type TableChecker interface {
+	// CheckTables returns EINVALID naming the first table or column of p.Tables that does
+	// not exist in p.Database, or that the admin may not grant; EUNAVAILABLE when the server
+	// cannot be reached.
+	CheckTables(ctx context.Context, p GrantPlan) error
+}
+
 // Credentials are what a requester uses to connect while a request is active.
 type Credentials struct {
 	User      string    `json:"user"`

@@ -26,6 +26,10 @@ type Service struct {
 	// Plan, when set, returns the statements the database will run for a request (the
 	// scheduler's plan through the engine's Planner).
 	Plan func(r *Request) (grant, revoke []string, err error)
+	// CheckTables, when set, checks an ad-hoc request's tables on its database before it is
+	// stored (EINVALID for a missing table or column); an unreachable server does not stop
+	// the request, whose activation checks again.
+	CheckTables func(ctx context.Context, r *Request) error
 }
 
 // OnCallResolver tells who is on call (package oncall implements it).
@@ -96,6 +100,11 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(tables) > 0 && s.CheckTables != nil {
+		if err := s.CheckTables(ctx, r); err != nil && ErrorCode(err) != EUNAVAILABLE {
+			return nil, err
+		}
 	}
 	err = s.Store.Update(ctx, func(tx Tx) error {
 		if err := s.checkEnabled(tx, actor); err != nil {

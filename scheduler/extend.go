@@ -81,3 +81,23 @@ func (s *Scheduler) PlanStatements(r *timebox.Request) (grant, revoke []string, 
 		Privileges: g.Privileges, Tables: g.Tables, ValidUntil: r.End, Password: "<password>",
 	})
 }
+
+// CheckTables checks an ad-hoc request's tables on its database before the request is
+// stored (see timebox.TableChecker): nil when the engine cannot check.
+func (s *Scheduler) CheckTables(ctx context.Context, r *timebox.Request) error {
+	db, err := s.Catalog.Database(r.Database)
+	if err != nil {
+		return err
+	}
+	e, err := s.engine(db.Server)
+	if err != nil {
+		return err
+	}
+	tc, ok := e.(timebox.TableChecker)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.StepTimeout)
+	defer cancel()
+	return tc.CheckTables(ctx, timebox.GrantPlan{Method: db.Method, Database: db.Database, Tables: r.Tables})
+}

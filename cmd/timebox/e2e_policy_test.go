@@ -169,6 +169,8 @@ func TestE2EAdHocColumns(t *testing.T) {
 	e.fails("DELETE cannot be limited to columns", "alice", "request", "--db", "shop", "--table", "payments:delete:id", "--for", "1m", "--reason", "x", "--ticket", "T")
 	e.fails("give either --access or --table", "alice", "request", "--db", "shop", "--access", "read-only", "--table", "payments", "--for", "1m", "--reason", "x")
 	e.fails("ad-hoc table grants need method ephemeral_login", "alice", "request", "--db", "maint", "--table", "payments", "--for", "1m", "--reason", "x")
+	e.fails(`table "public"."refundz" does not exist`, "alice", "request", "--db", "shop", "--table", "refundz", "--for", "1m", "--reason", "x", "--ticket", "T")
+	e.fails(`column "cvv" of table "public"."payments" does not exist`, "alice", "request", "--db", "shop", "--table", "payments:select:id,cvv", "--for", "1m", "--reason", "x", "--ticket", "T")
 	id := e.request("alice", "--db", "shop", "--table", "public.payments:select:id,amount,card number", "--table", "orders:select,update",
 		"--for", "1m", "--reason", "refund INC-3", "--ticket", "INC-3")
 
@@ -366,6 +368,7 @@ func TestE2EMariaDBAdHocAndExtension(t *testing.T) {
 	e := newEnv(t, envOptions{maria: true})
 	e.start()
 	ctx := context.Background()
+	e.fails("has no column `total`", "alice", "request", "--db", "mshop", "--table", "orders:select:id,total", "--for", "5s", "--reason", "x", "--ticket", "T")
 	id := e.request("alice", "--db", "mshop", "--table", "orders:select:id", "--for", "5s", "--reason", "ids", "--ticket", "T-9")
 	if plan := e.ok("bob", "show", id, "--plan"); !strings.Contains(plan, "GRANT SELECT (`id`) ON") || strings.Contains(plan, "customer") {
 		t.Errorf("plan:\n%s", plan)

@@ -124,6 +124,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	}
 	in.Service.Wake = in.Scheduler.Wake
 	in.Service.Plan = in.Scheduler.PlanStatements
+	in.Service.CheckTables = in.Scheduler.CheckTables
 	if len(c.OnCall) > 0 {
 		in.Service.OnCall = oncall.NewResolver(c.OnCall)
 	}

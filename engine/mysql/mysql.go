@@ -29,9 +29,10 @@ import (
 )
 
 var (
-	_ timebox.Engine    = (*Engine)(nil)
-	_ timebox.Inventory = (*Engine)(nil)
-	_ timebox.Planner   = (*Engine)(nil)
+	_ timebox.Engine       = (*Engine)(nil)
+	_ timebox.Inventory    = (*Engine)(nil)
+	_ timebox.Planner      = (*Engine)(nil)
+	_ timebox.TableChecker = (*Engine)(nil)
 )
 
 // DefaultMaxConns bounds the admin pool when New is given 0.

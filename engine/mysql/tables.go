@@ -259,10 +259,33 @@ func tablePrivName(v string) string {
 	}
 }
 
+// CheckTables returns EINVALID naming the first table or column of p.Tables missing from
+// p.Database, EUNAVAILABLE when the server cannot be reached (see timebox.TableChecker).
+func (e *Engine) CheckTables(ctx context.Context, p timebox.GrantPlan) error {
+	tables, err := e.validateTables(p)
+	if err != nil || len(tables) == 0 {
+		return err
+	}
+	db, err := e.db()
+	if err != nil {
+		return err
+	}
+	return e.missingTable(ctx, db, p.Database, tables)
+}
+
 // tableProblem explains a table grant refused for a missing table or column (errors 1146 and
 // 1054): an EINVALID error naming the first table of tables missing from database db, or
 // the first missing column.
 func (e *Engine) tableProblem(ctx context.Context, db *sql.DB, database string, tables []timebox.TableGrant) error {
+	if err := e.missingTable(ctx, db, database, tables); err != nil {
+		return err
+	}
+	return timebox.Errorf(timebox.EINVALID, "server %s: a table or column of the request does not exist in database %s", e.name, QuoteIdent(database))
+}
+
+// missingTable returns an EINVALID error naming the first table of tables missing from
+// database db, or the first missing column; nil when they all exist.
+func (e *Engine) missingTable(ctx context.Context, db *sql.DB, database string, tables []timebox.TableGrant) error {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	q := "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?" +
@@ -299,5 +322,5 @@ func (e *Engine) tableProblem(ctx context.Context, db *sql.DB, database string, 
 			}
 		}
 	}
-	return timebox.Errorf(timebox.EINVALID, "server %s: a table or column of the request does not exist in database %s", e.name, QuoteIdent(database))
+	return nil
 }

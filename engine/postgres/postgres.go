@@ -25,8 +25,9 @@ import (
 )
 
 var (
-	_ timebox.Engine  = (*Engine)(nil)
-	_ timebox.Planner = (*Engine)(nil)
+	_ timebox.Engine       = (*Engine)(nil)
+	_ timebox.Planner      = (*Engine)(nil)
+	_ timebox.TableChecker = (*Engine)(nil)
 )
 
 // DefaultMaxConns bounds the connections of each of the engine's pools when New is given 0.

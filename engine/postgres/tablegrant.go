@@ -220,3 +220,30 @@ func (e *Engine) checkFound(t timebox.TableGrant, f foundTable, db string) error
 	}
 	return nil
 }
+
+// CheckTables returns EINVALID naming the first table or column of p.Tables missing from
+// p.Database, or an operation the admin holds without GRANT OPTION; EUNAVAILABLE when the
+// server cannot be reached (see timebox.TableChecker). It looks, in a read-only transaction,
+// with the admin in the login's place: whether the login may use a schema is for Grant.
+func (e *Engine) CheckTables(ctx context.Context, p timebox.GrantPlan) error {
+	tables, err := e.planTables(p)
+	if err != nil || len(tables) == 0 {
+		return err
+	} else if err := ValidIdent(p.Database); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "server %s: database %q: %v", e.name, p.Database, err)
+	}
+	pool, err := e.pool(p.Database)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
+	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "SELECT current_user").Scan(&p.Principal); err != nil {
+			return err
+		}
+		_, err := e.resolveTables(ctx, tx, p, tables)
+		return err
+	})
+	return e.wrap(err, nil)
+}
