@@ -41,6 +41,9 @@ type User struct {
 	// Disabled users may not sign in, request or review; their live requests are ended
 	// (see Service.Cascade).
 	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+	// OnCallNames are other names the person has in on-call calendars (an Opsgenie feed
+	// names people by display name, e.g. "Alice Example"); compared case-insensitively.
+	OnCallNames []string `yaml:"on_call_names" json:"-"`
 }
 
 // Login returns the person's own database login (DBUser, or the user name).

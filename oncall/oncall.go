@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,7 +182,8 @@ func redact(raw string) string {
 // matches reports whether a shift's Who designates the user: their name exactly, or their
 // email in any case.
 func matches(who string, u *timebox.User) bool {
-	return who != "" && (who == u.Name || (u.Email != "" && strings.EqualFold(who, u.Email)))
+	return who != "" && (who == u.Name || (u.Email != "" && strings.EqualFold(who, u.Email)) ||
+		slices.ContainsFunc(u.OnCallNames, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), strings.TrimSpace(who)) }))
 }
 
 // shifts returns the rotation's turns overlapping [from, to), at most MaxShifts.

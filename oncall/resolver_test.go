@@ -68,6 +68,7 @@ func TestOnCallFixtures(t *testing.T) {
 		{"pd", alex, "2026-11-23T10:00", ""}, // a SUMMARY's name does not count when there are attendees
 		{"og", alex, "2026-10-12T07:00", "2026-10-19T07:00"},
 		{"og", alice, "2026-10-12T07:00", ""}, // Opsgenie gives only the display name
+		{"og", &timebox.User{Name: "alice", OnCallNames: []string{"alice example"}}, "2026-10-12T07:00", "2026-10-19T07:00"}, // unless she lists it
 		{"og", bob, "2026-10-19T07:00", "2026-10-26T08:00"},
 		{"og", alex, "2026-10-28T13:00", "2026-11-02T08:00"}, // an override for someone else does not cut her shift
 		{"google", alice, "2026-10-05T07:00", "2026-10-12T07:00"},
