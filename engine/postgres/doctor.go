@@ -3,10 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"github.com/timebox-dev/timebox"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
 )
 
 // Severities of a Finding.
@@ -71,7 +72,38 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 	if err := e.doctorManaged(ctx, q, a, versionNum, add); err != nil {
 		return version, findings, e.wrap(err, nil)
 	}
+	if !super {
+		e.doctorTables(ctx, admin, databases, add)
+	}
 	return version, findings, nil
+}
+
+// doctorTables warns, per managed database, about the tables whose privileges the admin
+// cannot grant: ad-hoc requests for them are refused (a warning, as ad-hoc requests are
+// optional). A database it cannot open was flagged by doctorDatabases already.
+func (e *Engine) doctorTables(ctx context.Context, admin string, databases []string, add addFinding) {
+	for _, db := range databases {
+		pool, err := e.pool(db)
+		if err != nil {
+			continue
+		}
+		var total, lacking int
+		var schemas []string
+		err = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION')),
+			coalesce(array_agg(DISTINCT n.nspname ORDER BY n.nspname) FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION')), '{}')
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			AND n.nspname NOT LIKE 'pg\_%'`).Scan(&total, &lacking, &schemas)
+		switch {
+		case err != nil:
+			continue
+		case lacking > 0:
+			fix := "-- in database " + QuoteIdent(db) + ", for ad-hoc requests:\n" + strings.Join(TableSetupStatements(admin, schemas), ";\n") + ";"
+			add(SeverityWarn, fix, "admin role %s cannot grant %d of the %d tables of database %q: ad-hoc requests for them are refused", QuoteIdent(admin), lacking, total, db)
+		case total > 0:
+			add(SeverityOK, "", "admin role %s can grant every table of database %q (ad-hoc requests)", QuoteIdent(admin), db)
+		}
+	}
 }
 
 // doctorManaged checks the bookkeeping role: missing is fine (the engine creates it on the
