@@ -78,12 +78,29 @@ func parseTables(specs []string) ([]timebox.TableGrant, error) {
 func outPlan(w io.Writer, p *tbhttp.PlanView) {
 	fmt.Fprintln(w, "\nplan: statements Timebox runs at the start of the window")
 	for _, s := range p.Grant {
-		fmt.Fprintln(w, "  "+cleanText(s)+";")
+		fmt.Fprintln(w, "  "+statementLine(s))
 	}
 	fmt.Fprintln(w, "\nplan: statements Timebox runs at the end")
 	for _, s := range p.Revoke {
-		fmt.Fprintln(w, "  "+cleanText(s)+";")
+		fmt.Fprintln(w, "  "+statementLine(s))
 	}
+}
+
+// statementLine ends a statement with its semicolon, before a trailing "-- comment" rather
+// than inside it, so that the line reads (and pastes) as SQL.
+func statementLine(s string) string {
+	lines := strings.Split(s, "\n") // a statement may span lines (a MySQL event body)
+	for i, l := range lines {
+		lines[i] = cleanText(l)
+	}
+	s = strings.Join(lines, "\n    ")
+	if strings.HasPrefix(s, "--") {
+		return s
+	}
+	if stmt, comment, ok := strings.Cut(s, " -- "); ok && !strings.Contains(comment, "\n") {
+		return stmt + "; -- " + comment
+	}
+	return s + ";"
 }
 
 func newExtendCommand() *cobra.Command {
