@@ -6,7 +6,7 @@ import "testing"
 // multi-line statement readable, and escapes control characters.
 func TestStatementLine(t *testing.T) {
 	for in, want := range map[string]string{
-		`DROP ROLE "x"`:                                 `DROP ROLE "x";`,
+		`DROP ROLE "x"`: `DROP ROLE "x";`,
 		`GRANT USAGE ON SCHEMA "s" TO "x" -- only if …`: `GRANT USAGE ON SCHEMA "s" TO "x"; -- only if …`,
 		"-- KILL CONNECTION <id> for each session":      "-- KILL CONNECTION <id> for each session",
 		"CREATE EVENT e\nDO BEGIN\n  KILL 1;\nEND":      "CREATE EVENT e\n    DO BEGIN\n      KILL 1;\n    END;",
