@@ -102,9 +102,9 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 		return nil, err
 	}
 	if len(tables) > 0 && s.CheckTables != nil {
-		if err := s.CheckTables(ctx, r); err != nil && ErrorCode(err) != EUNAVAILABLE {
+		if err := s.CheckTables(ctx, r); ErrorCode(err) == EINVALID {
 			return nil, err
-		}
+		} // otherwise (server down, say) it could not look: the activation checks again
 	}
 	err = s.Store.Update(ctx, func(tx Tx) error {
 		if err := s.checkEnabled(tx, actor); err != nil {

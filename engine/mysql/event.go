@@ -118,14 +118,15 @@ func (e *Engine) placeBackstop(ctx context.Context, db *sql.DB, f *flavor, user 
 }
 
 // placeSQL returns the statements that (re)place the backstop event of account user at
-// until: CREATE OR REPLACE EVENT on MariaDB; on MySQL, which lacks it, DROP EVENT IF EXISTS
-// then CREATE EVENT. Both are idempotent.
+// until: CREATE OR REPLACE EVENT on MariaDB; on MySQL, which lacks it, CREATE EVENT IF NOT
+// EXISTS then ALTER EVENT to the new time and body — never a DROP followed by a CREATE that
+// could fail and leave the login without a backstop. Both are idempotent.
 func (e *Engine) placeSQL(f *flavor, user string, until time.Time, drop bool) []string {
 	stmt := backstopSQL(e.EventSchema, user, e.AccountHost, until, drop)
 	if f.mariadb {
 		return []string{"CREATE OR REPLACE " + stmt}
 	}
-	return []string{e.dropEventSQL(user), "CREATE " + stmt}
+	return []string{"CREATE " + strings.Replace(stmt, "EVENT ", "EVENT IF NOT EXISTS ", 1), "ALTER " + stmt}
 }
 
 // dropEventSQL returns the statement that drops the backstop event of account user, if any.

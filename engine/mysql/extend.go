@@ -41,6 +41,15 @@ func (e *Engine) Extend(ctx context.Context, p timebox.GrantPlan) error {
 	if p.Method == timebox.MethodRoleMembership {
 		return nil
 	}
+	// A locked account is a shared login between grants, or one being removed: a late
+	// Extend must not place a backstop on it (it would lock the next holder's window).
+	if a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); err != nil {
+		return e.wrap(err, secrets)
+	} else if a == nil {
+		return timebox.Errorf(timebox.ENOTFOUND, "server %s: account %s does not exist", e.name, account(p.Principal, e.AccountHost))
+	} else if a.locked {
+		return timebox.Errorf(timebox.ECONFLICT, "server %s: account %s is locked; not extending it", e.name, account(p.Principal, e.AccountHost))
+	}
 	return e.wrap(e.moveBackstop(ctx, db, f, p, ephemeral), secrets)
 }
 

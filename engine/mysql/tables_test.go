@@ -210,7 +210,7 @@ func badTablePlans() map[string]func(*timebox.GrantPlan) {
 }
 
 // TestTableGrantsUnreadable: with an admin that cannot read mysql.tables_priv and
-// mysql.columns_priv (set up before table grants existed), doctor says so, a Grant run again
+// mysql.columns_priv (set up before table grants existed), doctor warns (ad-hoc grants are optional), a Grant run again
 // with table grants fails with the fix, and one without table grants still works.
 func TestTableGrantsUnreadable(t *testing.T) {
 	t.Parallel()
@@ -221,7 +221,7 @@ func TestTableGrantsUnreadable(t *testing.T) {
 	mustExec(t, f.m, "REVOKE SELECT ON mysql.tables_priv FROM "+a)
 	mustExec(t, f.m, "REVOKE SELECT ON mysql.columns_priv FROM "+a)
 	_, findings, err := f.eng.Doctor(ctx, []string{f.db}, nil)
-	if err != nil || !hasFinding(findings, SeverityFail, "cannot read mysql.tables_priv") || !hasFinding(findings, SeverityFail, "cannot read mysql.columns_priv") {
+	if err != nil || !hasFinding(findings, SeverityWarn, "cannot read mysql.tables_priv") || !hasFinding(findings, SeverityWarn, "cannot read mysql.columns_priv") {
 		t.Errorf("doctor = %+v, %v; want both tables flagged", findings, err)
 	}
 	p := f.plan("tbx_unr_")

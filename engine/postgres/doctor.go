@@ -87,18 +87,21 @@ func (e *Engine) doctorTables(ctx context.Context, admin string, databases []str
 		if err != nil {
 			continue
 		}
+		// A table is out of reach when the admin cannot grant SELECT on it, or a new login
+		// could not use its schema (PUBLIC may not) and the admin cannot grant USAGE there.
 		var total, lacking int
 		var schemas []string
-		err = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION')),
-			coalesce(array_agg(DISTINCT n.nspname ORDER BY n.nspname) FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION')), '{}')
+		err = pool.QueryRow(ctx, `WITH t AS (SELECT n.nspname, NOT has_table_privilege(c.oid, 'SELECT WITH GRANT OPTION')
+				OR NOT (has_schema_privilege('public', n.oid, 'USAGE') OR has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION')) AS out
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-			AND n.nspname NOT LIKE 'pg\_%'`).Scan(&total, &lacking, &schemas)
+			AND n.nspname NOT LIKE 'pg\_%')
+			SELECT count(*), count(*) FILTER (WHERE out), coalesce(array_agg(DISTINCT nspname ORDER BY nspname) FILTER (WHERE out), '{}') FROM t`).Scan(&total, &lacking, &schemas)
 		switch {
 		case err != nil:
 			continue
 		case lacking > 0:
-			fix := "-- in database " + QuoteIdent(db) + ", for ad-hoc requests:\n" + strings.Join(TableSetupStatements(admin, schemas), ";\n") + ";"
+			fix := "-- in database " + commentName(db) + ", for ad-hoc requests:\n" + strings.Join(TableSetupStatements(admin, schemas), ";\n") + ";"
 			add(SeverityWarn, fix, "admin role %s cannot grant %d of the %d tables of database %q: ad-hoc requests for them are refused", QuoteIdent(admin), lacking, total, db)
 		case total > 0:
 			add(SeverityOK, "", "admin role %s can grant every table of database %q (ad-hoc requests)", QuoteIdent(admin), db)

@@ -39,6 +39,14 @@ func (e *Engine) Extend(ctx context.Context, p timebox.GrantPlan) error {
 			if err := e.checkExtendable(p, role); err != nil {
 				return err
 			}
+			// A login that cannot log in is locked (a shared login between grants) or being
+			// removed: a late Extend must not give it a future expiry.
+			var canLogin bool
+			if err := tx.QueryRow(ctx, `SELECT rolcanlogin AND coalesce(rolvaliduntil, 'infinity') > now() FROM pg_roles WHERE oid = $1`, role.oid).Scan(&canLogin); err != nil {
+				return err
+			} else if !canLogin {
+				return timebox.Errorf(timebox.ECONFLICT, "server %s: login %q is locked or expired; not extending it", e.name, p.Principal)
+			}
 			_, err = tx.Exec(ctx, extendSQL(p))
 			return err
 		})

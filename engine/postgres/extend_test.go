@@ -96,6 +96,16 @@ func TestExtendRefused(t *testing.T) {
 	if want := shared.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
 		t.Errorf("shared login's rolvaliduntil = %v, want %v", until, want)
 	}
+	// Its grant ended (locked again): a late Extend must not give it a future expiry.
+	if _, err := f.eng.Revoke(ctx, shared); err != nil {
+		t.Fatal(err)
+	}
+	shared.ValidUntil = shared.ValidUntil.Add(time.Hour)
+	wantCode(t, f.eng.Extend(ctx, shared), timebox.ECONFLICT, "extend of a locked shared login")
+	var canLogin bool
+	if err := superQueryRow(t, f.pg, "postgres", "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", []any{shared.Principal}, &canLogin); err != nil || canLogin {
+		t.Errorf("the locked shared login can log in: %v %v", canLogin, err)
+	}
 
 	ephemeral := f.plan("tbx_eph_")
 	if err := f.eng.Grant(ctx, ephemeral); err != nil {

@@ -160,6 +160,16 @@ ORDER BY x.i`
 // resolveTables looks the planned tables up in tx's database and returns what it found, in
 // the order of tables, or an EINVALID error for the first table that cannot be granted.
 func (e *Engine) resolveTables(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, tables []timebox.TableGrant) ([]foundTable, error) {
+	return e.resolveTablesWith(ctx, tx, resolveTableSQL, p, tables)
+}
+
+// checkTableSQL is resolveTableSQL for a login that does not exist yet: it may use a schema
+// only when PUBLIC may (a new login holds nothing else), so a schema the admin cannot hand
+// USAGE on is found before the request is stored, not when the window opens.
+var checkTableSQL = strings.ReplaceAll(resolveTableSQL, "has_schema_privilege(r.oid, n.oid, 'USAGE')", "has_schema_privilege('public', n.oid, 'USAGE')")
+
+// resolveTablesWith is resolveTables with the lookup query given.
+func (e *Engine) resolveTablesWith(ctx context.Context, tx pgx.Tx, query string, p timebox.GrantPlan, tables []timebox.TableGrant) ([]foundTable, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
@@ -178,7 +188,7 @@ func (e *Engine) resolveTables(ctx context.Context, tx pgx.Tx, p timebox.GrantPl
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, resolveTableSQL, string(arg), p.Principal)
+	rows, err := tx.Query(ctx, query, string(arg), p.Principal)
 	if err != nil {
 		return nil, err
 	}
@@ -222,9 +232,9 @@ func (e *Engine) checkFound(t timebox.TableGrant, f foundTable, db string) error
 }
 
 // CheckTables returns EINVALID naming the first table or column of p.Tables missing from
-// p.Database, or an operation the admin holds without GRANT OPTION; EUNAVAILABLE when the
-// server cannot be reached (see timebox.TableChecker). It looks, in a read-only transaction,
-// with the admin in the login's place: whether the login may use a schema is for Grant.
+// p.Database, an operation the admin holds without GRANT OPTION, or a schema the new login
+// could not use and the admin cannot grant USAGE on; EUNAVAILABLE when the server cannot be
+// reached (see timebox.TableChecker). It only reads, in a read-only transaction.
 func (e *Engine) CheckTables(ctx context.Context, p timebox.GrantPlan) error {
 	tables, err := e.planTables(p)
 	if err != nil || len(tables) == 0 {
@@ -242,7 +252,7 @@ func (e *Engine) CheckTables(ctx context.Context, p timebox.GrantPlan) error {
 		if err := tx.QueryRow(ctx, "SELECT current_user").Scan(&p.Principal); err != nil {
 			return err
 		}
-		_, err := e.resolveTables(ctx, tx, p, tables)
+		_, err := e.resolveTablesWith(ctx, tx, checkTableSQL, p, tables)
 		return err
 	})
 	return e.wrap(err, nil)
