@@ -98,11 +98,7 @@ func (s *Service) cascade(tx Tx, user string) (int, error) {
 
 // endFor ends r by action on Timebox's own authority, with an event naming the cause.
 func (s *Service) endFor(tx Tx, r *Request, action Action, note, cause string, now time.Time) error {
-	if action == ActionDeny || r.Grant == nil {
-		if err := s.finish(tx, r, Actor, action, note, now); err != nil {
-			return err
-		}
-	} else if err := s.end(tx, r, Actor, action, note, now); err != nil {
+	if err := s.end(tx, r, Actor, action, note, now); err != nil { // finishes it when nothing is on the database
 		return err
 	}
 	return tx.AppendEvent(requestEvent(now, Actor, "request.cascade", r, map[string]any{"cause": cause, "note": note, "action": string(action)}))

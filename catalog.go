@@ -428,15 +428,28 @@ func (c *Catalog) IsOwner(user string, db *Database) bool { return c.inGroups(us
 
 func (c *Catalog) inGroups(user string, groups []string) bool {
 	u, err := c.User(user)
-	if err != nil {
-		return false
+	return err == nil && u.InAny(groups)
+}
+
+// InAny reports whether u is in at least one of groups.
+func (u *User) InAny(groups []string) bool {
+	return slices.ContainsFunc(u.Groups, func(g string) bool { return slices.Contains(groups, g) })
+}
+
+// refusal returns why b does not let u use break-glass on db for d, and its error code; ""
+// when it does.
+func (b *BreakGlass) refusal(u *User, db *Database, d time.Duration) (code, why string) {
+	switch {
+	case b == nil:
+		return EINVALID, "break-glass is not configured"
+	case !u.InAny(b.Groups):
+		return EFORBIDDEN, fmt.Sprintf("%s is not in a break-glass group (%s)", u.Name, strings.Join(b.Groups, ", "))
+	case len(b.Environments) > 0 && !slices.Contains(b.Environments, db.Environment):
+		return EINVALID, fmt.Sprintf("break-glass is not allowed on %s databases", db.Environment)
+	case d > time.Duration(b.MaxDuration):
+		return EINVALID, fmt.Sprintf("duration %s exceeds the break-glass maximum of %s", d.Round(time.Second), time.Duration(b.MaxDuration))
 	}
-	for _, g := range u.Groups {
-		if slices.Contains(groups, g) {
-			return true
-		}
-	}
-	return false
+	return "", ""
 }
 
 // Endpoint returns the host and port requesters connect to: ConnectHost/ConnectPort when set,

@@ -3,7 +3,6 @@ package timebox
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -134,14 +133,9 @@ func (s *Service) explainAuto(ctx context.Context, rule *Rule, user *User, now t
 // explainBreakGlass says whether user could use break-glass on db for d.
 func (s *Service) explainBreakGlass(user *User, db *Database, d time.Duration) string {
 	bg := s.Catalog.BreakGlass
-	switch {
-	case bg == nil:
-		return "not configured"
-	case !slices.ContainsFunc(user.Groups, func(g string) bool { return slices.Contains(bg.Groups, g) }):
-		return "no: " + user.Name + " is not in a break-glass group"
-	case len(bg.Environments) > 0 && !slices.Contains(bg.Environments, db.Environment):
-		return "no: not allowed on " + db.Environment + " databases"
-	case d > time.Duration(bg.MaxDuration):
+	if code, why := bg.refusal(user, db, 0); code != "" {
+		return "no: " + why
+	} else if d > time.Duration(bg.MaxDuration) {
 		return fmt.Sprintf("yes, for at most %s", time.Duration(bg.MaxDuration))
 	}
 	return "yes (activates at once, audited, follow-up review by the owners)"

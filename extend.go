@@ -54,7 +54,7 @@ func (s *Service) Extend(ctx context.Context, actor, id string, in ExtendInput) 
 			return s.applyExtension(tx, r, Actor, rule.Name, d.end, d.note, in.Reason, now)
 		}
 		r.Extension = &Extension{End: end, Rule: rule.Name, Reason: strings.TrimSpace(in.Reason), RequestedAt: now, Reviews: []Review{}}
-		r.Awaiting, r.UpdatedAt = awaitingAll(rule), now
+		r.Awaiting, r.UpdatedAt = rule.quorumText(), now
 		if err := tx.UpdateRequest(r); err != nil {
 			return err
 		}

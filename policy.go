@@ -3,7 +3,6 @@ package timebox
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -52,14 +51,14 @@ func (s *Service) ruleFor(r *Request) (*Rule, error) {
 // refuses r (EINVALID) when its rule does, and returns the auto-approval when the rule
 // grants one now (nil: people decide). An on-call approval cuts the window at the end of
 // the requester's shift.
-func (s *Service) decide(ctx context.Context, in RuleInput, r *Request, now time.Time) (*decision, error) {
+func (s *Service) decide(ctx context.Context, in RuleInput, r *Request) (*decision, error) {
 	rule, _, err := s.Catalog.Rule(in)
 	if err != nil {
 		return nil, err
 	} else if err := rule.Check(in, r.Ticket); err != nil {
 		return nil, err
 	}
-	r.Rule, r.Awaiting = rule.Name, awaitingAll(rule)
+	r.Rule, r.Awaiting = rule.Name, rule.quorumText()
 	a := rule.AutoApprove
 	switch {
 	case a == nil:
@@ -84,30 +83,13 @@ func (s *Service) decide(ctx context.Context, in RuleInput, r *Request, now time
 	return d, nil
 }
 
-// awaitingAll says what a rule's quorum takes before anyone approved.
-func awaitingAll(rule *Rule) string {
-	var parts []string
-	for _, cl := range rule.Approvers {
-		parts = append(parts, fmt.Sprintf("%d of %s", cl.Count, strings.Join(cl.Groups, " or ")))
-	}
-	return strings.Join(parts, " and ")
-}
-
 // breakGlass checks a break-glass request and returns its decision: the requester is in a
 // break-glass group, the environment allows it, the window starts now and is within the cap.
 func (s *Service) breakGlass(in RuleInput, r *Request) (*decision, error) {
-	bg := s.Catalog.BreakGlass
-	switch {
-	case bg == nil:
-		return nil, Errorf(EINVALID, "break-glass is not configured")
-	case !slices.ContainsFunc(in.Requester.Groups, func(g string) bool { return slices.Contains(bg.Groups, g) }):
-		return nil, Errorf(EFORBIDDEN, "%s is not in a break-glass group (%s)", r.Requester, strings.Join(bg.Groups, ", "))
-	case len(bg.Environments) > 0 && !slices.Contains(bg.Environments, in.Database.Environment):
-		return nil, Errorf(EINVALID, "break-glass is not allowed on %s databases", in.Database.Environment)
-	case r.Start.After(r.CreatedAt):
+	if code, why := s.Catalog.BreakGlass.refusal(in.Requester, in.Database, in.Duration); code != "" {
+		return nil, Errorf(code, "%s", why)
+	} else if r.Start.After(r.CreatedAt) {
 		return nil, Errorf(EINVALID, "a break-glass request starts now; give no start")
-	case in.Duration > time.Duration(bg.MaxDuration):
-		return nil, Errorf(EINVALID, "duration %s exceeds the break-glass maximum of %s", in.Duration.Round(time.Second), time.Duration(bg.MaxDuration))
 	}
 	r.Rule, r.BreakGlass, r.FollowUp = BreakGlassRule, true, &FollowUp{Open: true}
 	return &decision{rule: &Rule{Name: BreakGlassRule}, breakGlass: true,
@@ -206,10 +188,30 @@ func (s *Service) checkEnabled(tx Tx, user string) error {
 	return nil
 }
 
-// CheckUser returns EFORBIDDEN when user may not use Timebox: unknown, or disabled in the
-// configuration or through the API. The API's authentication calls it for every request.
-func (s *Service) CheckUser(ctx context.Context, user string) error {
-	return s.Store.View(ctx, func(tx Tx) error { return s.checkEnabled(tx, user) })
+// Authenticate returns the user whose API token has the given secret, in one store read:
+// EUNAUTHORIZED when the token is unknown, or its user is no longer in the catalog or is
+// disabled (in the configuration or through the API). The secret is never in an error.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*User, error) {
+	var u *User
+	err := s.Store.View(ctx, func(tx Tx) error {
+		tok, err := tx.FindToken(TokenHash(secret))
+		if ErrorCode(err) == ENOTFOUND {
+			return Errorf(EUNAUTHORIZED, "invalid token: run timebox login to get a new one")
+		} else if err != nil {
+			return err
+		}
+		if u, err = s.Catalog.User(tok.User); err != nil {
+			return Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work", tok.User)
+		} else if err := s.checkEnabled(tx, u.Name); ErrorCode(err) == EFORBIDDEN {
+			return Errorf(EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work", tok.User)
+		} else {
+			return err
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // CloseFollowUp closes the follow-up review of a break-glass request with a note: by an

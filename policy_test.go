@@ -349,8 +349,14 @@ func TestPolicyCascades(t *testing.T) {
 		_, err := e.svc.CreateRequest(e.ctx, "alice", in)
 		return err
 	})
-	if err := e.svc.CheckUser(e.ctx, "alice"); timebox.ErrorCode(err) != timebox.EFORBIDDEN {
-		t.Errorf("CheckUser: %v", err)
+	// Her API token stops working (the API authenticates every call through the service).
+	if err := e.db.Update(e.ctx, func(tx timebox.Tx) error {
+		return tx.CreateToken(&timebox.Token{ID: "tok-alice", User: "alice", Hash: timebox.TokenHash("alice-secret")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Authenticate(e.ctx, "alice-secret"); timebox.ErrorCode(err) != timebox.EUNAUTHORIZED || !strings.Contains(err.Error(), "is disabled") {
+		t.Errorf("Authenticate as a disabled user: %v", err)
 	}
 	if _, err := e.svc.DisableUser(e.ctx, "bob", "olga", "x"); timebox.ErrorCode(err) != timebox.EFORBIDDEN {
 		t.Errorf("non-admin disable: %v", err)

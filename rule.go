@@ -285,7 +285,7 @@ func (r *Rule) miss(in RuleInput) string {
 			}
 		}
 	}
-	if len(m.RequesterGroups) > 0 && (in.Requester == nil || !slices.ContainsFunc(in.Requester.Groups, func(g string) bool { return slices.Contains(m.RequesterGroups, g) })) {
+	if len(m.RequesterGroups) > 0 && (in.Requester == nil || !in.Requester.InAny(m.RequesterGroups)) {
 		return fmt.Sprintf("the requester is in none of %s", strings.Join(m.RequesterGroups, ", "))
 	}
 	return ""
@@ -483,16 +483,22 @@ func matchPlaces(people []string, places int, can func(person string, place int)
 	return owner
 }
 
+// quorumText says what the rule's quorum takes before anyone approved, e.g. "1 of db-owners
+// and 1 of security".
+func (r *Rule) quorumText() string {
+	var parts []string
+	for _, cl := range r.Approvers {
+		parts = append(parts, fmt.Sprintf("%d of %s", cl.Count, strings.Join(cl.Groups, " or ")))
+	}
+	return strings.Join(parts, " and ")
+}
+
 // Describe says in words what the rule takes to approve a request.
 func (r *Rule) Describe() string {
 	if r.Refuse != "" {
 		return "refused: " + r.Refuse
 	}
-	var parts []string
-	for _, cl := range r.Approvers {
-		parts = append(parts, fmt.Sprintf("%d of %s", cl.Count, strings.Join(cl.Groups, " or ")))
-	}
-	s := strings.Join(parts, " and ") + " (distinct people; the requester never counts)"
+	s := r.quorumText() + " (distinct people; the requester never counts)"
 	if r.AutoApprove != nil && r.AutoApprove.Always {
 		s = "approved automatically"
 	} else if r.AutoApprove != nil {

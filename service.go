@@ -96,7 +96,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor string, in RequestInp
 	if in.BreakGlass {
 		decided, err = s.breakGlass(rin, r)
 	} else {
-		decided, err = s.decide(ctx, rin, r, now)
+		decided, err = s.decide(ctx, rin, r)
 	}
 	if err != nil {
 		return nil, err

@@ -8,30 +8,16 @@ import (
 )
 
 // authenticate returns the catalog user whose bearer token r carries. EUNAUTHORIZED when the
-// token is missing, unknown, or belongs to a user the catalog no longer lists; the store's
-// own errors (EUNAVAILABLE, EINTERNAL) otherwise. The token itself is never logged or echoed.
+// token is missing, unknown, or belongs to a user the catalog no longer lists or disabled;
+// the store's own errors (EUNAVAILABLE, EINTERNAL) otherwise. The token itself is never
+// logged or echoed.
 func (s *Server) authenticate(r *http.Request) (*timebox.User, error) {
 	secret, err := bearerToken(r)
 	if err != nil {
 		return nil, err
 	}
-	var tok *timebox.Token
-	err = s.Service.Store.View(r.Context(), func(tx timebox.Tx) (err error) {
-		tok, err = tx.FindToken(timebox.TokenHash(secret))
-		return err
-	})
-	if timebox.ErrorCode(err) == timebox.ENOTFOUND {
-		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "invalid token: run timebox login to get a new one")
-	} else if err != nil {
-		return nil, err
-	}
-	u, err := s.Service.Catalog.User(tok.User)
+	u, err := s.Service.Authenticate(r.Context(), secret)
 	if err != nil {
-		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work", tok.User)
-	} else if err := s.Service.CheckUser(r.Context(), u.Name); err != nil {
-		if timebox.ErrorCode(err) == timebox.EFORBIDDEN {
-			return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work", tok.User)
-		}
 		return nil, err
 	}
 	setUser(r, u.Name)

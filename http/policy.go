@@ -45,20 +45,7 @@ func (s *Server) handleExtend(w http.ResponseWriter, r *http.Request, u *timebox
 }
 
 func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	var in noteInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	req, err := s.Service.CloseFollowUp(r.Context(), u.Name, id, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, newRequestView(req))
-	return nil
+	return s.noted(w, r, u, s.Service.CloseFollowUp)
 }
 
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, u *timebox.User) error {

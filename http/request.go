@@ -114,33 +114,13 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request, u *timebo
 }
 
 func (s *Server) handleDeny(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	id, err := requestID(r)
-	if err != nil {
-		return err
-	}
-	var in noteInput
-	if err := decodeJSON(w, r, &in); err != nil {
-		return err
-	}
-	req, err := s.Service.Deny(r.Context(), u.Name, id, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, newRequestView(req))
-	return nil
+	return s.noted(w, r, u, s.Service.Deny)
 }
 
-func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	return s.end(w, r, u, s.Service.Revoke)
-}
-
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	return s.end(w, r, u, s.Service.Cancel)
-}
-
-// end serves a revocation or a cancellation: it records the ending with fn and, when access
-// must first be removed from the database, lets the runner try before answering.
-func (s *Server) end(w http.ResponseWriter, r *http.Request, u *timebox.User,
+// noted serves a decision on one request that takes a note (deny, revoke, cancel, close a
+// follow-up). When access must first be removed from the database it lets the runner try
+// before answering; it answers with the request as it is then.
+func (s *Server) noted(w http.ResponseWriter, r *http.Request, u *timebox.User,
 	fn func(ctx context.Context, actor, id, note string) (*timebox.Request, error)) error {
 	id, err := requestID(r)
 	if err != nil {
@@ -159,6 +139,14 @@ func (s *Server) end(w http.ResponseWriter, r *http.Request, u *timebox.User,
 	}
 	writeJSON(w, http.StatusOK, newRequestView(req))
 	return nil
+}
+
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	return s.noted(w, r, u, s.Service.Revoke)
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	return s.noted(w, r, u, s.Service.Cancel)
 }
 
 // requestID returns the request id in r's path, or EINVALID when it cannot be one (see
