@@ -296,7 +296,7 @@ func (c *Catalog) Validate() error {
 }
 
 // reservedActors are the audit actors of Timebox itself; no person may use them.
-var reservedActors = map[string]bool{"timebox": true, "admin-cli": true}
+var reservedActors = map[string]bool{Actor: true, "admin-cli": true}
 
 // checkUserName accepts any printable UTF-8 name of 1 to 64 bytes: people's names come from
 // directories, so quotes, spaces and non-ASCII letters are allowed and handled downstream.
