@@ -125,15 +125,25 @@ func (e *Engine) doctorManaged(ctx context.Context, q *pgx.Conn, admin string, v
 		return err
 	case adminOption:
 		add(SeverityOK, "", "bookkeeping role %s: the admin holds it WITH ADMIN OPTION (%d members)", m, members)
-	case versionNum >= 160000:
-		add(SeverityFail, "GRANT "+m+" TO "+admin+" WITH ADMIN OPTION;", "admin role %s cannot grant the bookkeeping role %s: PostgreSQL 16 requires ADMIN OPTION", admin, m)
 	default:
-		add(SeverityWarn, "GRANT "+m+" TO "+admin+" WITH ADMIN OPTION;", "admin role %s holds the bookkeeping role %s without ADMIN OPTION: CREATEROLE suffices on this version, PostgreSQL 16 will refuse", admin, m)
+		noAdminOption(add, admin, m, "the bookkeeping role "+m, versionNum)
 	}
 	return nil
 }
 
 type addFinding func(severity, fix, format string, args ...any)
+
+// noAdminOption adds the finding for role (quoted; what describes it) that the admin holds
+// without ADMIN OPTION: a failure from PostgreSQL 16, which requires it to grant the role, a
+// warning before, where CREATEROLE suffices.
+func noAdminOption(add addFinding, admin, role, what string, versionNum int) {
+	fix := "GRANT " + role + " TO " + admin + " WITH ADMIN OPTION;"
+	if versionNum >= 160000 {
+		add(SeverityFail, fix, "admin role %s cannot grant %s: PostgreSQL 16 requires ADMIN OPTION", admin, what)
+	} else {
+		add(SeverityWarn, fix, "admin role %s holds %s without ADMIN OPTION: CREATEROLE suffices on this version, PostgreSQL 16 will refuse", admin, what)
+	}
+}
 
 // doctorDatabases flags every database open to PUBLIC, and each managed database that is
 // missing or where the admin cannot grant CONNECT.
@@ -180,7 +190,6 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 		var exists, adminOption bool
 		err := q.QueryRow(ctx, `SELECT true, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')
 			FROM pg_roles WHERE rolname = $1`, r).Scan(&exists, &adminOption)
-		fix := "GRANT " + QuoteIdent(r) + " TO " + admin + " WITH ADMIN OPTION;"
 		switch {
 		case err == pgx.ErrNoRows:
 			add(SeverityFail, "", "role %s, which an access level grants or unlock_login opens, does not exist", QuoteIdent(r))
@@ -188,10 +197,8 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 			return err
 		case adminOption:
 			add(SeverityOK, "", "role %s: the admin holds it WITH ADMIN OPTION", QuoteIdent(r))
-		case versionNum >= 160000:
-			add(SeverityFail, fix, "admin role %s cannot grant role %s: PostgreSQL 16 requires ADMIN OPTION", admin, QuoteIdent(r))
 		default:
-			add(SeverityWarn, fix, "admin role %s holds role %s without ADMIN OPTION: CREATEROLE suffices on this version, PostgreSQL 16 will refuse", admin, QuoteIdent(r))
+			noAdminOption(add, admin, QuoteIdent(r), "role "+QuoteIdent(r), versionNum)
 		}
 	}
 	return nil

@@ -63,13 +63,7 @@ func testLifecycle(t *testing.T, f *fixture, p timebox.GrantPlan) {
 	_, err = connect(t, f.pg, p.Principal, p.Password+"x", f.db)
 	wantSQLState(t, err, "28P01", "wrong password")
 
-	var until time.Time
-	if err := superQueryRow(t, f.pg, "postgres", "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", []any{p.Principal}, &until); err != nil {
-		t.Fatal(err)
-	}
-	if want := p.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
-		t.Errorf("rolvaliduntil = %v, want %v", until, want)
-	}
+	wantValidUntil(t, f.pg, p.Principal, p.ValidUntil, "rolvaliduntil")
 	// Marked by membership in the bookkeeping role; the admin is not a member of the login
 	// while it lives (that would make PostgreSQL's privilege checks O(live logins)).
 	var marked, adminMember bool
@@ -98,12 +92,7 @@ func testLifecycle(t *testing.T, f *fixture, p timebox.GrantPlan) {
 	if _, err := connect(t, f.pg, p.Principal, p.Password, f.db); err != nil {
 		t.Errorf("new password after change: %v", err)
 	}
-	if err := superQueryRow(t, f.pg, "postgres", "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", []any{p.Principal}, &until); err != nil {
-		t.Fatal(err)
-	}
-	if want := p.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
-		t.Errorf("rolvaliduntil after second grant = %v, want %v", until, want)
-	}
+	wantValidUntil(t, f.pg, p.Principal, p.ValidUntil, "rolvaliduntil after second grant")
 
 	// Revoke with a session open in the middle of a query stream.
 	session, err := connect(t, f.pg, p.Principal, p.Password, f.db)

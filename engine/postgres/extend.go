@@ -12,8 +12,9 @@ import (
 // For method ephemeral_login the role must carry Timebox's mark; for unlock_login it must be
 // a shared login, not one of Timebox's. For role_membership (the person's own login, on which
 // Timebox sets no expiry) there is nothing to do. It returns ENOTFOUND when the login does not
-// exist, EINVALID for a bad plan or a role of the wrong kind, EUNAVAILABLE when the server
-// cannot be reached, and EINTERNAL for an SQL error. Running it again changes nothing.
+// exist, EINVALID for a bad plan or a role of the wrong kind, ECONFLICT when the login is
+// locked (NOLOGIN) or past its VALID UNTIL, EUNAVAILABLE when the server cannot be reached,
+// and EINTERNAL for an SQL error. Running it again changes nothing.
 func (e *Engine) Extend(ctx context.Context, p timebox.GrantPlan) error {
 	if err := e.validatePlan(p, false); err != nil {
 		return err
@@ -32,41 +33,20 @@ func (e *Engine) Extend(ctx context.Context, p timebox.GrantPlan) error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			role, err := e.lookupRole(ctx, tx, p.Principal, "")
+			role, err := e.existingLogin(ctx, tx, p, timebox.ENOTFOUND)
 			if err != nil {
-				return err
-			}
-			if err := e.checkExtendable(p, role); err != nil {
 				return err
 			}
 			// A login that cannot log in is locked (a shared login between grants) or being
 			// removed: a late Extend must not give it a future expiry.
-			var canLogin bool
-			if err := tx.QueryRow(ctx, `SELECT rolcanlogin AND coalesce(rolvaliduntil, 'infinity') > now() FROM pg_roles WHERE oid = $1`, role.oid).Scan(&canLogin); err != nil {
-				return err
-			} else if !canLogin {
+			if !role.canLogin || role.expired {
 				return timebox.Errorf(timebox.ECONFLICT, "server %s: login %q is locked or expired; not extending it", e.name, p.Principal)
 			}
 			_, err = tx.Exec(ctx, extendSQL(p))
 			return err
 		})
 	})
-	return e.wrap(err, []string{p.Password})
-}
-
-// checkExtendable refuses to extend a login that does not exist (ENOTFOUND) or is not of the
-// kind p's method handles (EINVALID).
-func (e *Engine) checkExtendable(p timebox.GrantPlan, role *roleInfo) error {
-	shared := p.Method == timebox.MethodUnlockLogin
-	switch {
-	case role == nil:
-		return timebox.Errorf(timebox.ENOTFOUND, "server %s: login %q does not exist", e.name, p.Principal)
-	case shared && role.ours:
-		return timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not a shared one", e.name, p.Principal)
-	case !shared && !role.ours:
-		return timebox.Errorf(timebox.EINVALID, "server %s: role %q was not created by timebox; not extending it", e.name, p.Principal)
-	}
-	return nil
+	return e.wrap(err, nil)
 }
 
 // extendSQL returns the statement that moves p's login's expiry to p.ValidUntil.

@@ -52,13 +52,7 @@ func TestExtend(t *testing.T) {
 	}
 	_, err = connect(t, f.pg, control.Principal, control.Password, f.db)
 	wantSQLState(t, err, "28P01", "login after the end of a login not extended")
-	var until time.Time
-	if err := superQueryRow(t, f.pg, "postgres", "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", []any{p.Principal}, &until); err != nil {
-		t.Fatal(err)
-	}
-	if want := p.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
-		t.Errorf("rolvaliduntil = %v, want %v", until, want)
-	}
+	wantValidUntil(t, f.pg, p.Principal, p.ValidUntil, "rolvaliduntil")
 	for _, q := range []timebox.GrantPlan{p, control} {
 		if _, err := f.eng.Revoke(ctx, q); err != nil {
 			t.Fatal(err)
@@ -89,13 +83,7 @@ func TestExtendRefused(t *testing.T) {
 	if err := f.eng.Extend(ctx, shared); err != nil {
 		t.Errorf("extend of a shared login: %v", err)
 	}
-	var until time.Time
-	if err := superQueryRow(t, f.pg, "postgres", "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", []any{shared.Principal}, &until); err != nil {
-		t.Fatal(err)
-	}
-	if want := shared.ValidUntil.Truncate(time.Microsecond); !until.Equal(want) {
-		t.Errorf("shared login's rolvaliduntil = %v, want %v", until, want)
-	}
+	wantValidUntil(t, f.pg, shared.Principal, shared.ValidUntil, "shared login's rolvaliduntil")
 	// Its grant ended (locked again): a late Extend must not give it a future expiry.
 	if _, err := f.eng.Revoke(ctx, shared); err != nil {
 		t.Fatal(err)

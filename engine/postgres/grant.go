@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/timebox-dev/timebox"
 )
 
@@ -50,6 +51,22 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, withSecret bool) error {
 	return e.validEnd(p)
 }
 
+// checkGrantable refuses, before anything is granted, a bookkeeping role PostgreSQL would
+// truncate and roles that are Timebox's own: the admin (whose CONNECT WITH GRANT OPTION opens
+// every managed database), the bookkeeping role and the connect roles (each opens its
+// database). Revoke does not check this, so that it can remove whatever was granted.
+func (e *Engine) checkGrantable(p timebox.GrantPlan) error {
+	if err := ValidIdent(e.ManagedRole); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "server %s: bookkeeping role %q: %v", e.name, e.ManagedRole, err)
+	}
+	for _, r := range p.Roles {
+		if r == e.config.ConnConfig.User || r == e.ManagedRole || strings.HasPrefix(r, e.connectPrefix()) {
+			return timebox.Errorf(timebox.EINVALID, "server %s: role %q is Timebox's own (admin, bookkeeping or connect role) and is never handed out", e.name, r)
+		}
+	}
+	return nil
+}
+
 // validEnd checks that p's expiry is set and fits a PostgreSQL timestamptz.
 func (e *Engine) validEnd(p timebox.GrantPlan) error {
 	if y := p.ValidUntil.UTC().Year(); p.ValidUntil.IsZero() || y < 1 || y > 9999 {
@@ -66,9 +83,11 @@ func validUntilLiteral(t time.Time) string {
 
 // roleInfo is what the engine needs to know about an existing role.
 type roleInfo struct {
-	oid    uint32
-	ours   bool     // carries roleComment
-	member []string // the roles it is a member of, the bookkeeping role left out
+	oid      uint32
+	ours     bool     // carries roleComment
+	member   []string // the roles it is a member of, the bookkeeping role left out
+	canLogin bool     // rolcanlogin
+	expired  bool     // its VALID UNTIL has passed
 }
 
 // querier is a pool, a connection or a transaction.
@@ -77,15 +96,16 @@ type querier interface {
 }
 
 // lookupRole returns the role called name, or nil when it does not exist. Its memberships
-// leave out the bookkeeping role and the connect role of database db (the plan's).
-func (e *Engine) lookupRole(ctx context.Context, q querier, name, db string) (*roleInfo, error) {
+// leave out the bookkeeping role.
+func (e *Engine) lookupRole(ctx context.Context, q querier, name string) (*roleInfo, error) {
 	var r roleInfo
 	var comment string
 	err := q.QueryRow(ctx, `
 		SELECT r.oid, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
 		       coalesce(array(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-		                      WHERE m.member = r.oid AND g.rolname <> $2 AND g.rolname <> $3 ORDER BY 1), '{}')
-		FROM pg_roles r WHERE r.rolname = $1`, name, e.ManagedRole, e.connectRole(db)).Scan(&r.oid, &comment, &r.member)
+		                      WHERE m.member = r.oid AND g.rolname <> $2 ORDER BY 1), '{}'),
+		       r.rolcanlogin, coalesce(r.rolvaliduntil <= now(), false)
+		FROM pg_roles r WHERE r.rolname = $1`, name, e.ManagedRole).Scan(&r.oid, &comment, &r.member, &r.canLogin, &r.expired)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -93,6 +113,28 @@ func (e *Engine) lookupRole(ctx context.Context, q querier, name, db string) (*r
 	}
 	r.ours = comment == roleComment
 	return &r, nil
+}
+
+// existingLogin looks up p's principal, an existing login that Grant, Revoke or Extend of
+// p's method works on, and refuses it with an error of code missing when it does not exist,
+// and with EINVALID when it is not of the kind p's method handles: an ephemeral login must
+// carry Timebox's mark, the login of unlock_login or role_membership must not.
+func (e *Engine) existingLogin(ctx context.Context, q querier, p timebox.GrantPlan, missing string) (*roleInfo, error) {
+	role, err := e.lookupRole(ctx, q, p.Principal)
+	ephemeral := p.Method != timebox.MethodUnlockLogin && p.Method != timebox.MethodRoleMembership
+	switch {
+	case err != nil:
+		return nil, err
+	case role == nil && ephemeral:
+		return nil, timebox.Errorf(missing, "server %s: login %q does not exist", e.name, p.Principal)
+	case role == nil:
+		return nil, timebox.Errorf(missing, "server %s: login %q does not exist (method %s works on an existing login)", e.name, p.Principal, p.Method)
+	case ephemeral && !role.ours:
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: role %q was not created by timebox", e.name, p.Principal)
+	case !ephemeral && role.ours:
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not one method %s works on", e.name, p.Principal, p.Method)
+	}
+	return role, nil
 }
 
 // Grant makes p's principal exist with exactly p's password, expiry, CONNECT on p's database,
@@ -104,6 +146,9 @@ func (e *Engine) lookupRole(ctx context.Context, q querier, name, db string) (*r
 // when the server cannot be reached, and EINTERNAL for an SQL error.
 func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	if err := e.validatePlan(p, p.Method != timebox.MethodRoleMembership); err != nil {
+		return err
+	}
+	if err := e.checkGrantable(p); err != nil {
 		return err
 	}
 	tables, err := e.planTables(p)
@@ -122,13 +167,13 @@ func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 // grantEphemeral creates or updates the ephemeral login of p. Without tables it works in the
 // admin's database; with tables the whole transaction runs in the target database (roles are
 // cluster-wide, table privileges are not), so that a table that cannot be granted leaves no
-// login behind. Table privileges left from an earlier plan are revoked in either case.
+// login behind. Table privileges left from an earlier plan, in any database, are revoked.
 func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, tables []timebox.TableGrant) error {
 	v, err := newVerifier(p.Password)
 	if err != nil {
 		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)
 	}
-	secrets := []string{p.Password, v.String(), v.salt, v.storedKey, v.serverKey}
+	secrets := v.secrets(p.Password)
 	pool, err := e.pool(e.adminDB)
 	if err != nil {
 		return err
@@ -136,49 +181,70 @@ func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, tables
 	if err := e.ensureRoles(ctx, pool, p.Database); err != nil {
 		return e.wrap(err, secrets)
 	}
+	stale, err := e.grantLogin(ctx, pool, p, QuoteLiteral(v.String()), tables)
+	if err != nil {
+		return e.wrap(err, secrets)
+	}
+	for _, db := range stale {
+		q := p
+		q.Database = db
+		if err := e.clearTables(ctx, q); err != nil {
+			return e.wrap(err, secrets)
+		}
+	}
+	return nil
+}
+
+// grantLogin runs grantTx in a transaction: in the admin's database (pool) without tables, in
+// p's database with them, serialised with the engine's other changes to that database's
+// access lists (table GRANTs race on pg_class rows like DROP OWNED). It returns the databases
+// where the login holds table privileges it should not.
+func (e *Engine) grantLogin(ctx context.Context, pool *pgxpool.Pool, p timebox.GrantPlan, password string, tables []timebox.TableGrant) (stale []string, err error) {
 	if len(tables) > 0 {
 		if pool, err = e.pool(p.Database); err != nil {
-			return err
+			return nil, err
 		}
-		defer e.lockDatabase(p.Database)() // table GRANTs race on pg_class rows like DROP OWNED
+		defer e.lockDatabase(p.Database)()
 	}
-	var stale bool
 	err = retryConcurrent(ctx, func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
-			stale, err = e.grantTx(ctx, tx, p, QuoteLiteral(v.String()), tables)
+			stale, err = e.grantTx(ctx, tx, p, password, tables)
 			return err
 		})
 	})
-	if err == nil && stale {
-		err = e.clearTables(ctx, p)
-	}
-	return e.wrap(err, secrets)
+	return stale, err
 }
 
 // grantTx creates or updates p's login in tx with the password literal and, when tables are
-// planned, converges its table privileges (tx is then in p's database). Without tables it
-// reports whether the login holds table privileges in p's database from an earlier plan.
-func (e *Engine) grantTx(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, password string, tables []timebox.TableGrant) (stale bool, err error) {
-	role, err := e.lookupRole(ctx, tx, p.Principal, p.Database)
+// planned, converges its table privileges (tx is then in p's database). It returns the other
+// databases where the login holds table privileges, from an earlier plan.
+func (e *Engine) grantTx(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, password string, tables []timebox.TableGrant) (stale []string, err error) {
+	role, err := e.lookupRole(ctx, tx, p.Principal)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if role != nil && !role.ours {
-		return false, timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: role %q exists and was not created by timebox", e.name, p.Principal)
 	}
 	stmts := grantStatements(p, password, role, e.ManagedRole, e.connectRole(p.Database))
 	if _, err := tx.Exec(ctx, strings.Join(stmts, ";\n")); err != nil {
-		return false, err
+		return nil, err
 	}
 	if len(tables) > 0 {
-		return false, e.convergeTables(ctx, tx, p, tables, role == nil)
+		if err := e.convergeTables(ctx, tx, p, tables, role == nil); err != nil {
+			return nil, err
+		}
 	}
 	if role == nil {
-		return false, nil
+		return nil, nil
 	}
-	return holdsTablePrivileges(ctx, tx, role.oid, p.Database)
+	converged := ""
+	if len(tables) > 0 {
+		converged = p.Database
+	}
+	return tableDatabases(ctx, tx, role.oid, converged)
 }
 
 // grantStatements returns the statements that create or update the principal. password is
@@ -208,7 +274,7 @@ func grantStatements(p timebox.GrantPlan, password string, role *roleInfo, manag
 	}
 	if role != nil {
 		for _, r := range role.member {
-			if !slices.Contains(p.Roles, r) {
+			if r != connect && !slices.Contains(p.Roles, r) {
 				stmts = append(stmts, "REVOKE "+QuoteIdent(r)+" FROM "+who)
 			}
 		}

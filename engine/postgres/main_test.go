@@ -143,6 +143,19 @@ func roleExists(t *testing.T, pg *testdb.Postgres, name string) bool {
 	return n == 1
 }
 
+// wantValidUntil fails unless the role called name has VALID UNTIL end, truncated to the
+// microsecond (never rounded up).
+func wantValidUntil(t *testing.T, pg *testdb.Postgres, name string, end time.Time, what string) {
+	t.Helper()
+	var until time.Time
+	if err := superQueryRow(t, pg, "postgres", "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", []any{name}, &until); err != nil {
+		t.Fatal(err)
+	}
+	if want := end.Truncate(time.Microsecond); !until.Equal(want) {
+		t.Errorf("%s = %v, want %v", what, until, want)
+	}
+}
+
 // wantSQLState fails unless err carries the SQLSTATE code.
 func wantSQLState(t *testing.T, err error, code, what string) {
 	t.Helper()

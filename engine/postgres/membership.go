@@ -23,7 +23,7 @@ func (e *Engine) grantMembership(ctx context.Context, p timebox.GrantPlan) error
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := e.checkPersonLogin(ctx, tx, p.Principal); err != nil {
+			if _, err := e.existingLogin(ctx, tx, p, timebox.EINVALID); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, strings.Join(stmts, ";\n"))
@@ -54,7 +54,7 @@ func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan) (tim
 			ctx, cancel := e.callContext(ctx)
 			defer cancel()
 			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				if role, err := e.lookupRole(ctx, tx, p.Principal, ""); err != nil || role == nil {
+				if role, err := e.lookupRole(ctx, tx, p.Principal); err != nil || role == nil {
 					missing = role == nil
 					return err
 				}
@@ -99,18 +99,4 @@ func membershipRevokeSQL(p timebox.GrantPlan) (stmts, revoked []string) {
 		stmts, revoked = append(stmts, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who), append(revoked, "CONNECT")
 	}
 	return stmts, revoked
-}
-
-// checkPersonLogin refuses a login that does not exist or that Timebox created itself.
-func (e *Engine) checkPersonLogin(ctx context.Context, q querier, name string) error {
-	role, err := e.lookupRole(ctx, q, name, "")
-	switch {
-	case err != nil:
-		return err
-	case role == nil:
-		return timebox.Errorf(timebox.EINVALID, "server %s: login %q does not exist (method role_membership grants roles to the person's own login)", e.name, name)
-	case role.ours:
-		return timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not a person's", e.name, name)
-	}
-	return nil
 }

@@ -127,12 +127,7 @@ func TestGrantConverges(t *testing.T) {
 func TestConcurrentSameDatabase(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
-	var password string
-	{
-		// A second engine as the same admin: reuse the first engine's password.
-		password = f.eng.config.ConnConfig.Password
-	}
-	eng2, err := New("pg-test", adminURL(f.pg, f.admin), password, 4)
+	eng2, err := New("pg-test", adminURL(f.pg, f.admin), f.password, 4) // a second engine as the same admin
 	if err != nil {
 		t.Fatal(err)
 	}

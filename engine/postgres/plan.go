@@ -21,6 +21,9 @@ func (e *Engine) PlanStatements(p timebox.GrantPlan) (grant, revoke []string, er
 	if err := e.validatePlan(p, false); err != nil {
 		return nil, nil, err
 	}
+	if err := e.checkGrantable(p); err != nil {
+		return nil, nil, err
+	}
 	tables, err := e.planTables(p)
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/internal/testdb"
 )
 
 // planEngine returns an engine that is never connected: PlanStatements needs no server.
@@ -160,5 +161,35 @@ func TestCommentName(t *testing.T) {
 		if got := commentName(s); strings.ContainsAny(got, "\n\r") {
 			t.Errorf("commentName(%q) = %q", s, got)
 		}
+	}
+}
+
+// TestPlanRefusesTimeboxRoles: the admin, the bookkeeping role and a connect role (which
+// opens its database) are never handed out, and a bookkeeping role PostgreSQL would truncate
+// is refused.
+func TestPlanRefusesTimeboxRoles(t *testing.T) {
+	e := planEngine(t)
+	for _, role := range []string{"timebox", e.ManagedRole, e.connectRole("other")} {
+		p := timebox.GrantPlan{Principal: "tbx_x", Password: "pw", Database: "shop", Roles: []string{role},
+			ValidUntil: time.Now().Add(time.Hour)}
+		_, _, err := e.PlanStatements(p)
+		wantCode(t, err, timebox.EINVALID, "plan handing out "+role)
+		wantCode(t, e.Grant(t.Context(), p), timebox.EINVALID, "grant handing out "+role)
+	}
+	e.ManagedRole = strings.Repeat("m", 64)
+	_, _, err := e.PlanStatements(timebox.GrantPlan{Principal: "tbx_x", Database: "shop", ValidUntil: time.Now().Add(time.Hour)})
+	wantCode(t, err, timebox.EINVALID, "64-byte bookkeeping role")
+}
+
+// TestRevokeTimeboxRoles: a plan that Grant refuses for handing out Timebox's own roles is
+// still revoked (Revoke must remove whatever was granted); here the login never existed.
+func TestRevokeTimeboxRoles(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
+	p := f.plan("tbx_own_")
+	p.Roles = []string{f.admin}
+	wantCode(t, f.eng.Grant(t.Context(), p), timebox.EINVALID, "grant handing out the admin role")
+	if res, err := f.eng.Revoke(t.Context(), p); err != nil || !res.Dropped || !res.Absent {
+		t.Errorf("revoke = %+v, %v; want dropped, absent", res, err)
 	}
 }

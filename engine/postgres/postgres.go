@@ -54,8 +54,7 @@ type Engine struct {
 	mu      sync.Mutex
 	pools   map[string]*pgxpool.Pool
 	acls    map[string]*sync.Mutex // per database name, see lockDatabase
-	managed bool                   // the bookkeeping role is known to exist
-	connect map[string]bool        // databases whose connect role is known to hold CONNECT
+	connect map[string]bool        // databases whose connect role holds CONNECT; any entry: the bookkeeping role exists
 	closed  bool
 
 	// tableHook, when set (by tests), sees each statement of an ad-hoc table grant before it
@@ -229,10 +228,10 @@ func (e *Engine) wrap(err error, secrets []string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && !unavailableCode(pgErr.Code) {
 		return timebox.Errorf(timebox.EINTERNAL, "postgres %s: %s (SQLSTATE %s)",
-			e.name, scrub(pgErr.Message, secrets), pgErr.Code)
+			e.name, timebox.Scrub(pgErr.Message, secrets), pgErr.Code)
 	}
-	return timebox.WrapError(timebox.EUNAVAILABLE, errors.New(scrub(err.Error(), secrets)),
-		"server %s unreachable: %s", e.name, scrub(shortReason(err), secrets))
+	return timebox.WrapError(timebox.EUNAVAILABLE, errors.New(timebox.Scrub(err.Error(), secrets)),
+		"server %s unreachable: %s", e.name, timebox.Scrub(shortReason(err), secrets))
 }
 
 // unavailableCode reports whether an SQLSTATE means the server cannot serve us now:
@@ -248,20 +247,15 @@ func unavailableCode(code string) bool {
 }
 
 // shortReason describes a connection failure in a few words: the server's message, or
-// timebox.ConnReason.
+// timebox.ConnReason (pgconn's timeout errors unwrap to the context's error or the network
+// timeout it handles).
 func shortReason(err error) string {
 	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr):
+	if errors.As(err, &pgErr) {
 		return pgErr.Message
-	case pgconn.Timeout(err):
-		return "timeout"
 	}
 	return timebox.ConnReason(err)
 }
-
-// scrub replaces every secret in s.
-func scrub(s string, secrets []string) string { return timebox.Scrub(s, secrets) }
 
 // sqlState returns the SQLSTATE of err, or "".
 func sqlState(err error) string {

@@ -44,7 +44,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, err
 	}
-	role, err := e.disable(ctx, admin, p.Principal, p.Database)
+	role, err := e.disable(ctx, admin, p.Principal)
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
@@ -83,10 +83,10 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 
 // disable looks the role up and sets NOLOGIN, so that no new session can start. It returns
 // nil when the role does not exist.
-func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name, db string) (*roleInfo, error) {
+func (e *Engine) disable(ctx context.Context, admin *pgxpool.Pool, name string) (*roleInfo, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	role, err := e.lookupRole(ctx, admin, name, db)
+	role, err := e.lookupRole(ctx, admin, name)
 	if err != nil || role == nil {
 		return nil, err
 	}
@@ -266,11 +266,11 @@ func (e *Engine) execIn(ctx context.Context, db, aclOf, sql string) error {
 }
 
 // drop drops the role. When something still depends on it, it revokes what it can —
-// CONNECT on the target database (granted directly by earlier versions), the connect role and
-// the other memberships but the bookkeeping one, which keeps the role recognisable — and
-// tries again; when the drop is still refused it removes the role's password and returns why
-// it was kept. It works in the target database when it cleaned it, so that PostgreSQL names
-// the objects of that database that block the drop.
+// CONNECT on the target database (granted directly by earlier versions) and every membership
+// but the bookkeeping one, which keeps the role recognisable — and tries again; when the drop
+// is still refused it removes the role's password and returns why it was kept. It works in
+// the target database when it cleaned it, so that PostgreSQL names the objects of that
+// database that block the drop.
 func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, t ownedResult) (kept string, err error) {
 	db := e.adminDB
 	if t.cleaned {
@@ -291,12 +291,6 @@ func (e *Engine) drop(ctx context.Context, p timebox.GrantPlan, role *roleInfo, 
 	}
 	err = e.execIn(ctx, e.adminDB, p.Database, "REVOKE CONNECT ON DATABASE "+QuoteIdent(p.Database)+" FROM "+who)
 	if err != nil && sqlState(err) != "3D000" {
-		return "", err
-	}
-	// The connect role may not exist (a login made before connect roles): on its own, so
-	// that its absence does not undo the other revocations.
-	err = e.execIn(ctx, e.adminDB, "", "REVOKE "+QuoteIdent(e.connectRole(p.Database))+" FROM "+who)
-	if err != nil && sqlState(err) != "42704" { // undefined_object
 		return "", err
 	}
 	if len(role.member) > 0 {

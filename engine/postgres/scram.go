@@ -28,6 +28,12 @@ func (v verifier) String() string {
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, v.salt, v.storedKey, v.serverKey)
 }
 
+// secrets lists what must never appear in an error about password, whose verifier v is: the
+// password, the verifier and each of its parts.
+func (v verifier) secrets(password string) []string {
+	return []string{password, v.String(), v.salt, v.storedKey, v.serverKey}
+}
+
 // validPassword refuses passwords whose SCRAM verifier could differ from the one PostgreSQL
 // computes: the server normalises passwords with SASLprep, which is the identity only for
 // printable ASCII. Timebox generates its passwords, so this costs nothing.

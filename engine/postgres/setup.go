@@ -136,47 +136,49 @@ func (e *Engine) connectRole(db string) string {
 // PostgreSQL fails concurrent updates of it with "tuple concurrently updated", and thousands
 // of them bloat pg_database). The admin's CREATEROLE and CONNECT WITH GRANT OPTION suffice;
 // on PostgreSQL 16 the creator holds what it creates WITH ADMIN OPTION. Each is looked up once
-// per engine; a failed look is repeated on the next call.
+// per engine (the bookkeeping role along with the first database); a failed look is repeated
+// on the next call.
 func (e *Engine) ensureRoles(ctx context.Context, pool *pgxpool.Pool, db string) error {
 	e.mu.Lock()
-	done := e.managed && e.connect[db]
+	done, first := e.connect[db], len(e.connect) == 0
 	e.mu.Unlock()
 	if done {
 		return nil
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	create := func(role, comment, then string) error {
+	create := func(role, comment string) error {
 		var exists bool
 		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil || exists {
 			return err
 		}
 		r := QuoteIdent(role)
-		_, err := pool.Exec(ctx, "CREATE ROLE "+r+" NOLOGIN;\nCOMMENT ON ROLE "+r+" IS "+QuoteLiteral(comment)+then)
+		_, err := pool.Exec(ctx, "CREATE ROLE "+r+" NOLOGIN;\nCOMMENT ON ROLE "+r+" IS "+QuoteLiteral(comment))
 		if code := sqlState(err); err != nil && code != "42710" && code != "23505" { // created meanwhile
 			return err
 		}
 		return nil
 	}
-	if err := create(e.ManagedRole, managedComment, ""); err != nil {
-		return err
+	if first {
+		if err := create(e.ManagedRole, managedComment); err != nil {
+			return err
+		}
 	}
 	c := e.connectRole(db)
-	err := create(c, connectComment+db, "")
-	if err == nil {
-		// Granted every time the role is first looked at, in case it was made but the grant
-		// failed: a no-op when it holds CONNECT already.
-		defer e.lockDatabase(db)()
-		err = retryConcurrent(ctx, func() error {
-			_, err := pool.Exec(ctx, "GRANT CONNECT ON DATABASE "+QuoteIdent(db)+" TO "+QuoteIdent(c))
-			return err
-		})
+	if err := create(c, connectComment+db); err != nil {
+		return err
 	}
+	// Granted every time the role is first looked at, in case it was made but the grant
+	// failed: a no-op when it holds CONNECT already.
+	defer e.lockDatabase(db)()
+	err := retryConcurrent(ctx, func() error {
+		_, err := pool.Exec(ctx, "GRANT CONNECT ON DATABASE "+QuoteIdent(db)+" TO "+QuoteIdent(c))
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
-	e.managed = true
 	e.connect[db] = true
 	e.mu.Unlock()
 	return nil

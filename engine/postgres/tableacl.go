@@ -107,13 +107,14 @@ func heldTables(ctx context.Context, q pgx.Tx, name string) (heldACL, error) {
 	return h, err
 }
 
-// holdsTablePrivileges reports whether the role with oid holds privileges on tables or
-// schemas of database db (an indexed look at the shared pg_shdepend, from any database).
-func holdsTablePrivileges(ctx context.Context, q querier, oid uint32, db string) (bool, error) {
-	var found bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_shdepend s
-		WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = $2)
-			AND s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = 'a'
-			AND s.classid IN ('pg_class'::regclass, 'pg_namespace'::regclass))`, oid, db).Scan(&found)
-	return found, err
+// tableDatabases returns the databases, but the one called skip, where the role with oid
+// holds privileges on tables or schemas (an indexed look at the shared pg_shdepend, from any
+// database, whatever the size of the schemas).
+func tableDatabases(ctx context.Context, q querier, oid uint32, skip string) ([]string, error) {
+	var dbs []string
+	err := q.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT d.datname::text), '{}')
+		FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+		WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = 'a'
+			AND s.classid IN ('pg_class'::regclass, 'pg_namespace'::regclass) AND d.datname <> $2`, oid, skip).Scan(&dbs)
+	return dbs, err
 }

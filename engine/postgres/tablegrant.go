@@ -32,7 +32,7 @@ type foundTable struct {
 // It returns EINVALID naming the table when a table or column is missing or the admin cannot
 // hand a privilege out.
 func (e *Engine) convergeTables(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, tables []timebox.TableGrant, fresh bool) error {
-	found, err := e.resolveTables(ctx, tx, p, tables)
+	found, err := e.resolveTables(ctx, tx, p.Principal, p.Database, tables)
 	if err != nil {
 		return err
 	}
@@ -135,15 +135,15 @@ func (e *Engine) runTableStatements(ctx context.Context, tx pgx.Tx, p timebox.Gr
 }
 
 // resolveTableSQL finds, for each planned table (a JSON array of {i, s, t, ops, cols}), the
-// table's oid, whether the login ($2) and the admin may use its schema, its missing columns
-// and the operations the admin cannot hand out. Catalog lookups by name, bound values only:
-// no quoting, no privilege needed to look, cost independent of the size of the schemas.
+// table's oid, whether the login ($2, a role name or "public") and the admin may use its
+// schema, its missing columns and the operations the admin cannot hand out. Catalog lookups
+// by name, bound values only: no quoting, no privilege needed to look, cost independent of
+// the size of the schemas.
 const resolveTableSQL = `
-WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, s text, t text, ops text[], cols text[])),
-r AS (SELECT oid FROM pg_roles WHERE rolname = $2)
+WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, s text, t text, ops text[], cols text[]))
 SELECT x.i, coalesce(c.oid, 0),
-	coalesce(has_schema_privilege(r.oid, n.oid, 'USAGE'), false),
-	coalesce(has_schema_privilege(n.oid, 'USAGE') AND (has_schema_privilege(r.oid, n.oid, 'USAGE')
+	coalesce(has_schema_privilege($2::name, n.oid, 'USAGE'), false),
+	coalesce(has_schema_privilege(n.oid, 'USAGE') AND (has_schema_privilege($2::name, n.oid, 'USAGE')
 		OR has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION')), false),
 	array(SELECT col FROM unnest(x.cols) col WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped)),
@@ -152,24 +152,16 @@ SELECT x.i, coalesce(c.oid, 0),
 		AND (cardinality(x.cols) = 0 OR EXISTS (SELECT 1 FROM unnest(x.cols) col
 			LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
 			WHERE a.attnum IS NULL OR NOT has_column_privilege(c.oid, a.attnum, op || ' WITH GRANT OPTION'))))
-FROM x CROSS JOIN r
+FROM x
 LEFT JOIN pg_namespace n ON n.nspname = x.s
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.t AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY x.i`
 
-// resolveTables looks the planned tables up in tx's database and returns what it found, in
-// the order of tables, or an EINVALID error for the first table that cannot be granted.
-func (e *Engine) resolveTables(ctx context.Context, tx pgx.Tx, p timebox.GrantPlan, tables []timebox.TableGrant) ([]foundTable, error) {
-	return e.resolveTablesWith(ctx, tx, resolveTableSQL, p, tables)
-}
-
-// checkTableSQL is resolveTableSQL for a login that does not exist yet: it may use a schema
-// only when PUBLIC may (a new login holds nothing else), so a schema the admin cannot hand
-// USAGE on is found before the request is stored, not when the window opens.
-var checkTableSQL = strings.ReplaceAll(resolveTableSQL, "has_schema_privilege(r.oid, n.oid, 'USAGE')", "has_schema_privilege('public', n.oid, 'USAGE')")
-
-// resolveTablesWith is resolveTables with the lookup query given.
-func (e *Engine) resolveTablesWith(ctx context.Context, tx pgx.Tx, query string, p timebox.GrantPlan, tables []timebox.TableGrant) ([]foundTable, error) {
+// resolveTables looks the planned tables up in tx's database for the login called login
+// ("public" for a login that does not exist yet, which may use a schema only when PUBLIC may)
+// and returns what it found, in the order of tables, or an EINVALID error for the first table
+// that cannot be granted.
+func (e *Engine) resolveTables(ctx context.Context, tx pgx.Tx, login, db string, tables []timebox.TableGrant) ([]foundTable, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
@@ -188,7 +180,7 @@ func (e *Engine) resolveTablesWith(ctx context.Context, tx pgx.Tx, query string,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, query, string(arg), p.Principal)
+	rows, err := tx.Query(ctx, resolveTableSQL, string(arg), login)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +193,8 @@ func (e *Engine) resolveTablesWith(ctx context.Context, tx pgx.Tx, query string,
 	if err != nil {
 		return nil, err
 	}
-	if len(found) != len(tables) { // only when the login vanished meanwhile
-		return nil, timebox.Errorf(timebox.EINTERNAL, "server %s: login %q not found while granting its tables", e.name, p.Principal)
-	}
 	for i, f := range found {
-		if err := e.checkFound(tables[i], f, p.Database); err != nil {
+		if err := e.checkFound(tables[i], f, db); err != nil {
 			return nil, err
 		}
 	}
@@ -249,10 +238,7 @@ func (e *Engine) CheckTables(ctx context.Context, p timebox.GrantPlan) error {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "SELECT current_user").Scan(&p.Principal); err != nil {
-			return err
-		}
-		_, err := e.resolveTablesWith(ctx, tx, checkTableSQL, p, tables)
+		_, err := e.resolveTables(ctx, tx, "public", p.Database, tables)
 		return err
 	})
 	return e.wrap(err, nil)

@@ -64,6 +64,15 @@ func wantQuery(t *testing.T, conn *pgx.Conn, sql, code string) {
 	}
 }
 
+// wantQueries runs each statement of want on conn and fails unless it succeeds (code "") or
+// fails with the SQLSTATE given.
+func wantQueries(t *testing.T, conn *pgx.Conn, want map[string]string) {
+	t.Helper()
+	for sql, code := range want {
+		wantQuery(t, conn, sql, code)
+	}
+}
+
 // adhocPlan returns a plan granting columns of orders, one column of the tasks table, DELETE
 // on events and a table of the sales schema, and no role.
 func adhocPlan(f *fixture) timebox.GrantPlan {
@@ -131,7 +140,7 @@ func checkWide(t *testing.T, f *fixture, p timebox.GrantPlan) {
 		t.Errorf("SELECT id, total FROM orders = %d, %v, %v", id, total, err)
 	}
 	tasks := QuoteIdent(tasksTable)
-	for sql, code := range map[string]string{
+	wantQueries(t, conn, map[string]string{
 		"SELECT secret FROM orders":          "42501",
 		"SELECT * FROM orders":               "42501",
 		"INSERT INTO orders (id) VALUES (2)": "42501",
@@ -142,9 +151,7 @@ func checkWide(t *testing.T, f *fixture, p timebox.GrantPlan) {
 		"SELECT id FROM " + tasks:                                         "42501",
 		"SELECT id FROM " + salesSchema + ".leads":                        "",
 		"DELETE FROM events WHERE id = 2":                                 "",
-	} {
-		wantQuery(t, conn, sql, code)
-	}
+	})
 }
 
 // testNarrower grants p with fewer tables and columns, then without tables, and checks that
@@ -162,15 +169,13 @@ func testNarrower(t *testing.T, f *fixture, p timebox.GrantPlan, executed func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for sql, code := range map[string]string{
+	wantQueries(t, conn, map[string]string{
 		"SELECT id FROM orders":                                "",
 		"SELECT total FROM orders":                             "42501",
 		"UPDATE " + QuoteIdent(tasksTable) + " SET note = 'x'": "42501",
 		"SELECT id FROM events":                                "42501",
 		"SELECT id FROM " + salesSchema + ".leads":             "42501",
-	} {
-		wantQuery(t, conn, sql, code)
-	}
+	})
 	var usage bool
 	if err := superQueryRow(t, f.pg, f.db, "SELECT has_schema_privilege($1, $2, 'USAGE')", []any{p.Principal, salesSchema}, &usage); err != nil || usage {
 		t.Errorf("USAGE on schema %s after the narrower grant: %v, %v", salesSchema, usage, err)
@@ -345,5 +350,39 @@ func TestTableSetupStatements(t *testing.T) {
 	}
 	if got := TableSetupStatements("a", nil); len(got) != 2 || !strings.Contains(got[1], `SCHEMA "public"`) {
 		t.Errorf("default schema: %q", got)
+	}
+}
+
+// TestGrantClearsOtherDatabase: a login that holds table privileges in one database from an
+// earlier plan loses them when it is granted again on another database, with or without
+// tables: Grant leaves no table privilege outside its plan, in any database.
+func TestGrantClearsOtherDatabase(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"shop_", "other_", "reader_"})
+	adhocTables(t, f)
+	mustExec(t, f.pg, f.other, "CREATE TABLE notes (id int)")
+	for _, stmt := range TableSetupStatements(f.admin, nil) {
+		mustExec(t, f.pg, f.other, stmt)
+	}
+	ctx := t.Context()
+	for _, moved := range [][]timebox.TableGrant{nil, {{Table: "notes", Operations: []string{"SELECT"}}}} {
+		p := adhocPlan(f)
+		if err := f.eng.Grant(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		var oid uint32
+		if err := superQueryRow(t, f.pg, "postgres", "SELECT oid FROM pg_roles WHERE rolname = $1", []any{p.Principal}, &oid); err != nil {
+			t.Fatal(err)
+		}
+		p.Database, p.Tables = f.other, moved
+		if err := f.eng.Grant(ctx, p); err != nil {
+			t.Fatalf("grant on the other database: %v", err)
+		}
+		if n := aclMentions(t, f, oid); n != len(moved) { // pg_shdepend is shared: the other database's grant counts once
+			t.Errorf("with tables %v on the other database, %d access-list entries or dependencies mention the login, want %d", moved, n, len(moved))
+		}
+		if res, err := f.eng.Revoke(ctx, p); err != nil || !res.Dropped {
+			t.Fatalf("revoke = %+v, %v", res, err)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func (e *Engine) grantUnlock(ctx context.Context, p timebox.GrantPlan) error {
 	if err != nil {
 		return timebox.WrapError(timebox.EINTERNAL, err, "server %s: compute password verifier", e.name)
 	}
-	secrets := []string{p.Password, v.String(), v.salt, v.storedKey, v.serverKey}
+	secrets := v.secrets(p.Password)
 	pool, err := e.pool(e.adminDB)
 	if err != nil {
 		return err
@@ -24,7 +24,7 @@ func (e *Engine) grantUnlock(ctx context.Context, p timebox.GrantPlan) error {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := e.checkSharedLogin(ctx, tx, p.Principal); err != nil {
+		if _, err := e.existingLogin(ctx, tx, p, timebox.EINVALID); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, unlockSQL(p, QuoteLiteral(v.String())))
@@ -45,13 +45,12 @@ func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox
 	err = func() error {
 		ctx, cancel := e.callContext(ctx)
 		defer cancel()
-		if err := e.checkSharedLogin(ctx, admin, p.Principal); err != nil {
+		role, err := e.existingLogin(ctx, admin, p, timebox.EINVALID)
+		if err != nil {
 			return err
 		}
-		if err := admin.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", p.Principal).Scan(&wasOpen); err != nil {
-			return err
-		}
-		_, err := admin.Exec(ctx, lockSQL(p.Principal))
+		wasOpen = role.canLogin
+		_, err = admin.Exec(ctx, lockSQL(p.Principal))
 		return err
 	}()
 	if err != nil {
@@ -61,20 +60,6 @@ func (e *Engine) revokeUnlock(ctx context.Context, p timebox.GrantPlan) (timebox
 	res.Detail = "locked again: NOLOGIN, password cleared"
 	res.Absent = !wasOpen && res.SessionsEnded == 0 // it was locked already: nothing undone
 	return res, e.wrap(err, nil)
-}
-
-// checkSharedLogin refuses a login that does not exist or that Timebox created itself.
-func (e *Engine) checkSharedLogin(ctx context.Context, q querier, name string) error {
-	role, err := e.lookupRole(ctx, q, name, "")
-	switch {
-	case err != nil:
-		return err
-	case role == nil:
-		return timebox.Errorf(timebox.EINVALID, "server %s: login %q does not exist (method unlock_login needs an existing login)", e.name, name)
-	case role.ours:
-		return timebox.Errorf(timebox.EINVALID, "server %s: login %q is an ephemeral Timebox login, not a shared one", e.name, name)
-	}
-	return nil
 }
 
 // unlockSQL returns the statement that opens p's shared login for the window; password is the
