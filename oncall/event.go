@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/timebox-dev/timebox"
 )
 
 // event is one VEVENT: its first instance, who it puts on call, and how it recurs.
@@ -47,7 +50,7 @@ func (p *parser) event(props []prop) (*event, error) {
 			ev.cancelled = ev.cancelled || strings.EqualFold(strings.TrimSpace(pr.value), "CANCELLED")
 		case "SUMMARY":
 			if !seenSummary {
-				summary, seenSummary = unescapeText(pr.value), true
+				summary, seenSummary = textEscapes.Replace(pr.value), true
 			}
 		case "ATTENDEE":
 			attendees = append(attendees, pr)
@@ -154,62 +157,39 @@ func (p *parser) dateTime(pr *prop, v string) (t time.Time, isDate bool, err err
 	}
 	t, isDate, ok := parseDateTime(v, loc)
 	if !ok || (strings.EqualFold(pr.param("VALUE"), "DATE") && !isDate) {
-		return time.Time{}, false, fmt.Errorf("line %d: %s: invalid date or date-time %q", pr.line, pr.name, clip(v))
+		return time.Time{}, false, fmt.Errorf("line %d: %s: invalid date or date-time %q", pr.line, pr.name, timebox.Clip(v))
 	}
 	return t, isDate, nil
 }
 
 // parseDateTime parses YYYYMMDD (a DATE, midnight UTC), YYYYMMDDTHHMMSSZ (UTC) and
-// YYYYMMDDTHHMMSS (in loc).
+// YYYYMMDDTHHMMSS (in loc). A leap second (:60) is refused, as time.Parse does.
 func parseDateTime(v string, loc *time.Location) (t time.Time, isDate, ok bool) {
-	if len(v) < 8 {
+	var layout string
+	switch {
+	case len(v) == 8:
+		layout, loc, isDate = "20060102", time.UTC, true
+	case len(v) == 15:
+		layout = "20060102T150405"
+	case len(v) == 16 && v[15] == 'Z':
+		layout, loc = "20060102T150405Z", time.UTC
+	default:
 		return time.Time{}, false, false
 	}
-	y, okY := digits(v[0:4])
-	mo, okM := digits(v[4:6])
-	d, okD := digits(v[6:8])
-	if !okY || !okM || !okD || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, time.Month(mo)) {
-		return time.Time{}, false, false
-	}
-	if len(v) == 8 {
-		return time.Date(y, time.Month(mo), d, 0, 0, 0, 0, time.UTC), true, true
-	}
-	if v[8] != 'T' || (len(v) != 15 && !(len(v) == 16 && v[15] == 'Z')) {
-		return time.Time{}, false, false
-	}
-	h, okH := digits(v[9:11])
-	mi, okMi := digits(v[11:13])
-	s, okS := digits(v[13:15])
-	if !okH || !okMi || !okS || h > 23 || mi > 59 || s > 60 {
-		return time.Time{}, false, false
-	}
-	if len(v) == 16 {
-		loc = time.UTC
-	}
-	return time.Date(y, time.Month(mo), d, h, mi, min(s, 59), 0, loc), false, true
+	t, err := time.ParseInLocation(layout, v, loc)
+	return t, isDate, err == nil
 }
-
-func digits(s string) (int, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n, s != ""
-}
-
-func daysIn(y int, m time.Month) int { return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day() }
 
 // parseDuration parses an RFC 5545 duration (P1W, P1D, PT8H, P1DT12H30M) into nominal days
-// and an exact time part. Negative durations are refused.
+// and an exact time part, each at most 100 years. Negative durations are refused.
 func parseDuration(v string) (days int, clock time.Duration, err error) {
+	const maxDays = 100 * 366
 	s, ok := strings.CutPrefix(strings.TrimPrefix(v, "+"), "P")
 	if !ok || s == "" {
-		return 0, 0, fmt.Errorf("invalid duration %q", clip(v))
+		return 0, 0, fmt.Errorf("invalid duration %q", timebox.Clip(v))
 	}
 	inTime, any := false, false
+	var secs int64 // the time part: at most 7 digits per unit, checked after each, never wraps
 	for s != "" {
 		if s[0] == 'T' && !inTime {
 			inTime, s = true, s[1:]
@@ -219,9 +199,9 @@ func parseDuration(v string) (days int, clock time.Duration, err error) {
 		for i < len(s) && i < 7 && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
-		n, okN := digits(s[:i])
-		if !okN || i == len(s) {
-			return 0, 0, fmt.Errorf("invalid duration %q", clip(v))
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || i == len(s) {
+			return 0, 0, fmt.Errorf("invalid duration %q", timebox.Clip(v))
 		}
 		unit := s[i]
 		s, any = s[i+1:], true
@@ -231,19 +211,22 @@ func parseDuration(v string) (days int, clock time.Duration, err error) {
 		case unit == 'D' && !inTime:
 			days += n
 		case unit == 'H' && inTime:
-			clock += time.Duration(n) * time.Hour
+			secs += int64(n) * 3600
 		case unit == 'M' && inTime:
-			clock += time.Duration(n) * time.Minute
+			secs += int64(n) * 60
 		case unit == 'S' && inTime:
-			clock += time.Duration(n) * time.Second
+			secs += int64(n)
 		default:
-			return 0, 0, fmt.Errorf("invalid duration %q", clip(v))
+			return 0, 0, fmt.Errorf("invalid duration %q", timebox.Clip(v))
+		}
+		if days > maxDays || secs > maxDays*24*3600 {
+			return 0, 0, fmt.Errorf("invalid duration %q", timebox.Clip(v))
 		}
 	}
-	if !any || days > 100*366 || clock > 100*366*24*time.Hour {
-		return 0, 0, fmt.Errorf("invalid duration %q", clip(v))
+	if !any {
+		return 0, 0, fmt.Errorf("invalid duration %q", timebox.Clip(v))
 	}
-	return days, clock, nil
+	return days, time.Duration(secs) * time.Second, nil
 }
 
 // whoOf tells who an event puts on call: the email of every ATTENDEE (PagerDuty) that has
@@ -316,7 +299,7 @@ func (c *calendar) shifts(from, to time.Time) ([]Shift, error) {
 		err := e.instances(from, to, skip, &budget, func(s, end time.Time) error {
 			for _, w := range e.who {
 				if len(out) == MaxShifts {
-					return fmt.Errorf("more than %d shifts between %s and %s: ask for a shorter range", MaxShifts, from.Format(time.RFC3339), to.Format(time.RFC3339))
+					return tooManyShifts(from, to)
 				}
 				out = append(out, Shift{Start: s.UTC(), End: end.UTC(), Who: w})
 			}
@@ -326,7 +309,7 @@ func (c *calendar) shifts(from, to time.Time) ([]Shift, error) {
 			return nil, err
 		} else if err != nil {
 			if e.uid != "" {
-				return nil, fmt.Errorf("event %q: %w", clip(e.uid), err)
+				return nil, fmt.Errorf("event %q: %w", timebox.Clip(e.uid), err)
 			}
 			return nil, err
 		}

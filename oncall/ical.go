@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/timebox-dev/timebox"
 )
 
 // This file reads iCalendar (RFC 5545) as PagerDuty, Opsgenie and Google Calendar export it:
@@ -193,7 +195,7 @@ func (p *parser) endComponent(num int, name string) error {
 func uidNote(props []prop) string {
 	for _, pr := range props {
 		if pr.name == "UID" {
-			return fmt.Sprintf(" (UID %q)", clip(pr.value))
+			return fmt.Sprintf(" (UID %q)", timebox.Clip(pr.value))
 		}
 	}
 	return ""
@@ -204,9 +206,9 @@ func parseProp(s string) (prop, error) {
 	var pr prop
 	i := strings.IndexAny(s, ";:")
 	if i < 0 {
-		return pr, fmt.Errorf("malformed line %q: no ':'", clip(s))
+		return pr, fmt.Errorf("malformed line %q: no ':'", timebox.Clip(s))
 	} else if i == 0 {
-		return pr, fmt.Errorf("malformed line %q: no property name", clip(s))
+		return pr, fmt.Errorf("malformed line %q: no property name", timebox.Clip(s))
 	}
 	pr.name = strings.ToUpper(strings.TrimSpace(s[:i]))
 	s = s[i:]
@@ -250,44 +252,12 @@ func parseProp(s string) (prop, error) {
 	return pr, nil
 }
 
-// unescapeText decodes an RFC 5545 TEXT value.
-func unescapeText(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'n', 'N':
-			b.WriteByte('\n')
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
-}
-
-// clip shortens a piece of the input for an error message.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+// textEscapes decodes an RFC 5545 TEXT value.
+var textEscapes = strings.NewReplacer(`\\`, `\`, `\;`, ";", `\,`, ",", `\n`, "\n", `\N`, "\n")
 
 // clipName shortens and escapes a name read from the input for an error message.
 func clipName(s string) string {
-	q := strconv.Quote(clip(s))
+	q := strconv.Quote(timebox.Clip(s))
 	return q[1 : len(q)-1]
 }
 
@@ -311,7 +281,7 @@ func (p *parser) location(tzid string) (*time.Location, error) {
 		loc, err = time.LoadLocation(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("unknown time zone TZID=%q", clip(tzid))
+		return nil, fmt.Errorf("unknown time zone TZID=%q", timebox.Clip(tzid))
 	}
 	p.zones[tzid] = loc
 	return loc, nil

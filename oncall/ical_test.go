@@ -199,6 +199,9 @@ func TestParseErrors(t *testing.T) {
 		{"DTEND before DTSTART", ev("DTSTART:20260105T090000Z", "DTEND:20260105T080000Z"), "DTEND is before DTSTART"},
 		{"DTEND and DURATION", ev("DTSTART:20260105T090000Z", "DTEND:20260105T100000Z", "DURATION:PT1H"), "both DTEND and DURATION"},
 		{"negative DURATION", ev("DTSTART:20260105T090000Z", "DURATION:-PT1H"), `DURATION: invalid duration "-PT1H"`},
+		{"DURATION past int64 nanoseconds", ev("DTSTART:20260105T090000Z", "DURATION:PT5124096H"), "DURATION: invalid duration"}, // once wrapped to 25m
+		{"DURATION summing past 100 years", ev("DTSTART:20260105T090000Z", "DURATION:PT"+strings.Repeat("9999999S", 400)), "DURATION: invalid duration"},
+		{"leap second", ev("DTSTART:20260105T235960Z"), "invalid date or date-time"},
 		{"DTSTART twice", ev("DTSTART:20260105T090000Z", "DTSTART:20260106T090000Z"), "DTSTART given twice (lines 7 and 8)"},
 		{"FREQ=HOURLY", ev("DTSTART:20260105T090000Z", "RRULE:FREQ=HOURLY"), "RRULE: FREQ=HOURLY is not supported"},
 		{"numbered BYDAY", ev("DTSTART:20260105T090000Z", "RRULE:FREQ=WEEKLY;BYDAY=1MO"), "numbered weekdays are not supported"},
@@ -232,44 +235,42 @@ func TestParseBounds(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
-	endless := vcal("BEGIN:VEVENT", "UID:e1", "DTSTART:19700101T000000Z", "DURATION:PT1M", "RRULE:FREQ=DAILY", "SUMMARY:ann", "END:VEVENT")
-	cal, err := parseICS([]byte(endless))
-	if err != nil {
-		t.Fatal(err)
+	// expandErr parses ics, which must be valid, and expands it over [from, to), which must
+	// fail with an error containing want.
+	expandErr := func(t *testing.T, ics, from, to, want string) {
+		t.Helper()
+		c, err := parseICS([]byte(ics))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.shifts(utc(from), utc(to)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
 	}
+	endless := vcal("BEGIN:VEVENT", "UID:e1", "DTSTART:19700101T000000Z", "DURATION:PT1M", "RRULE:FREQ=DAILY", "SUMMARY:ann", "END:VEVENT")
 	t.Run("endless rule, one year", func(t *testing.T) {
+		cal, err := parseICS([]byte(endless))
+		if err != nil {
+			t.Fatal(err)
+		}
 		s, err := cal.shifts(utc("2026-01-01T00:00"), utc("2027-01-01T00:00"))
 		if err != nil || len(s) != 365 {
 			t.Errorf("%d shifts, %v", len(s), err)
 		}
 	})
 	t.Run("endless rule, a century", func(t *testing.T) {
-		_, err := cal.shifts(utc("2000-01-01T00:00"), utc("2100-01-01T00:00"))
-		if err == nil || !strings.Contains(err.Error(), `event "e1": recurrence runs over more than 10000 periods`) {
-			t.Errorf("error %v", err)
-		}
+		expandErr(t, endless, "2000-01-01T00:00", "2100-01-01T00:00", `event "e1": recurrence runs over more than 10000 periods`)
 	})
 	t.Run("huge COUNT from long ago", func(t *testing.T) {
-		c, err := parseICS([]byte(vcal("BEGIN:VEVENT", "DTSTART:19700101T000000Z", "DURATION:PT1M", "RRULE:FREQ=DAILY;COUNT=1000000000", "SUMMARY:ann", "END:VEVENT")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.shifts(utc("2026-01-01T00:00"), utc("2026-01-02T00:00")); err == nil || !strings.Contains(err.Error(), "ask for a shorter range") {
-			t.Errorf("error %v", err)
-		}
+		expandErr(t, vcal("BEGIN:VEVENT", "DTSTART:19700101T000000Z", "DURATION:PT1M", "RRULE:FREQ=DAILY;COUNT=1000000000", "SUMMARY:ann", "END:VEVENT"),
+			"2026-01-01T00:00", "2026-01-02T00:00", "ask for a shorter range")
 	})
 	t.Run("many attendees times many instances", func(t *testing.T) {
 		lines := []string{"BEGIN:VEVENT", "DTSTART:20260101T000000Z", "DURATION:PT1M", "RRULE:FREQ=DAILY", "SUMMARY:x"}
 		for i := range 100 {
 			lines = append(lines, fmt.Sprintf("ATTENDEE:mailto:u%d@example.com", i))
 		}
-		c, err := parseICS([]byte(vcal(append(lines, "END:VEVENT")...)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.shifts(utc("2026-01-01T00:00"), utc("2029-01-01T00:00")); err == nil || !strings.Contains(err.Error(), "more than 10000 shifts") {
-			t.Errorf("error %v", err)
-		}
+		expandErr(t, vcal(append(lines, "END:VEVENT")...), "2026-01-01T00:00", "2029-01-01T00:00", "more than 10000 shifts")
 	})
 	t.Run("EXDATE flood", func(t *testing.T) {
 		ex := strings.Repeat("20260101T000000Z,", maxInstants) + "20260101T000000Z"
@@ -294,13 +295,7 @@ func TestParseBounds(t *testing.T) {
 		for range maxEvents {
 			b.WriteString("BEGIN:VEVENT\nDTSTART:19900101T000000Z\nDURATION:PT1M\nRRULE:FREQ=DAILY;COUNT=9999\nSUMMARY:x\nEND:VEVENT\n")
 		}
-		c, err := parseICS([]byte(b.String() + "END:VCALENDAR\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.shifts(utc("2026-01-01T00:00"), utc("2026-02-01T00:00")); err == nil || !strings.Contains(err.Error(), "too many recurrences to expand") {
-			t.Errorf("error %v", err)
-		}
+		expandErr(t, b.String()+"END:VCALENDAR\n", "2026-01-01T00:00", "2026-02-01T00:00", "too many recurrences to expand")
 	})
 	t.Run("many attendees", func(t *testing.T) {
 		var b strings.Builder
@@ -308,13 +303,7 @@ func TestParseBounds(t *testing.T) {
 		for i := range 200000 {
 			fmt.Fprintf(&b, "ATTENDEE:mailto:u%d@example.com\n", i%100000)
 		}
-		c, err := parseICS([]byte(b.String() + "END:VEVENT\nEND:VCALENDAR\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.shifts(utc("2026-01-01T00:00"), utc("2026-01-02T00:00")); err == nil || !strings.Contains(err.Error(), "more than 10000 shifts") {
-			t.Errorf("error %v", err)
-		}
+		expandErr(t, b.String()+"END:VEVENT\nEND:VCALENDAR\n", "2026-01-01T00:00", "2026-01-02T00:00", "more than 10000 shifts")
 	})
 	t.Run("many parameters", func(t *testing.T) {
 		_, err := parseICS([]byte(vcal("X-A" + strings.Repeat(";A=b", 1000000) + ":v")))

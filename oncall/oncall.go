@@ -8,6 +8,8 @@ package oncall
 
 import (
 	"fmt"
+	"iter"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -160,50 +162,68 @@ func sourceOf(ics string) (loc string, isURL bool, err error) {
 
 // redact returns an URL cut after its host ("https://acme.pagerduty.com/…"): calendar feed
 // URLs carry their secret token in the path or the query, and user info may hold a password.
+// An URL that does not parse shows its scheme only: where its host ends is then unknown.
 func redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok {
 		return "an URL"
 	}
-	host := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		host = rest[:i]
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.ToLower(timebox.Clip(scheme)) + "://…"
 	}
-	if i := strings.LastIndexByte(host, '@'); i >= 0 {
-		host = host[i+1:]
-	}
-	out := strings.ToLower(timebox.Clip(scheme)) + "://" + timebox.Clip(host)
-	if len(rest) > len(host) || strings.Contains(rest, "@") {
+	out := u.Scheme + "://" + timebox.Clip(u.Host)
+	if u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		out += "/…"
 	}
 	return out
 }
 
 // matches reports whether a shift's Who designates the user: their name exactly, or their
-// email in any case.
+// email or one of their OnCallNames in any case.
 func matches(who string, u *timebox.User) bool {
-	return who != "" && (who == u.Name || (u.Email != "" && strings.EqualFold(who, u.Email)) ||
-		slices.ContainsFunc(u.OnCallNames, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), strings.TrimSpace(who)) }))
+	who = strings.TrimSpace(who)
+	return who != "" && (who == u.Name || strings.EqualFold(who, u.Email) ||
+		slices.ContainsFunc(u.OnCallNames, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), who) }))
+}
+
+// turns yields the rotation's turns from the one holding from (or the first), in order, until
+// their start no longer fits a time.Duration after Start (292 years).
+func (r *Rotation) turns(from time.Time) iter.Seq[Shift] {
+	return func(yield func(Shift) bool) {
+		d, n := time.Duration(r.Shift), int64(len(r.Users))
+		if d <= 0 || n == 0 {
+			return
+		}
+		var k int64
+		if from.After(r.Start) {
+			k = int64(from.Sub(r.Start) / d) // Sub saturates: k*d never overflows
+		}
+		for ; k <= math.MaxInt64/int64(d); k++ {
+			start := r.Start.Add(time.Duration(k) * d)
+			if !yield(Shift{Start: start.UTC(), End: start.Add(d).UTC(), Who: r.Users[k%n]}) {
+				return
+			}
+		}
+	}
 }
 
 // shifts returns the rotation's turns overlapping [from, to), at most MaxShifts.
 func (r *Rotation) shifts(from, to time.Time) ([]Shift, error) {
-	d := time.Duration(r.Shift)
-	if d <= 0 || len(r.Users) == 0 || !to.After(r.Start) {
-		return nil, nil
-	}
-	var k int64
-	if from.After(r.Start) {
-		k = int64(from.Sub(r.Start) / d)
-	}
 	var out []Shift
-	for ; ; k++ {
-		start := r.Start.Add(time.Duration(k) * d)
-		if !start.Before(to) {
-			return out, nil
+	for s := range r.turns(from) {
+		if !s.Start.Before(to) {
+			break
+		} else if !s.End.After(from) {
+			continue // only when from is beyond the turns' range
 		} else if len(out) == MaxShifts {
-			return nil, fmt.Errorf("more than %d shifts between %s and %s: ask for a shorter range", MaxShifts, from.Format(time.RFC3339), to.Format(time.RFC3339))
+			return nil, tooManyShifts(from, to)
 		}
-		out = append(out, Shift{Start: start.UTC(), End: start.Add(d).UTC(), Who: r.Users[k%int64(len(r.Users))]})
+		out = append(out, s)
 	}
+	return out, nil
+}
+
+func tooManyShifts(from, to time.Time) error {
+	return fmt.Errorf("more than %d shifts between %s and %s: ask for a shorter range", MaxShifts, from.Format(time.RFC3339), to.Format(time.RFC3339))
 }

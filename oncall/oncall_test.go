@@ -152,10 +152,61 @@ func TestRedact(t *testing.T) {
 		"https://cal.example.com":                                                                       "https://cal.example.com",
 		"HTTP://cal.example.com:8443?token=x":                                                           "http://cal.example.com:8443/…",
 		"not a url":                                                                                     "an URL",
+		"https://alice:s3cr/et@cal.example.com/x":                                                       "https://…", // does not parse: where the host ends is unknown
 	}
 	for in, want := range tests {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestScrubURL(t *testing.T) {
+	raw := "https://alice:Sup3rS3cret@cal.example.com/private/" + token + "/feed?" + query
+	got := scrubURL(raw, "proxy refused alice:Sup3rS3cret, Sup3rS3cret, "+token+" and Q7sEcReTqUeRy at "+raw)
+	for _, secret := range []string{"Sup3rS3cret", token, "Q7sEcReTqUeRy"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q shows %q", got, secret)
+		}
+	}
+}
+
+func TestMatches(t *testing.T) {
+	u := &timebox.User{Name: "alice", Email: "Alice@Example.com", OnCallNames: []string{"", " Alice Example "}}
+	for who, want := range map[string]bool{
+		"alice": true, "ALICE@example.com": true, "alice example": true, " alice ": true,
+		"Alice": false, "": false, "  ": false, "bob": false,
+	} {
+		if got := matches(who, u); got != want {
+			t.Errorf("matches(%q) = %v, want %v", who, got, want)
+		}
+	}
+	if matches("x", &timebox.User{}) || matches("", &timebox.User{}) {
+		t.Error("a user without name or email matches")
+	}
+}
+
+// TestOnCallShortRotation: a rota of turns of a few minutes (valid from 1m) holds more turns
+// in Lookahead than MaxShifts; OnCall walks them rather than failing.
+func TestOnCallShortRotation(t *testing.T) {
+	start := utc("2026-01-05T06:00")
+	r := NewResolver([]Schedule{
+		{Name: "pair", Rotation: &Rotation{Users: []string{"alice", "bob"}, Start: start, Shift: timebox.Duration(time.Minute)}},
+		{Name: "solo", Rotation: &Rotation{Users: []string{"alice"}, Start: start, Shift: timebox.Duration(time.Minute)}},
+		{Name: "ancient", Rotation: &Rotation{Users: []string{"alice"}, Start: utc("1700-01-01T00:00"), Shift: timebox.Duration(time.Minute)}},
+	})
+	for _, tt := range []struct{ schedule, at, want string }{
+		{"pair", "2026-01-05T06:00", "2026-01-05T06:01"},
+		{"pair", "2026-01-05T06:01", ""},
+		{"pair", "2026-02-05T07:02", "2026-02-05T07:03"},
+		{"solo", "2026-01-05T06:00", "2026-02-05T06:00"}, // followed for Lookahead
+		{"ancient", "2026-01-05T06:00", ""},              // beyond 292 years of turns: nobody, and no endless walk
+	} {
+		if got := onCall(r, tt.schedule, alice, tt.at); got != tt.want {
+			t.Errorf("%s at %s: %q, want %q", tt.schedule, tt.at, got, tt.want)
+		}
+	}
+	if shifts, err := r.Shifts(context.Background(), "ancient", utc("2026-01-05T00:00"), utc("2026-01-06T00:00")); err != nil || len(shifts) != 0 {
+		t.Errorf("ancient: %v, %v", format(shifts), err)
 	}
 }

@@ -371,3 +371,93 @@ func TestConcurrentOnCall(t *testing.T) {
 		t.Errorf("%d requests", n)
 	}
 }
+
+// TestSlowRefreshBlocksNobody: while one caller refreshes an URL, the others answer from the
+// good copy at once; a caller with no copy to answer from waits, and gives up with its context.
+func TestSlowRefreshBlocksNobody(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 10)
+	var mu sync.Mutex
+	hold := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		h := hold
+		mu.Unlock()
+		if h {
+			arrived <- struct{}{}
+			<-release
+		}
+		fmt.Fprint(w, oneEvent("alice", "20260105T090000Z", "20260105T170000Z"))
+	}))
+	defer srv.Close()
+	clk := &clock{t: utc("2026-01-05T10:00")}
+	r := NewResolver([]Schedule{{Name: "pd", ICS: srv.URL + feedPath}, {Name: "cold", ICS: srv.URL + "/cold"}})
+	r.Now, r.HTTPClient = clk.now, srv.Client()
+	const at = "2026-01-05T12:00"
+	if got := onCall(r, "pd", alice, at); got != "2026-01-05T17:00" {
+		t.Fatalf("first fetch: %q", got)
+	}
+	mu.Lock()
+	hold = true
+	mu.Unlock()
+	clk.add(DefaultRefresh)
+	refreshed := make(chan string)
+	go func() { refreshed <- onCall(r, "pd", alice, at) }()
+	<-arrived // the refresh is under way, and held
+	answered := make(chan string)
+	go func() { answered <- onCall(r, "pd", alice, at) }()
+	select {
+	case got := <-answered:
+		if got != "2026-01-05T17:00" {
+			t.Errorf("during the refresh: %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a caller with a good copy waited for another's refresh")
+	}
+
+	go func() { _ = onCall(r, "cold", alice, at) }() // loads a source with no copy yet
+	<-arrived
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error)
+	go func() { _, _, err := r.OnCall(ctx, "cold", alice, utc(at)); waited <- err }()
+	cancel()
+	select {
+	case err := <-waited:
+		if timebox.ErrorCode(err) != timebox.EUNAVAILABLE || !strings.Contains(err.Error(), "canceled") || strings.Contains(err.Error(), "/cold") {
+			t.Errorf("waiting without a copy, canceled: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a canceled caller kept waiting for another's load")
+	}
+	close(release)
+	if got := <-refreshed; got != "2026-01-05T17:00" {
+		t.Errorf("refresh: %q", got)
+	}
+}
+
+// TestFileReplacedKeepingTimeAndSize: a new file renamed over the old one is read even when
+// its modification time and size are the old one's (a rota swapping two names of one length).
+func TestFileReplacedKeepingTimeAndSize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "oncall.ics")
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	put := func(name, who string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(oneEvent(who, "20260105T090000Z", "20260105T170000Z")), 0o600); err != nil {
+			t.Fatal(err)
+		} else if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		} else if err := os.Rename(p, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewResolver([]Schedule{{Name: "db", ICS: path}})
+	put("a.tmp", "alice")
+	if got := onCall(r, "db", alice, "2026-01-05T12:00"); got != "2026-01-05T17:00" {
+		t.Fatalf("alice: %q", got)
+	}
+	put("b.tmp", "carol")
+	if got := onCall(r, "db", alice, "2026-01-05T12:00"); got != "" {
+		t.Errorf("alice after the swap: %q", got)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/timebox-dev/timebox"
 )
 
 // rrule is the part of an RFC 5545 recurrence rule that on-call exports use: FREQ DAILY or
@@ -38,7 +40,7 @@ func parseRRule(value string, start time.Time) (*rrule, error) {
 		k, v = strings.ToUpper(strings.TrimSpace(k)), strings.ToUpper(strings.TrimSpace(v))
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("malformed part %q", clip(part))
+			return nil, fmt.Errorf("malformed part %q", timebox.Clip(part))
 		case seen[k]:
 			return nil, fmt.Errorf("%s given twice", clipName(k))
 		}
