@@ -12,24 +12,38 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-// flavor is what the engine knows of the server's kind and version.
+// flavor is what the engine knows of the server's kind and version, and of the admin's
+// account on it: both are asked once per engine (flavorOf).
 type flavor struct {
 	mariadb      bool
 	version      string // VERSION()
 	major, minor int
+	// adminUser and adminHost are the admin's account as CURRENT_USER() names it.
+	adminUser, adminHost string
 }
 
 // versionRE finds the leading major.minor of VERSION().
 var versionRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 
-// parseFlavor reads VERSION(), e.g. "10.11.6-MariaDB-0+deb12u1" or "8.0.36".
-func parseFlavor(v string) *flavor {
-	f := &flavor{version: v, mariadb: strings.Contains(strings.ToLower(v), "mariadb")}
-	if m := versionRE.FindStringSubmatch(v); m != nil {
+// parseFlavor reads VERSION(), e.g. "10.11.6-MariaDB-0+deb12u1" or "8.0.36", and
+// CURRENT_USER(), e.g. "timebox@%".
+func parseFlavor(version, current string) *flavor {
+	f := &flavor{version: version, mariadb: strings.Contains(strings.ToLower(version), "mariadb")}
+	if m := versionRE.FindStringSubmatch(version); m != nil {
 		f.major, _ = strconv.Atoi(m[1])
 		f.minor, _ = strconv.Atoi(m[2])
 	}
+	f.adminUser, f.adminHost = current, "%"
+	if i := strings.LastIndexByte(current, '@'); i >= 0 {
+		f.adminUser, f.adminHost = current[:i], current[i+1:]
+	}
 	return f
+}
+
+// grantee returns the admin's account as information_schema writes grantees, e.g.
+// 'timebox'@'%'.
+func (f *flavor) grantee() string {
+	return "'" + f.adminUser + "'@'" + f.adminHost + "'"
 }
 
 // nativePasswords reports whether the server takes mysql_native_password hashes: MariaDB, and
@@ -65,11 +79,11 @@ func (e *Engine) flavorOf(ctx context.Context, db *sql.DB) (*flavor, error) {
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	var v string
-	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+	var version, current string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION(), CURRENT_USER()").Scan(&version, &current); err != nil {
 		return nil, err
 	}
-	f = parseFlavor(v)
+	f = parseFlavor(version, current)
 	e.mu.Lock()
 	e.flavor = f
 	e.mu.Unlock()
@@ -97,96 +111,89 @@ func (a *accountInfo) madeBy(password string) bool {
 	return password != "" && a.locked && len(a.roles) == 0 && len(a.dbs) == 0 && a.authHash == nativeHash(password)
 }
 
-// lookupAccount returns what the grant tables hold for user@host, or nil when the account
-// does not exist. It reads mysql.global_priv and mysql.roles_mapping on MariaDB, mysql.user,
-// mysql.role_edges and mysql.default_roles on MySQL, and mysql.db on both.
-func (e *Engine) lookupAccount(ctx context.Context, db *sql.DB, f *flavor, user, host string) (*accountInfo, error) {
+// lookupAccount returns what the grant tables hold for user@AccountHost, or nil when the
+// account does not exist. It reads mysql.global_priv and mysql.roles_mapping on MariaDB, mysql.user,
+// mysql.role_edges and mysql.default_roles on MySQL, and mysql.db on both, with statements
+// prepared once per engine (Grant runs it each time).
+func (e *Engine) lookupAccount(ctx context.Context, db *sql.DB, f *flavor, user string) (*accountInfo, error) {
+	host := e.AccountHost
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	a := &accountInfo{dbs: map[string][]string{}}
-	var locked, def string
-	var err error
+	s := f.schema()
+	q := `SELECT ` + s.locked + `, authentication_string, '' FROM mysql.user u WHERE User = ? AND Host = ?`
 	if f.mariadb {
-		err = db.QueryRowContext(ctx, `SELECT COALESCE(JSON_VALUE(Priv, '$.account_locked'), 'false'),
-			COALESCE(JSON_VALUE(Priv, '$.authentication_string'), ''), COALESCE(JSON_VALUE(Priv, '$.default_role'), '')
-			FROM mysql.global_priv WHERE User = ? AND Host = ?`, user, host).Scan(&locked, &a.authHash, &def)
-		a.locked = locked == "true" || locked == "1"
-		if def != "" {
-			a.defaults = []string{def}
-		}
-	} else {
-		err = db.QueryRowContext(ctx, `SELECT account_locked, authentication_string FROM mysql.user WHERE User = ? AND Host = ?`,
-			user, host).Scan(&locked, &a.authHash)
-		a.locked = locked == "Y"
+		q = `SELECT ` + s.locked + `, COALESCE(JSON_VALUE(Priv, '$.authentication_string'), ''),
+			COALESCE(JSON_VALUE(Priv, '$.default_role'), '') FROM mysql.global_priv u WHERE User = ? AND Host = ?`
 	}
-	if err == sql.ErrNoRows {
+	st, err := e.prepared(ctx, db, q)
+	if err != nil {
+		return nil, err
+	}
+	a := &accountInfo{dbs: map[string][]string{}}
+	var def string
+	if err := st.QueryRowContext(ctx, user, host).Scan(&a.locked, &a.authHash, &def); err == sql.ErrNoRows {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
+	if def != "" {
+		a.defaults = []string{def}
+	}
 	if !f.mariadb {
-		if a.defaults, err = queryStrings(ctx, db, `SELECT DEFAULT_ROLE_USER FROM mysql.default_roles
-			WHERE USER = ? AND HOST = ? ORDER BY 1`, user, host); err != nil {
+		rows, err := e.queryPrepared(ctx, db, `SELECT DEFAULT_ROLE_USER FROM mysql.default_roles
+			WHERE USER = ? AND HOST = ? ORDER BY 1`, user, host)
+		err = scanRows(rows, err, func(scan func(...any) error) error {
+			var r string
+			err := scan(&r)
+			a.defaults = append(a.defaults, r)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
-	if err := e.accountRoles(ctx, db, f, a, user, host); err != nil {
-		return nil, err
-	}
-	return a, e.accountDatabases(ctx, db, a, user, host)
-}
-
-// accountRoles fills a.roles and a.ours.
-func (e *Engine) accountRoles(ctx context.Context, db *sql.DB, f *flavor, a *accountInfo, user, host string) error {
-	q := `SELECT Role, Admin_option = 'Y' FROM mysql.roles_mapping WHERE User = ? AND Host = ? ORDER BY 1`
-	if !f.mariadb {
-		q = `SELECT FROM_USER, WITH_ADMIN_OPTION = 'Y' FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ? ORDER BY 1`
-	}
-	rows, err := db.QueryContext(ctx, q, user, host)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	rows, err := e.queryPrepared(ctx, db, `SELECT m.`+s.role+`, m.`+s.adminOption+` = 'Y' FROM `+s.roles+` m
+		WHERE m.`+s.member+` = ? AND m.`+s.host+` = ? ORDER BY 1`, user, host)
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var role string
 		var admin bool
-		if err := rows.Scan(&role, &admin); err != nil {
+		if err := scan(&role, &admin); err != nil {
 			return err
 		}
 		if role == e.ManagedRole {
 			a.ours = a.ours || !admin
-			continue
+		} else {
+			a.roles = append(a.roles, role)
 		}
-		a.roles = append(a.roles, role)
-	}
-	return rows.Err()
-}
-
-// accountDatabases fills a.dbs from mysql.db.
-func (e *Engine) accountDatabases(ctx context.Context, db *sql.DB, a *accountInfo, user, host string) error {
-	rows, err := db.QueryContext(ctx, "SELECT * FROM mysql.db WHERE User = ? AND Host = ?", user, host)
+		return nil
+	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return eachDBGrant(rows, func(_, pattern string, privs []string) { a.dbs[pattern] = privs })
+	rows, err = e.queryPrepared(ctx, db, "SELECT * FROM mysql.db WHERE User = ? AND Host = ?", user, host)
+	return a, eachDBGrant(rows, err, func(_, pattern string, privs []string) { a.dbs[pattern] = privs })
 }
 
 // eachDBGrant calls f with the user, database pattern and privileges of each row of rows, a
 // SELECT * FROM mysql.db: it maps the privilege columns (Select_priv…) to privilege names,
-// reading every column so that it works whatever the server's version. It closes rows.
-func eachDBGrant(rows *sql.Rows, f func(user, pattern string, privs []string)) error {
-	defer rows.Close()
-	cols, err := rows.Columns()
+// reading every column so that it works whatever the server's version. It closes rows; err,
+// the error of the query, is returned as it is.
+func eachDBGrant(rows *sql.Rows, err error, f func(user, pattern string, privs []string)) error {
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
+	cols, err := rows.Columns()
+	if err != nil {
+		rows.Close()
+		return err
+	}
+	return scanRows(rows, nil, func(scan func(...any) error) error {
 		vals := make([]sql.RawBytes, len(cols))
 		ptrs := make([]any, len(cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+		if err := scan(ptrs...); err != nil {
 			return err
 		}
 		var user, pattern string
@@ -204,26 +211,21 @@ func eachDBGrant(rows *sql.Rows, f func(user, pattern string, privs []string)) e
 			}
 		}
 		f(user, pattern, privs)
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // queryStrings runs a query of one string column and returns its values.
 func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
+	rows, err := db.QueryContext(ctx, q, args...)
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
+		err := scan(&s)
 		out = append(out, s)
-	}
-	return out, rows.Err()
+		return err
+	})
+	return out, err
 }
 
 // privilegeColumns maps the privilege columns of mysql.db to the privilege names of GRANT.

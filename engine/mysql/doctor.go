@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/timebox-dev/timebox"
 	"slices"
 	"strings"
+
+	"github.com/timebox-dev/timebox"
 )
 
 // Severities of a Finding.
@@ -19,6 +20,7 @@ const (
 // Finding is one result of Doctor (see timebox.Finding).
 type Finding = timebox.Finding
 
+// addFinding adds one finding to Doctor's.
 type addFinding func(severity, fix, format string, args ...any)
 
 // Doctor checks that the admin account can do its work on the given databases (their names on
@@ -38,28 +40,16 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 	add := func(sev, fix, format string, args ...any) {
 		findings = append(findings, Finding{Severity: sev, Message: fmt.Sprintf(format, args...), Fix: fix})
 	}
-	var current string
-	if err := db.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&current); err != nil {
-		return f.version, nil, e.wrap(err, nil)
-	}
-	user, host := current, "%"
-	if i := strings.LastIndexByte(current, '@'); i >= 0 {
-		user, host = current[:i], current[i+1:]
-	}
-	a := account(user, host)
-	for _, check := range []func(context.Context, *sql.DB, *flavor, string, string, addFinding) error{
-		e.doctorGlobal,
-		e.doctorGrantTables,
-		func(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
-			return e.doctorDatabases(ctx, db, a, g, databases, add)
-		},
-		func(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
-			return e.doctorRoles(ctx, db, f, a, user, host, roles, add)
-		},
-		e.doctorBackstop,
-		e.doctorAnonymous,
+	a := account(f.adminUser, f.adminHost)
+	for _, check := range []func() error{
+		func() error { return e.doctorGlobal(ctx, db, f, a, add) },
+		func() error { return e.doctorGrantTables(ctx, db, f, a, add) },
+		func() error { return e.doctorDatabases(ctx, db, f, a, databases, add) },
+		func() error { return e.doctorRoles(ctx, db, f, a, roles, add) },
+		func() error { return e.doctorBackstop(ctx, db, f, a, add) },
+		func() error { return e.doctorAnonymous(ctx, db, f, add) },
 	} {
-		if err := check(ctx, db, f, a, grantee(current), add); err != nil {
+		if err := check(); err != nil {
 			return f.version, findings, e.wrap(err, nil)
 		}
 	}
@@ -70,8 +60,8 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 }
 
 // doctorGlobal checks the admin's global privileges.
-func (e *Engine) doctorGlobal(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
-	held, err := queryStrings(ctx, db, "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?", g)
+func (e *Engine) doctorGlobal(ctx context.Context, db *sql.DB, f *flavor, a string, add addFinding) error {
+	held, err := queryStrings(ctx, db, "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?", f.grantee())
 	if err != nil {
 		return err
 	}
@@ -95,7 +85,7 @@ func (e *Engine) doctorGlobal(ctx context.Context, db *sql.DB, f *flavor, a, g s
 }
 
 // doctorGrantTables checks that the admin can read the grant tables the engine queries.
-func (e *Engine) doctorGrantTables(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
+func (e *Engine) doctorGrantTables(ctx context.Context, db *sql.DB, f *flavor, a string, add addFinding) error {
 	var missing []string
 	for _, t := range f.grantTables() {
 		rows, err := db.QueryContext(ctx, "SELECT 1 FROM mysql."+QuoteIdent(t)+" LIMIT 0")
@@ -123,12 +113,12 @@ func (e *Engine) doctorGrantTables(ctx context.Context, db *sql.DB, f *flavor, a
 
 // doctorDatabases checks that each managed database exists and that the admin holds
 // privileges on it WITH GRANT OPTION.
-func (e *Engine) doctorDatabases(ctx context.Context, db *sql.DB, a, g string, databases []string, add addFinding) error {
+func (e *Engine) doctorDatabases(ctx context.Context, db *sql.DB, f *flavor, a string, databases []string, add addFinding) error {
 	for _, d := range slices.Compact(slices.Sorted(slices.Values(databases))) {
 		var exists, grantable int
 		err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?),
 			(SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND IS_GRANTABLE = 'YES')`,
-			d, g, dbPattern(d)).Scan(&exists, &grantable)
+			d, f.grantee(), dbPattern(d)).Scan(&exists, &grantable)
 		switch {
 		case err != nil:
 			return err
@@ -148,28 +138,22 @@ func (e *Engine) doctorDatabases(ctx context.Context, db *sql.DB, a, g string, d
 
 // doctorRoles checks each role an access level hands out, and the bookkeeping role: it
 // exists and the admin holds it WITH ADMIN OPTION.
-func (e *Engine) doctorRoles(ctx context.Context, db *sql.DB, f *flavor, a, user, host string, roles []string, add addFinding) error {
+func (e *Engine) doctorRoles(ctx context.Context, db *sql.DB, f *flavor, a string, roles []string, add addFinding) error {
 	held := map[string]bool{} // role → WITH ADMIN OPTION
 	// MariaDB writes the grantee of APPLICABLE_ROLES as CURRENT_USER() does: user@host.
-	q, args := "SELECT ROLE_NAME, IS_GRANTABLE = 'YES' FROM information_schema.APPLICABLE_ROLES WHERE GRANTEE = ?", []any{user + "@" + host}
+	q, args := "SELECT ROLE_NAME, IS_GRANTABLE = 'YES' FROM information_schema.APPLICABLE_ROLES WHERE GRANTEE = ?", []any{f.adminUser + "@" + f.adminHost}
 	if !f.mariadb {
-		q, args = q+" AND GRANTEE_HOST = ?", []any{user, host}
+		q, args = q+" AND GRANTEE_HOST = ?", []any{f.adminUser, f.adminHost}
 	}
 	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var r string
 		var adm bool
-		if err := rows.Scan(&r, &adm); err != nil {
-			rows.Close()
-			return err
-		}
+		err := scan(&r, &adm)
 		held[r] = adm
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	exists := func(r string) (bool, error) {
@@ -216,8 +200,8 @@ func (e *Engine) doctorRoles(ctx context.Context, db *sql.DB, f *flavor, a, user
 }
 
 // doctorBackstop checks that backstop events can run.
-func (e *Engine) doctorBackstop(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
-	s, err := e.backstop(ctx, db)
+func (e *Engine) doctorBackstop(ctx context.Context, db *sql.DB, f *flavor, a string, add addFinding) error {
+	s, err := e.backstop(ctx, db, f)
 	switch {
 	case err != nil:
 		return err
@@ -235,7 +219,7 @@ func (e *Engine) doctorBackstop(ctx context.Context, db *sql.DB, f *flavor, a, g
 
 // doctorAnonymous flags anonymous accounts, which shadow 'user'@'%' for connections from the
 // hosts they name (mariadb-install-db leaves ”@'localhost').
-func (e *Engine) doctorAnonymous(ctx context.Context, db *sql.DB, f *flavor, a, g string, add addFinding) error {
+func (e *Engine) doctorAnonymous(ctx context.Context, db *sql.DB, f *flavor, add addFinding) error {
 	q := "SELECT Host FROM mysql.global_priv WHERE User = '' AND Host <> '' ORDER BY 1"
 	if !f.mariadb {
 		q = "SELECT Host FROM mysql.user WHERE User = '' ORDER BY 1"
@@ -253,6 +237,3 @@ func (e *Engine) doctorAnonymous(ctx context.Context, db *sql.DB, f *flavor, a, 
 	}
 	return nil
 }
-
-// Problems counts the findings that are failures.
-func Problems(findings []Finding) int { return timebox.Problems(findings) }

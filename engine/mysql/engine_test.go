@@ -32,19 +32,14 @@ func TestEphemeralLifecycle(t *testing.T) {
 func testLifecycle(t *testing.T, f *fixture, p timebox.GrantPlan) {
 	ctx := t.Context()
 	start := time.Now()
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("grant: %v", err)
-	}
+	f.grant(t, p)
 	t.Logf("first grant (connects the pool): %v", time.Since(start))
-	conn, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatalf("login after grant: %v", err)
-	}
+	conn := f.login(t, p.Principal, p.Password)
 	var n int
 	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM items").Scan(&n); err != nil || n != 1 {
 		t.Errorf("select as principal: n=%d err=%v", n, err)
 	}
-	_, err = conn.ExecContext(ctx, "INSERT INTO items VALUES (2)")
+	_, err := conn.ExecContext(ctx, "INSERT INTO items VALUES (2)")
 	wantErrNumber(t, err, "insert into items (SELECT only)", erTableAccessDenied)
 	if _, err := conn.ExecContext(ctx, "INSERT INTO log VALUES (1)"); err != nil {
 		t.Errorf("insert into log through the default role: %v", err)
@@ -63,24 +58,17 @@ func testLifecycle(t *testing.T, f *fixture, p timebox.GrantPlan) {
 
 	// Grant again, unchanged: converges. Then with a new password, a new end, INSERT and no role.
 	start = time.Now()
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("second grant: %v", err)
-	}
+	f.grant(t, p)
 	t.Logf("grant again (warm pool): %v", time.Since(start))
 	old := p.Password
 	p.Password = "new-" + p.Password
 	p.ValidUntil = p.ValidUntil.Add(time.Minute)
 	p.Privileges = []string{"SELECT", "insert"}
 	p.Roles = nil
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("grant with a new password: %v", err)
-	}
+	f.grant(t, p)
 	_, err = connect(t, f.m, p.Principal, old, f.db)
 	wantErrNumber(t, err, "old password after change", erAccessDenied)
-	session, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatalf("new password after change: %v", err)
-	}
+	session := f.login(t, p.Principal, p.Password)
 	if _, err := session.ExecContext(ctx, "INSERT INTO items VALUES (2)"); err != nil {
 		t.Errorf("insert after INSERT was granted: %v", err)
 	}
@@ -136,18 +124,10 @@ func TestBackstop(t *testing.T) {
 	p.ValidUntil = time.Now().Add(2 * time.Second)
 	shared.ValidUntil = p.ValidUntil
 	for _, p := range []timebox.GrantPlan{p, shared} {
-		if err := f.eng.Grant(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		f.grant(t, p)
 	}
-	session, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sharedSession, err := connect(t, f.m, shared.Principal, shared.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	session := f.login(t, p.Principal, p.Password)
+	sharedSession := f.login(t, shared.Principal, shared.Password)
 	deadline := time.Now().Add(15 * time.Second)
 	for accountExists(t, f.m, p.Principal) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -166,7 +146,7 @@ func TestBackstop(t *testing.T) {
 	if !accountExists(t, f.m, shared.Principal) {
 		t.Error("the backstop dropped a shared login")
 	}
-	_, err = connect(t, f.m, shared.Principal, shared.Password, f.db)
+	_, err := connect(t, f.m, shared.Principal, shared.Password, f.db)
 	wantErrNumber(t, err, "shared login after its backstop", erMariaAccountLocked)
 	if eventExists(t, f.m, p.Principal) || eventExists(t, f.m, shared.Principal) {
 		t.Error("a backstop event is left after it ran")
@@ -197,13 +177,8 @@ func TestUnlockLogin(t *testing.T) {
 	p := sharedAccount(t, f, "shared 'x'\\ ")
 	_, err := connect(t, f.m, p.Principal, "initial", f.db)
 	wantErrNumber(t, err, "locked shared login", erMariaAccountLocked)
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatalf("login after unlock: %v", err)
-	}
+	f.grant(t, p)
+	conn := f.login(t, p.Principal, p.Password)
 	found, err := f.eng.Managed(ctx, []string{p.Principal, "no_such_login"})
 	if err != nil || len(found) != 1 || !found[0].Shared || !found[0].CanLogin || !found[0].ValidUntil.Equal(p.ValidUntil) {
 		t.Errorf("Managed = %+v, %v; want the shared login, unlocked, until %v", found, err, p.ValidUntil)
@@ -228,16 +203,7 @@ func TestUnlockLogin(t *testing.T) {
 	missing := p
 	missing.Principal = "no_such_login"
 	wantCode(t, f.eng.Grant(ctx, missing), timebox.EINVALID, "unlock of a missing login")
-	eph := f.plan("tbx_eph_")
-	if err := f.eng.Grant(ctx, eph); err != nil {
-		t.Fatal(err)
-	}
-	ours := p
-	ours.Principal = eph.Principal
-	wantCode(t, f.eng.Grant(ctx, ours), timebox.EINVALID, "unlock of an ephemeral login")
-	if _, err := f.eng.Revoke(ctx, eph); err != nil {
-		t.Fatal(err)
-	}
+	f.refusesEphemeral(t, p, "unlock of an ephemeral login")
 }
 
 func TestRoleMembership(t *testing.T) {
@@ -248,13 +214,8 @@ func TestRoleMembership(t *testing.T) {
 	mustExec(t, f.m, "CREATE USER "+account(person, "%")+" IDENTIFIED BY 'alice-pw'")
 	p := timebox.GrantPlan{Method: timebox.MethodRoleMembership, Principal: person, Database: f.db,
 		Privileges: []string{"SELECT"}, Roles: []string{f.writer}}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := connect(t, f.m, person, "alice-pw", f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
+	conn := f.login(t, person, "alice-pw")
 	// The admin cannot set another account's default role on MariaDB without UPDATE on the
 	// mysql schema: the person enables the role.
 	if _, err := conn.ExecContext(ctx, "SET ROLE "+QuoteString(f.writer)); err != nil {
@@ -270,10 +231,7 @@ func TestRoleMembership(t *testing.T) {
 	if err != nil || res.SessionsEnded != 1 || !strings.Contains(res.Detail, "kept") {
 		t.Fatalf("revoke keeping the database = %+v, %v", res, err)
 	}
-	conn, err = connect(t, f.m, person, "alice-pw", f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn = f.login(t, person, "alice-pw")
 	var n int
 	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM items").Scan(&n); err != nil {
 		t.Errorf("select after a revoke that kept the database: %v", err)
@@ -294,15 +252,41 @@ func TestRoleMembership(t *testing.T) {
 	if res, err := f.eng.Revoke(ctx, p); err != nil || res.SessionsEnded != 0 || !strings.HasPrefix(res.Detail, "nothing revoked") {
 		t.Errorf("second revoke = %+v, %v", res, err)
 	}
-	eph := f.plan("tbx_m_")
-	if err := f.eng.Grant(ctx, eph); err != nil {
-		t.Fatal(err)
+	f.refusesEphemeral(t, p, "membership for an ephemeral login")
+}
+
+// TestRevokeDroppedLogin: a shared or person's login dropped by hand while a session is open
+// still has that session killed by Revoke (DROP USER leaves it running), and a second Revoke
+// finds nothing left.
+func TestRevokeDroppedLogin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequireMariaDB(t), plain, true)
+	ctx := t.Context()
+	shared := sharedAccount(t, f, "shared_gone_")
+	person := "bob_" + suffix()
+	mustExec(t, f.m, "CREATE USER "+account(person, "%")+" IDENTIFIED BY 'bob-pw'")
+	member := timebox.GrantPlan{Method: timebox.MethodRoleMembership, Principal: person, Database: f.db,
+		Privileges: []string{"SELECT"}}
+	for _, tc := range []struct {
+		p        timebox.GrantPlan
+		password string
+	}{{shared, shared.Password}, {member, "bob-pw"}} {
+		f.grant(t, tc.p)
+		session := f.login(t, tc.p.Principal, tc.password)
+		mustExec(t, f.m, "DROP USER "+account(tc.p.Principal, "%"))
+		if res, err := f.eng.Revoke(ctx, tc.p); err != nil || res.SessionsEnded != 1 || res.Absent {
+			t.Errorf("%s: revoke of a dropped login = %+v, %v; want its session ended", tc.p.Method, res, err)
+		}
+		var n int
+		if err := session.QueryRowContext(ctx, "SELECT COUNT(*) FROM items").Scan(&n); err == nil {
+			t.Errorf("%s: a session of the dropped login survived its revoke", tc.p.Method)
+		}
+		if res, err := f.eng.Revoke(ctx, tc.p); err != nil || !res.Absent {
+			t.Errorf("%s: second revoke = %+v, %v; want Absent", tc.p.Method, res, err)
+		}
 	}
-	ours := p
-	ours.Principal = eph.Principal
-	wantCode(t, f.eng.Grant(ctx, ours), timebox.EINVALID, "membership for an ephemeral login")
-	if _, err := f.eng.Revoke(ctx, eph); err != nil {
-		t.Fatal(err)
+	if eventExists(t, f.m, shared.Principal) {
+		t.Error("the backstop of the dropped shared login was kept")
 	}
 }
 
@@ -322,9 +306,7 @@ func TestRefusesForeignAccounts(t *testing.T) {
 	// after CREATE USER. The next Grant takes it over.
 	half := f.plan("tbx_half_")
 	mustExec(t, f.m, "CREATE USER "+account(half.Principal, "%")+" IDENTIFIED BY "+QuoteString(half.Password)+" ACCOUNT LOCK")
-	if err := f.eng.Grant(ctx, half); err != nil {
-		t.Fatalf("grant over a half-made account: %v", err)
-	}
+	f.grant(t, half)
 	if _, err := connect(t, f.m, half.Principal, half.Password, f.db); err != nil {
 		t.Errorf("login after taking over a half-made account: %v", err)
 	}
@@ -368,6 +350,10 @@ func TestGrantInvalid(t *testing.T) {
 			t.Errorf("error %q does not name the server, or leaks the password", err)
 		}
 	}
+	eng.EventSchema = "bad\x00schema"
+	wantCode(t, eng.Grant(t.Context(), good), timebox.EINVALID, "NUL in the event schema")
+	_, err = eng.Revoke(t.Context(), good)
+	wantCode(t, err, timebox.EINVALID, "revoke with a NUL in the event schema")
 	if _, err := New("my-test", "mysql://timebox@db1.internal/?tls=skip-verify", "pw", 0); err != nil {
 		t.Errorf("URL without a port, with tls: %v", err)
 	}
@@ -402,9 +388,7 @@ func TestGrantPastEnd(t *testing.T) {
 	ctx := t.Context()
 	p := f.plan("tbx_past_")
 	p.ValidUntil = time.Now().Add(-time.Second)
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
 	_, err := connect(t, f.m, p.Principal, p.Password, f.db)
 	wantErrNumber(t, err, "login to an account whose window is over", erMariaAccountLocked)
 	if eventExists(t, f.m, p.Principal) {

@@ -58,25 +58,22 @@ type backstopState struct {
 	why       string
 }
 
-// backstop reads the backstop state.
-func (e *Engine) backstop(ctx context.Context, db *sql.DB) (backstopState, error) {
+// backstop reads the backstop state, in one statement prepared once per engine: Grant and
+// Extend read it each time, since the event scheduler can be switched at any moment.
+func (e *Engine) backstop(ctx context.Context, db *sql.DB, f *flavor) (backstopState, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
+	st, err := e.prepared(ctx, db, `SELECT @@GLOBAL.event_scheduler,
+		(SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?),
+		(SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND PRIVILEGE_TYPE = 'EVENT') +
+		(SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'EVENT')`)
 	var s backstopState
-	var current string
-	var schemas int
-	err := db.QueryRowContext(ctx, `SELECT @@GLOBAL.event_scheduler, CURRENT_USER(),
-		(SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?)`, e.EventSchema).Scan(&s.scheduler, &current, &schemas)
 	if err != nil {
 		return s, err
 	}
-	var privileged int
-	g := grantee(current)
-	err = db.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND PRIVILEGE_TYPE = 'EVENT') +
-		(SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'EVENT')`,
-		g, dbPattern(e.EventSchema), g).Scan(&privileged)
-	if err != nil {
+	var schemas, privileged int
+	g := f.grantee()
+	if err := st.QueryRowContext(ctx, e.EventSchema, g, dbPattern(e.EventSchema), g).Scan(&s.scheduler, &schemas, &privileged); err != nil {
 		return s, err
 	}
 	switch {
@@ -92,22 +89,12 @@ func (e *Engine) backstop(ctx context.Context, db *sql.DB) (backstopState, error
 	return s, nil
 }
 
-// grantee returns how information_schema writes the account CURRENT_USER() returned, e.g.
-// 'timebox'@'%'.
-func grantee(current string) string {
-	user, host := current, ""
-	if i := strings.LastIndexByte(current, '@'); i >= 0 {
-		user, host = current[:i], current[i+1:]
-	}
-	return "'" + user + "'@'" + host + "'"
-}
-
 // placeBackstop schedules the backstop event of account user at the end of its window,
 // replacing any earlier one; drop says whether the event drops the account (ephemeral login)
 // or only locks it (shared login). Where backstops are unavailable it removes a stale event
 // (one that a scheduler switched on later would run at the wrong time) and returns nil.
 func (e *Engine) placeBackstop(ctx context.Context, db *sql.DB, f *flavor, user string, until time.Time, drop bool) error {
-	s, err := e.backstop(ctx, db)
+	s, err := e.backstop(ctx, db, f)
 	if err != nil {
 		return err
 	}

@@ -16,77 +16,43 @@ import (
 // role_membership places no backstop: Extend only checks the person's account. Extend is
 // idempotent. It returns ENOTFOUND when the account does not exist, EINVALID for a bad plan,
 // an ephemeral_login account that Timebox did not create, or an unlock_login or
-// role_membership account that is one of Timebox's ephemeral logins, EUNAVAILABLE when the
-// server cannot be reached, and EINTERNAL for an SQL error.
+// role_membership account that is one of Timebox's ephemeral logins, ECONFLICT for a locked
+// account (unless the new end has passed too), EUNAVAILABLE when the server cannot be
+// reached, and EINTERNAL for an SQL error.
 func (e *Engine) Extend(ctx context.Context, p timebox.GrantPlan) error {
-	if err := e.validateExtend(p); err != nil {
+	if _, err := e.validatePlan(p, false, false); err != nil {
 		return err
 	}
-	secrets := secretsOf(p.Password)
+	if err := e.validEnd(p); err != nil {
+		return err
+	}
 	db, f, err := e.admin(ctx)
 	if err != nil {
 		return err
 	}
-	exists, ours, err := e.existsOurs(ctx, db, f, p.Principal)
+	// Extend sends no password: no error of it can hold one.
+	a, err := e.lookupAccount(ctx, db, f, p.Principal)
+	who := account(p.Principal, e.AccountHost)
+	ephemeral := p.Method == "" || p.Method == timebox.MethodEphemeralLogin
 	switch {
 	case err != nil:
-		return e.wrap(err, secrets)
-	case !exists:
-		return timebox.Errorf(timebox.ENOTFOUND, "server %s: account %s does not exist", e.name, account(p.Principal, e.AccountHost))
-	}
-	ephemeral := p.Method == "" || p.Method == timebox.MethodEphemeralLogin
-	if err := e.checkExtendable(ctx, db, f, p, ephemeral, ours); err != nil {
-		return e.wrap(err, secrets)
-	}
-	if p.Method == timebox.MethodRoleMembership {
-		return nil
-	}
-	// A locked account is a shared login between grants, or one being removed: a late
-	// Extend must not place a backstop on it (it would lock the next holder's window).
-	if a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); err != nil {
-		return e.wrap(err, secrets)
-	} else if a == nil {
-		return timebox.Errorf(timebox.ENOTFOUND, "server %s: account %s does not exist", e.name, account(p.Principal, e.AccountHost))
-	} else if a.locked {
-		return timebox.Errorf(timebox.ECONFLICT, "server %s: account %s is locked; not extending it", e.name, account(p.Principal, e.AccountHost))
-	}
-	return e.wrap(e.moveBackstop(ctx, db, f, p, ephemeral), secrets)
-}
-
-// validateExtend checks the method, names and end of p; Extend needs no password.
-func (e *Engine) validateExtend(p timebox.GrantPlan) error {
-	switch p.Method {
-	case "", timebox.MethodEphemeralLogin, timebox.MethodUnlockLogin, timebox.MethodRoleMembership:
-	default:
-		return timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
-	}
-	if _, err := e.validatePlan(p, false, false); err != nil {
-		return err
-	}
-	return e.validEnd(p)
-}
-
-// checkExtendable refuses, with EINVALID, to extend an ephemeral login that does not carry
-// Timebox's mark (the bookkeeping role, or the state an interrupted Grant of p leaves), and
-// a shared or person's account that is one of Timebox's ephemeral logins.
-func (e *Engine) checkExtendable(ctx context.Context, db *sql.DB, f *flavor, p timebox.GrantPlan, ephemeral, ours bool) error {
-	who := account(p.Principal, e.AccountHost)
-	switch {
-	case ephemeral && !ours:
-		a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost)
-		switch {
-		case err != nil:
-			return err
-		case a == nil: // dropped meanwhile
-			return timebox.Errorf(timebox.ENOTFOUND, "server %s: account %s does not exist", e.name, who)
-		case a.madeBy(p.Password):
-			return nil
-		}
+		return e.wrap(err, nil)
+	case a == nil:
+		return timebox.Errorf(timebox.ENOTFOUND, "server %s: account %s does not exist", e.name, who)
+	case ephemeral && !a.madeBy(p.Password):
 		return timebox.Errorf(timebox.EINVALID, "server %s: account %s was not created by timebox; not extending it", e.name, who)
-	case !ephemeral && ours:
+	case !ephemeral && a.ours:
 		return timebox.Errorf(timebox.EINVALID, "server %s: account %s is an ephemeral Timebox login, not a person's or shared one", e.name, who)
+	case p.Method == timebox.MethodRoleMembership:
+		return nil
+	case a.locked && backstopPassed(p.ValidUntil):
+		return nil // locked already, as a past end asks: a repeated Extend to it
+	case a.locked:
+		// A shared login between grants, or one being removed: a late Extend must not place
+		// a backstop on it (it would lock the next holder's window).
+		return timebox.Errorf(timebox.ECONFLICT, "server %s: account %s is locked; not extending it", e.name, who)
 	}
-	return nil
+	return e.wrap(e.moveBackstop(ctx, db, f, p, ephemeral), nil)
 }
 
 // moveBackstop replaces the backstop event of p's principal by one at p.ValidUntil that

@@ -32,13 +32,8 @@ func TestExtend(t *testing.T) {
 	p := f.plan(nastyPrincipal)
 	p.ValidUntil = time.Now().Add(3 * time.Second)
 	oldEnd := backstopTime(p.ValidUntil)
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	session, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
+	session := f.login(t, p.Principal, p.Password)
 	ext := p
 	ext.Password = "" // Extend needs no password
 	ext.ValidUntil = time.Now().Add(time.Hour)
@@ -75,9 +70,7 @@ func TestExtend(t *testing.T) {
 	bad := ext
 	bad.ValidUntil = time.Time{}
 	wantCode(t, f.eng.Extend(ctx, bad), timebox.EINVALID, "extend without an end")
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 	wantCode(t, f.eng.Extend(ctx, ext), timebox.ENOTFOUND, "extend after revoke")
 }
 
@@ -89,9 +82,7 @@ func TestExtendOtherMethods(t *testing.T) {
 	f := newFixture(t, testdb.RequireMariaDB(t), plain, true)
 	ctx := t.Context()
 	shared := sharedAccount(t, f, "shared_ext_")
-	if err := f.eng.Grant(ctx, shared); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, shared)
 	shared.ValidUntil = time.Now().Add(2 * time.Hour)
 	shared.Password = ""
 	if err := f.eng.Extend(ctx, shared); err != nil {
@@ -109,29 +100,43 @@ func TestExtendOtherMethods(t *testing.T) {
 		t.Errorf("extend of a person's login: %v (a backstop placed: %v)", err, eventExists(t, f.m, person.Principal))
 	}
 	eph := f.plan("tbx_past_")
-	if err := f.eng.Grant(ctx, eph); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, eph)
 	asShared := shared
 	asShared.Principal = eph.Principal
 	wantCode(t, f.eng.Extend(ctx, asShared), timebox.EINVALID, "extend of an ephemeral login as a shared one")
-	session, err := connect(t, f.m, eph.Principal, eph.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	session := f.login(t, eph.Principal, eph.Password)
 	eph.ValidUntil = time.Now().Add(-time.Second)
-	if err := f.eng.Extend(ctx, eph); err != nil {
-		t.Fatal(err)
+	for i := range 2 { // idempotent: the second finds the account locked already
+		if err := f.eng.Extend(ctx, eph); err != nil {
+			t.Fatalf("extend %d to a past end: %v", i+1, err)
+		}
 	}
-	_, err = connect(t, f.m, eph.Principal, eph.Password, f.db)
+	_, err := connect(t, f.m, eph.Principal, eph.Password, f.db)
 	wantErrNumber(t, err, "login after an extend to a past end", erMariaAccountLocked)
 	var n int
 	if err := session.QueryRowContext(ctx, "SELECT COUNT(*) FROM items").Scan(&n); err != nil || eventExists(t, f.m, eph.Principal) {
 		t.Errorf("after an extend to a past end: session %v, backstop left %v", err, eventExists(t, f.m, eph.Principal))
 	}
 	for _, p := range []timebox.GrantPlan{eph, shared} {
-		if _, err := f.eng.Revoke(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		f.revoke(t, p)
+	}
+}
+
+// TestExtendLockedShared: a late Extend of a shared login whose grant ended (the login is
+// locked again) is refused and places no backstop, which would lock the next holder's window.
+func TestExtendLockedShared(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequireMariaDB(t), plain, true)
+	ctx := t.Context()
+	a := sharedAccount(t, f, "shared_late_")
+	f.grant(t, a)
+	f.revoke(t, a)
+	late := a
+	late.Password, late.ValidUntil = "", time.Now().Add(2*time.Hour)
+	if err := f.eng.Extend(ctx, late); timebox.ErrorCode(err) != timebox.ECONFLICT {
+		t.Errorf("Extend of a locked shared login: %v, want ECONFLICT", err)
+	}
+	if eventExists(t, f.m, a.Principal) {
+		t.Error("a backstop event was placed on a locked login")
 	}
 }

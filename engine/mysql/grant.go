@@ -13,9 +13,15 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-// validatePlan checks the names of p (its database may be empty unless needDB), its
-// privileges and, when withSecret, its password and end. It returns the normalised privileges.
+// validatePlan checks the method of p, the names of p (its database may be empty unless
+// needDB) and of the engine, p's privileges and, when withSecret, its password and end. It
+// returns the normalised privileges.
 func (e *Engine) validatePlan(p timebox.GrantPlan, needDB, withSecret bool) ([]string, error) {
+	switch p.Method {
+	case "", timebox.MethodEphemeralLogin, timebox.MethodUnlockLogin, timebox.MethodRoleMembership:
+	default:
+		return nil, timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
+	}
 	check := func(what, s string, valid func(string) error) error {
 		if err := valid(s); err != nil {
 			return timebox.Errorf(timebox.EINVALID, "server %s: %s %q: %v", e.name, what, timebox.Clip(s), err)
@@ -29,6 +35,9 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, needDB, withSecret bool) ([]s
 		return nil, err
 	}
 	if err := check("bookkeeping role", e.ManagedRole, validUser); err != nil {
+		return nil, err
+	}
+	if err := check("event schema", e.EventSchema, ValidIdent); err != nil {
 		return nil, err
 	}
 	if err := check("database", p.Database, ValidIdent); err != nil && (needDB || p.Database != "") {
@@ -71,11 +80,6 @@ func (e *Engine) validEnd(p timebox.GrantPlan) error {
 // privileges, password (but for role_membership), end and table grants. It returns the
 // normalised privileges and table grants.
 func (e *Engine) validateGrant(p timebox.GrantPlan) ([]string, []timebox.TableGrant, error) {
-	switch p.Method {
-	case "", timebox.MethodEphemeralLogin, timebox.MethodUnlockLogin, timebox.MethodRoleMembership:
-	default:
-		return nil, nil, timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
-	}
 	privs, err := e.validatePlan(p, true, p.Method != timebox.MethodRoleMembership)
 	if err != nil {
 		return nil, nil, err
@@ -143,7 +147,7 @@ func (e *Engine) grantEphemeral(ctx context.Context, p timebox.GrantPlan, privs 
 	if err := e.ensureManagedRole(ctx, db); err != nil {
 		return e.wrap(err, secrets)
 	}
-	a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost)
+	a, err := e.lookupAccount(ctx, db, f, p.Principal)
 	if err != nil {
 		return e.wrap(err, secrets)
 	}
@@ -256,12 +260,7 @@ func convergeSQL(who string, p timebox.GrantPlan, privs []string, a *accountInfo
 				stmts = append(stmts, revokeDBSQL(held, pattern, who))
 				continue
 			}
-			var extra []string
-			for _, h := range held {
-				if !slices.Contains(privs, h) && (h == "GRANT OPTION" || !slices.Contains(privs, allPrivileges)) {
-					extra = append(extra, h)
-				}
-			}
+			extra := slices.DeleteFunc(slices.Clone(held), func(h string) bool { return covers(privs, h) })
 			if len(extra) > 0 {
 				stmts = append(stmts, revokeDBSQL(extra, pattern, who))
 			}
@@ -328,10 +327,12 @@ func (e *Engine) setDefaultRoles(ctx context.Context, db *sql.DB, f *flavor, p t
 	return e.asAccount(ctx, p, "SET DEFAULT ROLE "+roleList(roles))
 }
 
-// asAccount runs stmt in a session of p's principal, logged in with p's password.
+// asAccount runs stmt in a session of p's principal, logged in with p's password. The session
+// has the engine's parameters (sessionParams), so that QuoteString's literals in stmt mean
+// what they say even where the server's sql_mode holds NO_BACKSLASH_ESCAPES.
 func (e *Engine) asAccount(ctx context.Context, p timebox.GrantPlan, stmt string) error {
 	cfg := e.connConfig()
-	cfg.User, cfg.Passwd, cfg.DBName, cfg.Params = p.Principal, p.Password, "", nil
+	cfg.User, cfg.Passwd, cfg.DBName = p.Principal, p.Password, ""
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"slices"
@@ -45,87 +46,76 @@ func (e *Engine) Managed(ctx context.Context, shared []string) ([]timebox.Manage
 	if err != nil {
 		return nil, err
 	}
-	bs, err := e.backstop(ctx, db)
+	bs, err := e.backstop(ctx, db, f)
 	if err != nil {
 		return nil, e.wrap(err, nil)
 	}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	s := f.schema()
-	// Who: members of the bookkeeping role, or named in shared.
-	who := "(u.User IN (SELECT m." + s.member + " FROM " + s.roles + " m WHERE m." + s.host + " = ? AND m." + s.role +
-		" = ? AND m." + s.adminOption + " <> 'Y')"
-	args := []any{e.AccountHost, e.ManagedRole}
-	if len(shared) > 0 {
-		who += " OR u.User IN (?" + strings.Repeat(", ?", len(shared)-1) + ")"
-		for _, name := range shared {
-			args = append(args, name)
-		}
-	}
-	who += ")"
+	who, args := e.managedWhere(s, "u.User", shared)
 	rows, err := db.QueryContext(ctx, `SELECT u.User, `+s.locked+`,
 		EXISTS (SELECT 1 FROM `+s.roles+` m WHERE m.`+s.member+` = u.User AND m.`+s.host+` = u.Host AND m.`+s.role+` = ? AND m.`+s.adminOption+` <> 'Y')
 		FROM `+s.users+` u WHERE u.Host = ? AND `+who+` ORDER BY u.User`,
 		append([]any{e.ManagedRole, e.AccountHost}, args...)...)
-	if err != nil {
-		return nil, e.wrap(err, nil)
-	}
 	var out []timebox.ManagedPrincipal
 	index := map[string]int{}
-	for rows.Next() {
-		var m timebox.ManagedPrincipal
+	err = scanRows(rows, err, func(scan func(...any) error) error {
+		m := timebox.ManagedPrincipal{Roles: []string{}, Privileges: map[string][]string{}, NoExpiry: !bs.ok}
 		var locked, ours bool
-		if err := rows.Scan(&m.Name, &locked, &ours); err != nil {
-			rows.Close()
-			return nil, e.wrap(err, nil)
+		if err := scan(&m.Name, &locked, &ours); err != nil {
+			return err
 		}
-		m.CanLogin, m.Shared, m.NoExpiry = !locked, !ours, !bs.ok
+		m.CanLogin, m.Shared = !locked, !ours
 		index[m.Name] = len(out)
 		out = append(out, m)
+		return nil
+	})
+	if err == nil && len(out) > 0 {
+		err = e.managedDetails(ctx, db, s, shared, out, index)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, e.wrap(err, nil)
-	}
-	if err := e.managedDetails(ctx, db, s, who, args, out, index); err != nil {
+	if err != nil {
 		return nil, e.wrap(err, nil)
 	}
 	return out, nil
 }
 
-// managedDetails fills the roles, database and backstop time of the principals in out, found
-// by name through index; who and args select them as in Managed.
-func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, who string, args []any,
-	out []timebox.ManagedPrincipal, index map[string]int) error {
-	if len(out) == 0 {
-		return nil
+// managedWhere returns the condition, on the user name column col, that selects the accounts
+// Managed lists (members of the bookkeeping role, or named in shared), and its arguments.
+func (e *Engine) managedWhere(s grantSchema, col string, shared []string) (string, []any) {
+	where := "(" + col + " IN (SELECT m." + s.member + " FROM " + s.roles + " m WHERE m." + s.host + " = ? AND m." + s.role +
+		" = ? AND m." + s.adminOption + " <> 'Y')"
+	args := []any{e.AccountHost, e.ManagedRole}
+	if len(shared) > 0 {
+		where += " OR " + col + " IN (?" + strings.Repeat(", ?", len(shared)-1) + ")"
+		for _, name := range shared {
+			args = append(args, name)
+		}
 	}
-	each := func(q string, args []any, f func(name, v string)) error {
-		rows, err := db.QueryContext(ctx, q, args...)
-		if err != nil {
+	return where + ")", args
+}
+
+// managedDetails fills the roles, privileges, database and backstop time of the principals
+// in out, found by name through index; shared is Managed's.
+func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, shared []string,
+	out []timebox.ManagedPrincipal, index map[string]int) error {
+	who, args := e.managedWhere(s, "u."+s.member, shared)
+	rows, err := db.QueryContext(ctx, `SELECT u.`+s.member+`, u.`+s.role+` FROM `+s.roles+` u WHERE u.`+s.host+` = ? AND u.`+s.role+` <> ? AND `+
+		who+` ORDER BY 1, 2`, append([]any{e.AccountHost, e.ManagedRole}, args...)...)
+	err = scanRows(rows, err, func(scan func(...any) error) error {
+		var name, role string
+		if err := scan(&name, &role); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var name, v string
-			if err := rows.Scan(&name, &v); err != nil {
-				return err
-			}
-			f(name, v)
+		if i, ok := index[name]; ok {
+			out[i].Roles = append(out[i].Roles, role)
 		}
-		return rows.Err()
-	}
-	err := each(`SELECT u.`+s.member+`, u.`+s.role+` FROM `+s.roles+` u WHERE u.`+s.host+` = ? AND u.`+s.role+` <> ? AND `+
-		strings.ReplaceAll(who, "u.User IN", "u."+s.member+" IN")+` ORDER BY 1, 2`,
-		append([]any{e.AccountHost, e.ManagedRole}, args...), func(name, role string) {
-			if i, ok := index[name]; ok {
-				out[i].Roles = append(out[i].Roles, role)
-			}
-		})
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if err := e.managedPrivileges(ctx, db, who, args, out, index); err != nil {
+	if err := e.managedPrivileges(ctx, db, s, shared, out, index); err != nil {
 		return err
 	}
 	ends, err := e.backstopEnds(ctx, db)
@@ -133,14 +123,9 @@ func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, 
 		return err
 	}
 	for i := range out {
-		if out[i].Database == "" {
-			out[i].Database = firstNonEmpty(e.adminDB, e.EventSchema)
-		}
+		out[i].Database = cmp.Or(out[i].Database, e.config.DBName, e.EventSchema)
 		if t, ok := ends[eventName(out[i].Name)]; ok {
 			out[i].ValidUntil = t
-		}
-		if out[i].Roles == nil {
-			out[i].Roles = []string{}
 		}
 	}
 	return nil
@@ -150,18 +135,14 @@ func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, 
 // event name: the exact end kept in the event's comment, unless the event was moved since
 // (then the time it runs at).
 func (e *Engine) backstopEnds(ctx context.Context, db *sql.DB) (map[string]time.Time, error) {
+	ends := map[string]time.Time{}
 	rows, err := db.QueryContext(ctx, `SELECT EVENT_NAME, EXECUTE_AT, EVENT_COMMENT FROM information_schema.EVENTS
 		WHERE EVENT_SCHEMA = ? AND EVENT_NAME LIKE 'tbx\_end%' AND EXECUTE_AT IS NOT NULL`, e.EventSchema)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ends := map[string]time.Time{}
-	for rows.Next() {
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var name, comment string
 		var at time.Time
-		if err := rows.Scan(&name, &at, &comment); err != nil {
-			return nil, err
+		if err := scan(&name, &at, &comment); err != nil {
+			return err
 		}
 		// EXECUTE_AT is in the event's time zone, which is the engine's session zone, UTC.
 		at = time.Date(at.Year(), at.Month(), at.Day(), at.Hour(), at.Minute(), at.Second(), 0, time.UTC)
@@ -171,17 +152,9 @@ func (e *Engine) backstopEnds(ctx context.Context, db *sql.DB) (map[string]time.
 			}
 		}
 		ends[name] = at
-	}
-	return ends, rows.Err()
-}
-
-// firstNonEmpty returns the first of its arguments that is not empty.
-func firstNonEmpty(values ...string) string {
-	i := slices.IndexFunc(values, func(v string) bool { return v != "" })
-	if i < 0 {
-		return ""
-	}
-	return values[i]
+		return nil
+	})
+	return ends, err
 }
 
 // PasswordWorks logs in as p's principal to p's database with p's password and reports
@@ -221,17 +194,12 @@ func (e *Engine) PasswordWorks(ctx context.Context, p timebox.GrantPlan) (bool, 
 
 // managedPrivileges fills the database-level privileges of the principals in out from
 // mysql.db, and their Database: the first database they hold privileges on.
-func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, who string, args []any,
+func (e *Engine) managedPrivileges(ctx context.Context, db *sql.DB, s grantSchema, shared []string,
 	out []timebox.ManagedPrincipal, index map[string]int) error {
+	who, args := e.managedWhere(s, "u.User", shared)
 	rows, err := db.QueryContext(ctx, "SELECT * FROM mysql.db u WHERE u.Host = ? AND "+who+" ORDER BY u.User, u.Db",
 		append([]any{e.AccountHost}, args...)...)
-	if err != nil {
-		return err
-	}
-	for i := range out {
-		out[i].Privileges = map[string][]string{}
-	}
-	return eachDBGrant(rows, func(user, pattern string, privs []string) {
+	return eachDBGrant(rows, err, func(user, pattern string, privs []string) {
 		i, ok := index[user]
 		if !ok || len(privs) == 0 {
 			return

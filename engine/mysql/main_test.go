@@ -116,6 +116,46 @@ func (f *fixture) plan(principal string) timebox.GrantPlan {
 	}
 }
 
+// grant runs Grant for p and stops the test when it fails.
+func (f *fixture) grant(t testing.TB, p timebox.GrantPlan) {
+	t.Helper()
+	if err := f.eng.Grant(t.Context(), p); err != nil {
+		t.Fatalf("grant to %s: %v", p.Principal, err)
+	}
+}
+
+// revoke runs Revoke for p and stops the test when it fails.
+func (f *fixture) revoke(t testing.TB, p timebox.GrantPlan) timebox.RevokeResult {
+	t.Helper()
+	res, err := f.eng.Revoke(t.Context(), p)
+	if err != nil {
+		t.Fatalf("revoke of %s: %v", p.Principal, err)
+	}
+	return res
+}
+
+// login opens one connection as user to the fixture's database and stops the test when it
+// fails; the connection is closed at the end of the test.
+func (f *fixture) login(t testing.TB, user, password string) *sql.Conn {
+	t.Helper()
+	conn, err := connect(t, f.m, user, password, f.db)
+	if err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+	return conn
+}
+
+// refusesEphemeral checks that Grant refuses p, a plan for a person's or shared login, with
+// EINVALID when its principal is one of Timebox's ephemeral logins.
+func (f *fixture) refusesEphemeral(t *testing.T, p timebox.GrantPlan, what string) {
+	t.Helper()
+	eph := f.plan("tbx_eph_")
+	f.grant(t, eph)
+	p.Principal = eph.Principal
+	wantCode(t, f.eng.Grant(t.Context(), p), timebox.EINVALID, what)
+	f.revoke(t, eph)
+}
+
 // mustExec runs one statement as root.
 func mustExec(t testing.TB, m *testdb.MariaDB, stmt string, args ...any) {
 	t.Helper()

@@ -59,16 +59,20 @@ func membershipDefaults(f *flavor, roles, current []string) []string {
 // revokeMembership revokes from the account p's roles and p's privileges on p's database,
 // except the roles in p.Keep and the privileges in p.KeepPrivileges (still needed by the
 // account's other live grants), then kills the account's sessions: one may hold a revoked
-// role through SET ROLE. A default role that was revoked is unset. The account stays.
+// role through SET ROLE. A default role that was revoked is unset. The account stays. An
+// account that no longer exists has only its sessions killed (see revokeAbsent).
 func (e *Engine) revokeMembership(ctx context.Context, p timebox.GrantPlan, privs []string) (timebox.RevokeResult, error) {
 	var res timebox.RevokeResult
 	db, f, err := e.admin(ctx)
 	if err != nil {
 		return res, err
 	}
-	a, err := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost)
-	if err != nil || a == nil {
-		res.Absent = err == nil
+	a, err := e.lookupAccount(ctx, db, f, p.Principal)
+	switch {
+	case err != nil:
+		return res, e.wrap(err, nil)
+	case a == nil:
+		res, err = e.revokeAbsent(ctx, db, p.Principal)
 		return res, e.wrap(err, nil)
 	}
 	keep, err := normalizePrivileges(p.KeepPrivileges)
@@ -117,9 +121,7 @@ func membershipRevokeSQL(who string, p timebox.GrantPlan, privs, keep, heldRoles
 	}
 	// What the account's other live grants on this database still need stays; the rest of
 	// this plan's privileges goes, even when another grant keeps the database.
-	held := slices.DeleteFunc(dbRevoke(privs, heldPrivs), func(h string) bool {
-		return slices.Contains(keep, h) || slices.Contains(keep, allPrivileges)
-	})
+	held := slices.DeleteFunc(slices.Clone(heldPrivs), func(h string) bool { return !covers(privs, h) || covers(keep, h) })
 	if len(held) > 0 {
 		stmts = append(stmts, revokeDBSQL(held, dbPattern(p.Database), who))
 		revoked = append(revoked, strings.Join(held, ", ")+" on "+QuoteIdent(p.Database))
@@ -127,14 +129,8 @@ func membershipRevokeSQL(who string, p timebox.GrantPlan, privs, keep, heldRoles
 	return stmts, revoked
 }
 
-// dbRevoke returns which of the privileges held on a database to revoke for a plan of privs:
-// those the plan granted (every one but GRANT OPTION for ALL PRIVILEGES).
-func dbRevoke(privs, held []string) []string {
-	var out []string
-	for _, h := range held {
-		if slices.Contains(privs, h) || (h != "GRANT OPTION" && slices.Contains(privs, allPrivileges)) {
-			out = append(out, h)
-		}
-	}
-	return out
+// covers reports whether privs, normalised, grant the database privilege held: they name it,
+// or they are ALL PRIVILEGES and it is not GRANT OPTION.
+func covers(privs []string, held string) bool {
+	return slices.Contains(privs, held) || (held != "GRANT OPTION" && slices.Contains(privs, allPrivileges))
 }

@@ -23,9 +23,7 @@ func TestManaged(t *testing.T) {
 	ctx := t.Context()
 	p := f.plan(nastyPrincipal)
 	p.Roles = []string{f.writer, f.reader}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
 	lookalike := "tbx_" + suffix()
 	mustExec(t, f.m, "CREATE USER "+account(lookalike, "%")+" IDENTIFIED BY 'x'")
 	mustExec(t, f.m, "GRANT "+QuoteString(f.writer)+" TO "+account(lookalike, "%"))
@@ -65,9 +63,7 @@ func TestManaged(t *testing.T) {
 	if err != nil || len(found) != 1 || found[0].CanLogin {
 		t.Errorf("Managed after a lock = %+v, %v", found, err)
 	}
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 	if found, err := f.eng.Managed(ctx, nil); err != nil || len(found) != 0 {
 		t.Errorf("Managed after revoke = %+v, %v", found, err)
 	}
@@ -80,9 +76,7 @@ func TestPasswordWorks(t *testing.T) {
 	f := newFixture(t, testdb.RequireMariaDB(t), plain, true)
 	ctx := t.Context()
 	p := f.plan("tbx_pw_")
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
 	if ok, err := f.eng.PasswordWorks(ctx, p); !ok || err != nil {
 		t.Fatalf("planned password: %v, %v; want true", ok, err)
 	}
@@ -100,9 +94,7 @@ func TestPasswordWorks(t *testing.T) {
 	if ok, err := f.eng.PasswordWorks(ctx, p); ok || err == nil || strings.Contains(err.Error(), p.Password) {
 		t.Fatalf("locked login: %v, %v; want an error without the password", ok, err)
 	}
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 }
 
 // TestConcurrent grants and revokes many principals on one database at once, from two engines
@@ -162,7 +154,7 @@ func TestPrivateServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(version, "MariaDB") || Problems(findings) != 0 || !hasFinding(findings, SeverityWarn, "backstop unavailable: SET GLOBAL event_scheduler=ON") {
+	if !strings.Contains(version, "MariaDB") || timebox.Problems(findings) != 0 || !hasFinding(findings, SeverityWarn, "backstop unavailable: SET GLOBAL event_scheduler=ON") {
 		t.Fatalf("hardened server (version %q), scheduler off: %+v", version, findings)
 	}
 	for _, fd := range findings {
@@ -171,9 +163,7 @@ func TestPrivateServer(t *testing.T) {
 
 	// Without a backstop, Grant works and Managed says there is no database-side expiry.
 	p := f.plan("tbx_noexp_")
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
 	found, err := f.eng.Managed(ctx, nil)
 	if err != nil || len(found) != 1 || !found[0].NoExpiry || !found[0].ValidUntil.IsZero() {
 		t.Errorf("Managed without backstops = %+v, %v; want NoExpiry", found, err)
@@ -222,12 +212,34 @@ func TestPrivateServer(t *testing.T) {
 			t.Errorf("no failure %q with fix %q in %+v", msg, fix, findings)
 		}
 	}
-	if Problems(findings) != len(want) {
-		t.Errorf("%d problems, want %d: %+v", Problems(findings), len(want), findings)
+	if timebox.Problems(findings) != len(want) {
+		t.Errorf("%d problems, want %d: %+v", timebox.Problems(findings), len(want), findings)
 	}
 	mustExec(t, m, "DROP USER ''@'localhost'")
 	mustExec(t, m, "GRANT PROCESS ON *.* TO "+a)
 	mustExec(t, m, "GRANT SELECT ON mysql.roles_mapping TO "+a)
+
+	// With NO_BACKSLASH_ESCAPES in the server's sql_mode, the default role the login sets
+	// itself is still the planned one, whose name holds a backslash and a quote.
+	role := `r\'nbe_` + suffix()
+	mustExec(t, m, "CREATE ROLE "+QuoteString(role))
+	mustExec(t, m, "GRANT SELECT ON "+onDB(f.db)+" TO "+QuoteString(role))
+	mustExec(t, m, "GRANT "+QuoteString(role)+" TO "+a+" WITH ADMIN OPTION")
+	var mode string
+	if err := root(t, m).QueryRowContext(ctx, "SELECT @@GLOBAL.sql_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, m, "SET GLOBAL sql_mode = CONCAT_WS(',', NULLIF(@@GLOBAL.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')")
+	nbe := f.plan("tbx_nbe_")
+	nbe.Privileges, nbe.Roles = nil, []string{role}
+	f.grant(t, nbe)
+	var current *string
+	if err := f.login(t, nbe.Principal, nbe.Password).QueryRowContext(ctx, "SELECT CURRENT_ROLE()").Scan(&current); err != nil ||
+		current == nil || *current != role {
+		t.Errorf("current role with NO_BACKSLASH_ESCAPES: %v, %v; want %q", current, err, role)
+	}
+	f.revoke(t, nbe)
+	mustExec(t, m, "SET GLOBAL sql_mode = "+QuoteString(mode))
 
 	// The server goes away: every call is EUNAVAILABLE, and works again once it is back.
 	if err := m.Stop(); err != nil {

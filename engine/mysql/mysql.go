@@ -62,8 +62,7 @@ type Engine struct {
 	ConnectTimeout time.Duration
 
 	name    string
-	config  *mysql.Config // admin connection; copied by db and PasswordWorks
-	adminDB string        // the admin URL's database, "" for none
+	config  *mysql.Config // admin connection (DBName: the admin URL's database); copied by connConfig
 	maxConn int
 
 	mu      sync.Mutex
@@ -137,7 +136,6 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		ConnectTimeout:   5 * time.Second,
 		name:             name,
 		config:           cfg,
-		adminDB:          cfg.DBName,
 		maxConn:          maxConns,
 	}, nil
 }
@@ -242,6 +240,32 @@ func (e *Engine) prepared(ctx context.Context, db *sql.DB, query string) (*sql.S
 	return st, nil
 }
 
+// queryPrepared runs query, whose text is fixed (it is prepared once per engine, see
+// prepared), with args.
+func (e *Engine) queryPrepared(ctx context.Context, db *sql.DB, query string, args ...any) (*sql.Rows, error) {
+	st, err := e.prepared(ctx, db, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scanRows calls f with the Scan of each row of rows and closes rows. err, the error of the
+// query that returned rows, is returned as it is, so that a query's results can be passed on
+// directly.
+func scanRows(rows *sql.Rows, err error, f func(scan func(dest ...any) error) error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // callContext bounds one round of work with the database: the statement timeout plus the
 // time to connect and a margin, so that a hung network never blocks a caller forever.
 func (e *Engine) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -299,10 +323,10 @@ func (e *Engine) wrap(err error, secrets []string) error {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && !unavailableNumber(me.Number) {
-		return timebox.Errorf(timebox.EINTERNAL, "mysql %s: %s (error %d)", e.name, scrub(me.Message, secrets), me.Number)
+		return timebox.Errorf(timebox.EINTERNAL, "mysql %s: %s (error %d)", e.name, timebox.Scrub(me.Message, secrets), me.Number)
 	}
-	return timebox.WrapError(timebox.EUNAVAILABLE, errors.New(scrub(err.Error(), secrets)),
-		"server %s unreachable: %s", e.name, scrub(shortReason(err), secrets))
+	return timebox.WrapError(timebox.EUNAVAILABLE, errors.New(timebox.Scrub(err.Error(), secrets)),
+		"server %s unreachable: %s", e.name, timebox.Scrub(shortReason(err), secrets))
 }
 
 // unavailableNumber reports whether a server error means the server cannot serve the admin
@@ -329,6 +353,3 @@ func shortReason(err error) string {
 	}
 	return timebox.ConnReason(err)
 }
-
-// scrub replaces every secret in s.
-func scrub(s string, secrets []string) string { return timebox.Scrub(s, secrets) }

@@ -67,7 +67,8 @@ func secretsOf(password string) []string {
 	if password == "" {
 		return nil
 	}
-	return []string{password, nativeHash(password), strings.TrimPrefix(nativeHash(password), "*")}
+	h := nativeHash(password)
+	return []string{password, h, strings.TrimPrefix(h, "*")}
 }
 
 // randomPassword returns an unusable random password, for locking a shared login.

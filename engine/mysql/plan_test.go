@@ -133,7 +133,6 @@ func TestPlanMatchesGrant(t *testing.T) {
 		ran = nil
 		return out
 	}
-	ctx := t.Context()
 	p := f.plan(nastyPrincipal)
 	p.Password = plantedPassword
 	p.Tables = []timebox.TableGrant{
@@ -145,9 +144,7 @@ func TestPlanMatchesGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	noSecret(t, append(grant, revoke...))
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
 	var got []string
 	for _, s := range taken() {
 		switch {
@@ -165,9 +162,7 @@ func TestPlanMatchesGrant(t *testing.T) {
 	if !slices.Contains(grant, want) || !slices.Contains(got, want) {
 		t.Errorf("no column grant %s", want)
 	}
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 	shown := slices.DeleteFunc(slices.Clone(revoke), func(s string) bool { return strings.HasPrefix(s, "--") })
 	if got := taken(); !slices.Equal(got, shown) {
 		t.Errorf("Revoke ran:\n%s\nPlanStatements showed:\n%s", strings.Join(got, "\n"), strings.Join(shown, "\n"))

@@ -94,10 +94,10 @@ func QuoteString(s string) string {
 // MySQL reads _ and % as wildcards: each is escaped with a backslash (and a backslash itself
 // doubled), so that a grant on shop_1 does not also open shopX1. Quote the result with
 // QuoteIdent. The grant tables (mysql.db) store the pattern, not the name.
-func dbPattern(db string) string {
-	r := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`)
-	return r.Replace(db)
-}
+func dbPattern(db string) string { return patternEscaper.Replace(db) }
+
+// patternEscaper escapes the wildcards of a database name, for dbPattern.
+var patternEscaper = strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`)
 
 // dbFromPattern reverses dbPattern: it removes the backslash escapes of a pattern read from
 // the grant tables.

@@ -35,13 +35,10 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 		return res, err
 	}
 	switch p.Method {
-	case "", timebox.MethodEphemeralLogin:
 	case timebox.MethodUnlockLogin:
 		return e.revokeUnlock(ctx, p)
 	case timebox.MethodRoleMembership:
 		return e.revokeMembership(ctx, p, privs)
-	default:
-		return res, timebox.Errorf(timebox.EINVALID, "server %s: unknown method %q", e.name, timebox.Clip(p.Method))
 	}
 	secrets := secretsOf(p.Password)
 	db, f, err := e.admin(ctx)
@@ -58,7 +55,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	case exists && ours:
 		a = &accountInfo{ours: true}
 	case exists:
-		if a, err = e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); err != nil {
+		if a, err = e.lookupAccount(ctx, db, f, p.Principal); err != nil {
 			return res, e.wrap(err, secrets)
 		}
 	}
@@ -79,7 +76,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	}
 	err = e.exec(ctx, db, dropUserSQL(who))
 	if errNumber(err) == erDefinerReferenced {
-		if full, lerr := e.lookupAccount(ctx, db, f, p.Principal, e.AccountHost); lerr == nil && full != nil {
+		if full, lerr := e.lookupAccount(ctx, db, f, p.Principal); lerr == nil && full != nil {
 			a = full // its roles, to revoke them
 		}
 		res.Detail, err = e.keepDisabled(ctx, db, f, who, a, err)
@@ -107,8 +104,9 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 // (the bookkeeping role excepted, so that the reconciler still finds it), and the returned
 // detail says why.
 func (e *Engine) keepDisabled(ctx context.Context, db *sql.DB, f *flavor, who string, a *accountInfo, dropErr error) (string, error) {
+	pw := randomPassword()
 	stmts := []string{
-		passwordLockSQL(who, f.identified(randomPassword()), true),
+		passwordLockSQL(who, f.identified(pw), true),
 		"REVOKE ALL PRIVILEGES, GRANT OPTION FROM " + who,
 	}
 	if a != nil {
@@ -117,7 +115,7 @@ func (e *Engine) keepDisabled(ctx context.Context, db *sql.DB, f *flavor, who st
 		}
 	}
 	if err := e.run(ctx, db, stmts); err != nil {
-		return "", err
+		return "", e.wrap(err, secretsOf(pw))
 	}
 	return "kept locked, without password, privileges or roles: " + timebox.ErrorMessage(e.wrap(dropErr, nil)), nil
 }
@@ -147,25 +145,15 @@ func (e *Engine) killSessions(ctx context.Context, db *sql.DB, user string) (int
 func (e *Engine) kill(ctx context.Context, db *sql.DB, user string) ([]int64, error) {
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
-	st, err := e.prepared(ctx, db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, user)
-	if err != nil {
-		return nil, err
-	}
 	var ids []int64
-	for rows.Next() {
+	rows, err := e.queryPrepared(ctx, db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()", user)
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
+		err := scan(&id)
 		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
@@ -207,14 +195,14 @@ func (e *Engine) waitGone(ctx context.Context, db *sql.DB, ids []int64) error {
 // existsOurs reports whether the account user@AccountHost exists, and whether it holds the
 // bookkeeping role (without ADMIN OPTION), in one prepared query.
 func (e *Engine) existsOurs(ctx context.Context, db *sql.DB, f *flavor, user string) (exists, ours bool, err error) {
+	ctx, cancel := e.callContext(ctx)
+	defer cancel()
 	s := f.schema()
 	st, err := e.prepared(ctx, db, `SELECT EXISTS (SELECT 1 FROM `+s.users+` u WHERE u.User = ? AND u.Host = ?),
 		EXISTS (SELECT 1 FROM `+s.roles+` m WHERE m.`+s.member+` = ? AND m.`+s.host+` = ? AND m.`+s.role+` = ? AND m.`+s.adminOption+` <> 'Y')`)
 	if err != nil {
 		return false, false, err
 	}
-	ctx, cancel := e.callContext(ctx)
-	defer cancel()
 	err = st.QueryRowContext(ctx, user, e.AccountHost, user, e.AccountHost, e.ManagedRole).Scan(&exists, &ours)
 	return exists, ours, err
 }

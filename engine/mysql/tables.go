@@ -125,13 +125,10 @@ func quoteColumns(columns []string) string {
 }
 
 // tablePriv is one table privilege of an account: op on a whole table (column "") or on one
-// column of it.
+// column of it. Two are the same privilege when they are equal (==): column names are compared
+// exactly, since the server, case-insensitive about columns, keeps a column privilege granted
+// as "ID" apart from one granted as "id" in mysql.columns_priv.
 type tablePriv struct{ db, table, op, column string }
-
-// same reports whether p and q are the same privilege. Column names are compared exactly:
-// the server, case-insensitive about columns, keeps a column privilege granted as "ID" apart
-// from one granted as "id" in mysql.columns_priv.
-func (p tablePriv) same(q tablePriv) bool { return p == q }
 
 // wantedTablePrivs lists the table privileges that tables, normalised, give on database db.
 func wantedTablePrivs(db string, tables []timebox.TableGrant) []tablePriv {
@@ -154,9 +151,7 @@ func wantedTablePrivs(db string, tables []timebox.TableGrant) []tablePriv {
 // one GRANT per table grant.
 func tablesSQL(who, db string, tables []timebox.TableGrant, held []tablePriv) []string {
 	want := wantedTablePrivs(db, tables)
-	extra := slices.DeleteFunc(slices.Clone(held), func(h tablePriv) bool {
-		return slices.ContainsFunc(want, h.same)
-	})
+	extra := slices.DeleteFunc(slices.Clone(held), func(h tablePriv) bool { return slices.Contains(want, h) })
 	stmts := revokeTablesSQL(who, extra)
 	for _, t := range tables {
 		stmts = append(stmts, tableGrantSQL(t, db, who))
@@ -208,9 +203,9 @@ func (e *Engine) accountTables(ctx context.Context, db *sql.DB, user string, nee
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	var held []tablePriv
-	err := eachRow(ctx, db, "SELECT Db, Table_name, '', Table_priv FROM mysql.tables_priv WHERE User = ? AND Host = ?", user, e.AccountHost, &held)
+	err := e.tablePrivs(ctx, db, "SELECT Db, Table_name, '', Table_priv FROM mysql.tables_priv WHERE User = ? AND Host = ?", user, &held)
 	if err == nil {
-		err = eachRow(ctx, db, "SELECT Db, Table_name, Column_name, Column_priv FROM mysql.columns_priv WHERE User = ? AND Host = ?", user, e.AccountHost, &held)
+		err = e.tablePrivs(ctx, db, "SELECT Db, Table_name, Column_name, Column_priv FROM mysql.columns_priv WHERE User = ? AND Host = ?", user, &held)
 	}
 	switch n := errNumber(err); {
 	case n != erTableAccessDenied && n != erDBAccessDenied:
@@ -222,18 +217,14 @@ func (e *Engine) accountTables(ctx context.Context, db *sql.DB, user string, nee
 	return nil, nil
 }
 
-// eachRow appends to held one tablePriv per privilege of each row of query (database, table,
-// column, privileges as a SET such as "Select,Insert").
-func eachRow(ctx context.Context, db *sql.DB, query, user, host string, held *[]tablePriv) error {
-	rows, err := db.QueryContext(ctx, query, user, host)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+// tablePrivs appends to held one tablePriv per privilege of each row of query (database,
+// table, column, privileges as a SET such as "Select,Insert") for account user@AccountHost.
+func (e *Engine) tablePrivs(ctx context.Context, db *sql.DB, query, user string, held *[]tablePriv) error {
+	rows, err := e.queryPrepared(ctx, db, query, user, e.AccountHost)
+	return scanRows(rows, err, func(scan func(...any) error) error {
 		var p tablePriv
 		var set string
-		if err := rows.Scan(&p.db, &p.table, &p.column, &set); err != nil {
+		if err := scan(&p.db, &p.table, &p.column, &set); err != nil {
 			return err
 		}
 		for _, v := range strings.Split(set, ",") {
@@ -242,8 +233,8 @@ func eachRow(ctx context.Context, db *sql.DB, query, user, host string, held *[]
 				*held = append(*held, p)
 			}
 		}
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 // tablePrivName returns the GRANT name of a privilege as the SETs of mysql.tables_priv and
@@ -294,20 +285,15 @@ func (e *Engine) missingTable(ctx context.Context, db *sql.DB, database string, 
 	for _, t := range tables {
 		args = append(args, t.Table)
 	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return e.wrap(err, nil)
-	}
-	defer rows.Close()
 	columns := map[string][]string{} // exact table name → its columns
-	for rows.Next() {
+	rows, err := db.QueryContext(ctx, q, args...)
+	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return e.wrap(err, nil)
-		}
+		err := scan(&t, &c)
 		columns[t] = append(columns[t], c)
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return e.wrap(err, nil)
 	}
 	for _, t := range tables {

@@ -68,13 +68,8 @@ func TestTableGrants(t *testing.T) {
 		{Table: "orders", Operations: []string{"update"}, Columns: []string{"status"}},
 		{Schema: f.db, Table: oddTable, Operations: []string{"SELECT"}, Columns: []string{oddColumn}},
 	}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatalf("login to the database of the tables: %v", err)
-	}
+	f.grant(t, p)
+	conn := f.login(t, p.Principal, p.Password)
 	var id int
 	var total float64
 	if err := conn.QueryRowContext(ctx, "SELECT id, total FROM orders").Scan(&id, &total); err != nil || id != 1 || total != 9.5 {
@@ -95,13 +90,8 @@ func TestTableGrants(t *testing.T) {
 
 	// Narrower: SELECT (id) on orders only.
 	p.Tables = []timebox.TableGrant{{Table: "orders", Operations: []string{"SELECT"}, Columns: []string{"ID"}}}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("narrower grant: %v", err)
-	}
-	conn, err = connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
+	conn = f.login(t, p.Principal, p.Password)
 	want(t, conn, "SELECT id FROM orders")
 	want(t, conn, "SELECT total FROM orders", erColumnAccessDenied)
 	want(t, conn, "UPDATE orders SET status = 'x'", erColumnAccessDenied, erTableAccessDenied)
@@ -112,13 +102,8 @@ func TestTableGrants(t *testing.T) {
 
 	// Whole table: column privileges go, DELETE and SELECT * work.
 	p.Tables = []timebox.TableGrant{{Table: "orders", Operations: []string{"SELECT", "DELETE"}}}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("whole-table grant: %v", err)
-	}
-	conn, err = connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
+	conn = f.login(t, p.Principal, p.Password)
 	want(t, conn, "SELECT * FROM orders")
 	want(t, conn, "DELETE FROM orders WHERE id = 42")
 	if tables, columns := tablePrivRows(t, f, p.Principal); tables != 1 || columns != 0 {
@@ -146,6 +131,7 @@ func TestTableGrantMissing(t *testing.T) {
 		{Table: "orders", Operations: []string{"SELECT"}},
 		{Table: "no_such_table", Operations: []string{"SELECT"}},
 	}
+	wantCode(t, f.eng.CheckTables(ctx, p), timebox.EINVALID, "check of a missing table")
 	err := f.eng.Grant(ctx, p)
 	wantCode(t, err, timebox.EINVALID, "grant on a missing table")
 	if err != nil && (!strings.Contains(err.Error(), "table `no_such_table` does not exist") || strings.Contains(err.Error(), "1146")) {
@@ -157,19 +143,16 @@ func TestTableGrantMissing(t *testing.T) {
 	if err != nil && (!strings.Contains(err.Error(), "no column `no_such_column`") || strings.Contains(err.Error(), "Unknown column")) {
 		t.Errorf("missing column: %v", err)
 	}
+	wantCode(t, f.eng.CheckTables(ctx, p), timebox.EINVALID, "check of a missing column")
 	p.Tables = p.Tables[:1]
 	p.Tables[0].Columns = []string{"id"}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("grant after fixing the plan: %v", err)
+	if err := f.eng.CheckTables(ctx, p); err != nil {
+		t.Errorf("check of existing tables and columns: %v", err)
 	}
-	conn, err := connect(t, f.m, p.Principal, p.Password, f.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.grant(t, p)
+	conn := f.login(t, p.Principal, p.Password)
 	want(t, conn, "SELECT id FROM orders")
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 }
 
 func TestValidateTables(t *testing.T) {
@@ -226,9 +209,7 @@ func TestTableGrantsUnreadable(t *testing.T) {
 	}
 	p := f.plan("tbx_unr_")
 	p.Tables = []timebox.TableGrant{{Table: "orders", Operations: []string{"SELECT"}}}
-	if err := f.eng.Grant(ctx, p); err != nil {
-		t.Fatalf("first grant (nothing to read yet): %v", err)
-	}
+	f.grant(t, p)
 	err = f.eng.Grant(ctx, p)
 	wantCode(t, err, timebox.EINTERNAL, "grant again with table grants")
 	if err != nil && !strings.Contains(err.Error(), "GRANT SELECT ON mysql.tables_priv") {
@@ -238,9 +219,7 @@ func TestTableGrantsUnreadable(t *testing.T) {
 	if err := f.eng.Grant(ctx, p); err != nil {
 		t.Errorf("grant again without table grants: %v", err)
 	}
-	if _, err := f.eng.Revoke(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, p)
 	if tables, columns := tablePrivRows(t, f, p.Principal); tables != 0 || columns != 0 {
 		t.Errorf("after revoke, rows in tables_priv, columns_priv = %d, %d; want none", tables, columns)
 	}
