@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"time"
@@ -86,6 +87,25 @@ func RandomID(n int) string {
 	b := make([]byte, (n*5+7)/8)
 	rand.Read(b)
 	return idEncoding.EncodeToString(b)[:n]
+}
+
+// CheckPassword refuses passwords the engines do not hand out: empty, longer than 1024 bytes,
+// or holding a byte outside printable ASCII (PostgreSQL normalises passwords with SASLprep,
+// the identity only for printable ASCII, so a SCRAM verifier computed here could differ;
+// MySQL client libraries send other bytes in differing encodings). Timebox generates its
+// passwords (RandomPassword), so this costs nothing.
+func CheckPassword(password string) error {
+	if password == "" {
+		return errors.New("empty password")
+	} else if len(password) > 1024 {
+		return errors.New("password is longer than 1024 bytes")
+	}
+	for i := 0; i < len(password); i++ {
+		if c := password[i]; c < 0x20 || c > 0x7e {
+			return errors.New("password must be printable ASCII")
+		}
+	}
+	return nil
 }
 
 // RandomPassword returns a random password of n characters from [A-Za-z0-9] (about 5.95 bits

@@ -241,3 +241,14 @@ func TestNewToken(t *testing.T) {
 		t.Error("two tokens share a secret")
 	}
 }
+
+func TestCheckPassword(t *testing.T) {
+	for _, bad := range []string{"", "tab\there", "ünï", "nul\x00"} {
+		if timebox.CheckPassword(bad) == nil {
+			t.Errorf("CheckPassword(%q) accepted it", bad)
+		}
+	}
+	if err := timebox.CheckPassword(`Abc 123 !"#$%&'()*+,-./:;<=>?@[\]^_{|}~` + "`"); err != nil {
+		t.Error(err)
+	}
+}

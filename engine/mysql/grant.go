@@ -61,7 +61,7 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, needDB, withSecret bool) ([]s
 	if !withSecret {
 		return privs, nil
 	}
-	if err := validPassword(p.Password); err != nil {
+	if err := timebox.CheckPassword(p.Password); err != nil {
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: principal %q: %v", e.name, p.Principal, err)
 	}
 	return privs, e.validEnd(p)

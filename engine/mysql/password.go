@@ -4,27 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"strings"
 )
-
-// validPassword refuses passwords the engine does not hand out: empty, longer than 1024
-// bytes, or holding a byte outside printable ASCII (which client libraries send in differing
-// encodings). Timebox generates its passwords, so this costs nothing.
-func validPassword(password string) error {
-	if password == "" {
-		return errors.New("empty password")
-	}
-	if len(password) > 1024 {
-		return errors.New("password is longer than 1024 bytes")
-	}
-	for i := 0; i < len(password); i++ {
-		if c := password[i]; c < 0x20 || c > 0x7e {
-			return errors.New("password must be printable ASCII")
-		}
-	}
-	return nil
-}
 
 // nativeHash returns the mysql_native_password hash of password, as stored in the grant
 // tables: '*' and the upper-case hex of SHA1(SHA1(password)). Sending it instead of the

@@ -204,5 +204,3 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 	return nil
 }
 
-// Problems counts the findings that are failures.
-func Problems(findings []Finding) int { return timebox.Problems(findings) }

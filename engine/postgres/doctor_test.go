@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/internal/testdb"
 )
 
@@ -21,7 +22,7 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(version, "1") || Problems(findings) != 0 {
+	if !strings.HasPrefix(version, "1") || timebox.Problems(findings) != 0 {
 		t.Fatalf("hardened cluster (version %q): %+v", version, findings)
 	}
 	// Tables the admin cannot grant are a warning (ad-hoc requests are optional), with the fix;
@@ -74,8 +75,8 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("no failure %q with fix %q in %+v", msg, fix, findings)
 		}
 	}
-	if Problems(findings) != len(want) {
-		t.Errorf("%d problems, want %d: %+v", Problems(findings), len(want), findings)
+	if timebox.Problems(findings) != len(want) {
+		t.Errorf("%d problems, want %d: %+v", timebox.Problems(findings), len(want), findings)
 	}
 	for _, msg := range []string{`holds role "plain_role" without ADMIN OPTION`, `holds the bookkeeping role "` + ManagedRoleName(f.admin) + `" without ADMIN OPTION`} {
 		warned := false

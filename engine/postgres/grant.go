@@ -45,7 +45,7 @@ func (e *Engine) validatePlan(p timebox.GrantPlan, withSecret bool) error {
 	if !withSecret {
 		return nil
 	}
-	if err := validPassword(p.Password); err != nil {
+	if err := timebox.CheckPassword(p.Password); err != nil {
 		return timebox.Errorf(timebox.EINVALID, "server %s: principal %q: %v", e.name, p.Principal, err)
 	}
 	return e.validEnd(p)

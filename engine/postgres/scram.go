@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 )
 
@@ -32,24 +31,6 @@ func (v verifier) String() string {
 // password, the verifier and each of its parts.
 func (v verifier) secrets(password string) []string {
 	return []string{password, v.String(), v.salt, v.storedKey, v.serverKey}
-}
-
-// validPassword refuses passwords whose SCRAM verifier could differ from the one PostgreSQL
-// computes: the server normalises passwords with SASLprep, which is the identity only for
-// printable ASCII. Timebox generates its passwords, so this costs nothing.
-func validPassword(password string) error {
-	if password == "" {
-		return errors.New("empty password")
-	}
-	if len(password) > 1024 {
-		return errors.New("password is longer than 1024 bytes")
-	}
-	for i := 0; i < len(password); i++ {
-		if c := password[i]; c < 0x20 || c > 0x7e {
-			return errors.New("password must be printable ASCII")
-		}
-	}
-	return nil
 }
 
 // newVerifier computes the SCRAM-SHA-256 verifier of password with a random salt (RFC 5802

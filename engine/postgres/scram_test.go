@@ -37,14 +37,3 @@ func TestVerifierRFC7677(t *testing.T) {
 		t.Errorf("String() = %s", v.String())
 	}
 }
-
-func TestValidPassword(t *testing.T) {
-	for _, bad := range []string{"", "tab\there", "ünï", "nul\x00"} {
-		if validPassword(bad) == nil {
-			t.Errorf("validPassword(%q) accepted it", bad)
-		}
-	}
-	if err := validPassword(`Abc 123 !"#$%&'()*+,-./:;<=>?@[\]^_{|}~` + "`"); err != nil {
-		t.Error(err)
-	}
-}

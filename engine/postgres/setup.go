@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/timebox-dev/timebox"
 )
 
 // SetupStatements returns the one-time hardening a superuser runs on a server before Timebox
@@ -87,7 +88,7 @@ func TableSetupStatements(admin string, schemas []string) []string {
 // passwordLiteral returns the literal to put after PASSWORD: the password's SCRAM-SHA-256
 // verifier, or the quoted plaintext when PostgreSQL must normalise it itself (non-ASCII).
 func passwordLiteral(password string) string {
-	if validPassword(password) == nil {
+	if timebox.CheckPassword(password) == nil {
 		if v, err := newVerifier(password); err == nil {
 			return QuoteLiteral(v.String())
 		}
