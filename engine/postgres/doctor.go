@@ -203,4 +203,3 @@ func (e *Engine) doctorRoles(ctx context.Context, q *pgx.Conn, admin string, rol
 	}
 	return nil
 }
-
