@@ -112,7 +112,7 @@ func (r *Request) DueAt() (time.Time, bool) {
 	case r.State == StatePending:
 		return r.End, true
 	case r.State == StateActive && r.ExtensionUnsynced() && !g.NextAttemptAt.IsZero():
-		return minTime(g.NextAttemptAt, r.End), true // moving the database's expiry failed: retry
+		return r.unusedCap(minTime(g.NextAttemptAt, r.End)), true // moving the database's expiry failed: retry
 	case r.State == StateActive && r.ExtensionUnsynced():
 		return r.UpdatedAt, true // an extension moved the end: the database's expiry follows now
 	case r.State == StateActive:

@@ -14,7 +14,7 @@ const passwordLength = 32
 // activate records the intent, creates the access on the database, then marks the request
 // active. A crash between any two steps is finished by the next run: the intent keeps the
 // principal name and password, and the engine's Grant is idempotent.
-func (s *Scheduler) activate(ctx context.Context, id string) error {
+func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, error) {
 	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Start.After(now) || !r.End.After(now) {
 			return false, nil
@@ -25,9 +25,16 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 				return false, err
 			}
 			r.Grant = g
-			if err := tx.AppendEvent(event(now, "grant.create_intent", r, map[string]any{
+			details := map[string]any{
 				"principal": g.Principal, "server": g.Server, "roles": g.Roles, "valid_until": g.ValidUntil.Format(time.RFC3339Nano),
-			})); err != nil {
+			}
+			if len(g.Privileges) > 0 { // what is granted besides roles is in the audit log too
+				details["privileges"] = g.Privileges
+			}
+			if len(g.Tables) > 0 {
+				details["tables"] = timebox.DescribeTables(g.Tables)
+			}
+			if err := tx.AppendEvent(event(now, "grant.create_intent", r, details)); err != nil {
 				return false, err
 			}
 		}
@@ -36,7 +43,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 		return true, tx.PutGrant(r.Grant)
 	})
 	if err != nil || !ok {
-		return err
+		return r, err
 	}
 	s.hook(StepActivateIntent)
 	err = s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
@@ -44,7 +51,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 	})
 	s.hook(StepActivateDB)
 	if err != nil {
-		return s.failed(ctx, id, "grant.create_failed", "activate", err)
+		return s.failed(ctx, id, timebox.GrantCreating, "grant.create_failed", "activate", err)
 	}
 	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Grant == nil || !r.End.After(now) {
@@ -78,7 +85,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) error {
 		}
 		s.Metrics.observeActivation(r.ActivatedAt.Sub(from))
 	}
-	return err
+	return r, err
 }
 
 // newGrant plans the principal of r: its name, roles, expiry and a fresh sealed password.
@@ -170,12 +177,23 @@ func (s *Scheduler) lockPrincipal(server, principal string) func() {
 // keep returns the roles and databases that the other live grants of r's login still need,
 // and the privileges they need on r's database: active ones, and approved ones whose window
 // has started (so a back-to-back request never sees a gap while its activation is on its way).
+// It reads only the requests of the users whose own login that is (usually one), through the
+// store's requester index, not every live request.
 func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, privileges []string, err error) {
 	var live []*timebox.Request
-	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
-		return err
-	}); err != nil {
+	err = s.Store.View(ctx, func(tx timebox.Tx) error {
+		for i := range s.Catalog.Users {
+			if u := &s.Catalog.Users[i]; u.Login() == r.Grant.Principal {
+				hs, err := tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}, Requester: u.Name})
+				if err != nil {
+					return err
+				}
+				live = append(live, hs...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	now := s.Now()
@@ -185,9 +203,6 @@ func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, p
 		}
 		db, err := s.Catalog.Database(h.Database)
 		if err != nil || db.Server != r.Grant.Server || db.Method != timebox.MethodRoleMembership {
-			continue
-		}
-		if login, err := s.principal(db, h.Requester, h.ID); err != nil || login != r.Grant.Principal {
 			continue
 		}
 		g, err := s.Catalog.Grants(db, h.Access)
@@ -227,25 +242,34 @@ func (s *Scheduler) onServer(ctx context.Context, server string, op func(context
 	return err
 }
 
-// failed records a failed attempt on the grant and schedules the next one. The first
-// failure of a phase is an audit event; later ones update the request only.
-func (s *Scheduler) failed(ctx context.Context, id, action, op string, cause error) error {
+// failed records a failed engine call on the grant of request id, made in phase (creating,
+// revoking, or active for an extension), and schedules the next attempt. The first failure
+// of a phase is an audit event; later ones update the request only. A grant that left the
+// phase meanwhile is left alone: its new phase keeps its own retry state.
+func (s *Scheduler) failed(ctx context.Context, id string, phase timebox.GrantStatus, action, op string, cause error) (*timebox.Request, error) {
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil, ctx.Err() // shutting down: not a failure of the database
 	}
 	msg := timebox.ErrorMessage(cause)
 	var server string
-	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		if r.Grant == nil {
+	r, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		g := r.Grant
+		if g == nil || g.Status != phase || (phase == timebox.GrantActive && !r.ExtensionUnsynced()) {
 			return false, nil
 		}
-		g := r.Grant
 		server = g.Server
+		first := g.LastError == ""
+		if phase == timebox.GrantActive { // an extension stores no intent: its attempts are counted here
+			if first {
+				g.Attempts = 0
+			}
+			g.Attempts++
+		}
 		g.LastError, g.NextAttemptAt, g.UpdatedAt = msg, now.Add(s.backoff(g.Attempts)), now
 		if err := tx.PutGrant(g); err != nil {
 			return false, err
 		}
-		if g.Attempts == 1 {
+		if first {
 			return true, tx.AppendEvent(event(now, action, r, map[string]any{"error": msg, "next_attempt_at": g.NextAttemptAt.Format(time.RFC3339Nano)}))
 		}
 		return true, nil
@@ -254,5 +278,5 @@ func (s *Scheduler) failed(ctx context.Context, id, action, op string, cause err
 		s.Metrics.EngineErrors.WithLabelValues(server, op).Inc()
 	}
 	s.Logger.Warn("scheduler: database step failed; will retry", "request", id, "op", op, "err", msg)
-	return err
+	return r, err
 }

@@ -3,33 +3,24 @@ package scheduler
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/timebox-dev/timebox"
-	"github.com/timebox-dev/timebox/store"
 )
 
 // A request whose last Process failed outside the engine is not dispatched again for a
 // second, so a lasting store error cannot spin the loop; after the cooldown it is.
 func TestDispatchCooldownAfterFailure(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	r := &timebox.Request{ID: "r1", Requester: "alice", Database: "db", Access: "ro", Start: now.Add(-time.Hour),
-		End: now.Add(-time.Minute), Reason: "x", State: timebox.StatePending, CreatedAt: now, UpdatedAt: now, Version: 1}
-	if err := st.Update(ctx, func(tx timebox.Tx) error { return tx.CreateRequest(r) }); err != nil {
-		t.Fatal(err)
-	}
+	putRequest(t, st, &timebox.Request{ID: "r1", Requester: "alice", Database: "db", Access: "ro", Start: now.Add(-time.Hour),
+		End: now.Add(-time.Minute), Reason: "x", State: timebox.StatePending, CreatedAt: now, UpdatedAt: now, Version: 1}, nil)
 	clock := now
 	s := New(st, &timebox.Catalog{}, nil, nil)
 	s.Now = func() time.Time { return clock }
-	s.done(ctx, "r1", errors.New("store is full"))
+	s.done(ctx, "r1", nil, errors.New("store is full"))
 	if next := s.Dispatch(ctx); !next.Equal(now.Add(time.Second)) {
 		t.Fatalf("next deadline %v, want the end of the cooldown %v", next, now.Add(time.Second))
 	}
@@ -39,9 +30,7 @@ func TestDispatchCooldownAfterFailure(t *testing.T) {
 	clock = now.Add(1100 * time.Millisecond)
 	s.Dispatch(ctx)
 	s.wg.Wait()
-	var got *timebox.Request
-	st.View(ctx, func(tx timebox.Tx) (err error) { got, err = tx.FindRequest("r1"); return err })
-	if got.State != timebox.StateExpired {
+	if got := loadRequest(t, st, "r1"); got.State != timebox.StateExpired {
 		t.Fatalf("after the cooldown the overdue request is %s, want expired", got.State)
 	}
 }
@@ -50,29 +39,18 @@ func TestDispatchCooldownAfterFailure(t *testing.T) {
 // a Sweep, or a clock that went back makes it read everything due.
 func TestDispatchIncremental(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	base := time.Now().UTC().Truncate(time.Microsecond)
 	clock := base
 	s := New(st, &timebox.Catalog{}, nil, nil)
 	s.Now = func() time.Time { return clock }
 	add := func(id string, end time.Time) {
-		r := &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: end.Add(-time.Hour),
-			End: end, Reason: "x", State: timebox.StatePending, CreatedAt: base, UpdatedAt: base, Version: 1}
-		if err := st.Update(ctx, func(tx timebox.Tx) error { return tx.CreateRequest(r) }); err != nil {
-			t.Fatal(err)
-		}
+		putRequest(t, st, &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: end.Add(-time.Hour),
+			End: end, Reason: "x", State: timebox.StatePending, CreatedAt: base, UpdatedAt: base, Version: 1}, nil)
 	}
 	state := func(id string) timebox.State {
 		s.wg.Wait()
-		var r *timebox.Request
-		if err := st.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(id); return err }); err != nil {
-			t.Fatal(err)
-		}
-		return r.State
+		return loadRequest(t, st, id).State
 	}
 	s.Dispatch(ctx) // the first pass reads everything; nothing is due
 	add("old", base.Add(-time.Second))
@@ -110,27 +88,24 @@ func TestDispatchIncremental(t *testing.T) {
 // while it was in flight: a timer-driven pass would not see it), and only a nudge otherwise.
 func TestDoneWakesForOverdue(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	s := New(st, &timebox.Catalog{}, nil, nil)
 	s.Now = func() time.Time { return now }
 	for id, end := range map[string]time.Time{"overdue": now.Add(-time.Second), "later": now.Add(time.Hour)} {
-		r := &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: now.Add(-time.Hour),
-			End: end, Reason: "x", State: timebox.StateActive, CreatedAt: now, UpdatedAt: now, Version: 1}
-		if err := st.Update(ctx, func(tx timebox.Tx) error { return tx.CreateRequest(r) }); err != nil {
-			t.Fatal(err)
-		}
+		putRequest(t, st, &timebox.Request{ID: id, Requester: "alice", Database: "db", Access: "ro", Start: now.Add(-time.Hour),
+			End: end, Reason: "x", State: timebox.StateActive, CreatedAt: now, UpdatedAt: now, Version: 1}, nil)
 	}
-	s.done(ctx, "later", nil)
+	s.done(ctx, "later", loadRequest(t, st, "later"), nil)
 	if s.fullScan.Load() {
 		t.Fatal("a request due in an hour asked for a full read")
 	}
-	<-s.wake // nudged
-	s.done(ctx, "overdue", nil)
+	select {
+	case <-s.wake: // nudged
+	default:
+		t.Fatal("a request due in an hour did not nudge the loop to set its timer")
+	}
+	s.done(ctx, "overdue", loadRequest(t, st, "overdue"), nil)
 	if !s.fullScan.Load() {
 		t.Fatal("an overdue request did not ask for a full read")
 	}

@@ -24,11 +24,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		ExpiryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "timebox_expiry_lag_seconds", Buckets: buckets,
-			Help: "Time from a window's end to the database confirming the access was removed and sessions ended.",
+			Help: "Time from a window's end (or its unused_after deadline) to the database confirming the access was removed and sessions ended.",
 		}),
 		EngineErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "timebox_engine_errors_total",
-			Help: "Failed database steps, by server and operation (activate, revoke).",
+			Help: "Failed database steps, by server and operation (activate, revoke, extend).",
 		}, []string{"server", "op"}),
 		DriftRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "timebox_drift_repaired_total",

@@ -19,7 +19,8 @@ type outage struct {
 }
 
 // retrying reports whether processing r now would retry a database step that already
-// failed: an activation or a removal whose grant records an error from this phase. A first
+// failed: an activation, an extension or a removal whose grant records an error from this
+// phase (a removal that is due, at the end or early when unused, is a new phase). A first
 // attempt is never held back, so that a removal records its intent and shows as pending (and
 // an activation its error) even while the server is down.
 func retrying(r *timebox.Request, now time.Time) bool {
@@ -27,19 +28,23 @@ func retrying(r *timebox.Request, now time.Time) bool {
 	if g == nil || g.LastError == "" {
 		return false
 	}
-	removal := r.Ending != timebox.EndingNone || !r.End.After(now)
+	removal := r.Ending != timebox.EndingNone || !r.End.After(now) || r.Unused(now)
 	return removal == (g.Status == timebox.GrantRevoking)
 }
 
-// heldBack returns the next probe time of server when it is in an outage.
-func (s *Scheduler) heldBack(server string) (time.Time, bool) {
+// waitsForProbe reports whether r is a retry held back for its server's outage: the probe
+// wakes the loop for it, so Dispatch does not start it, and finishing with it needs no full
+// read (thousands queued when a server dies would each cause one).
+func (s *Scheduler) waitsForProbe(r *timebox.Request, now time.Time) bool {
+	return retrying(r, now) && s.heldBack(s.serverOf(r))
+}
+
+// heldBack reports whether server is in an outage: its work waits for the probe.
+func (s *Scheduler) heldBack(server string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.outages[server]
-	if !ok {
-		return time.Time{}, false
-	}
-	return o.next, true
+	_, ok := s.outages[server]
+	return ok
 }
 
 // down records that server did not answer and starts its probe unless one runs already.

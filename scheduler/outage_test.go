@@ -3,14 +3,12 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/timebox-dev/timebox"
-	"github.com/timebox-dev/timebox/store"
 )
 
 // fakeEngine answers like a server that can be taken down: while down, every call fails
@@ -45,11 +43,7 @@ func (f *fakeEngine) Close() error                                    { return n
 func TestOutageHoldsBackOneServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	cat := &timebox.Catalog{
 		Servers: []timebox.Server{{Name: "a", Engine: "postgres", MaxConns: 2}, {Name: "b", Engine: "postgres", MaxConns: 2}},
 		Databases: []timebox.Database{{Name: "da", Server: "a", Database: "da", Method: timebox.MethodEphemeralLogin},
@@ -59,7 +53,7 @@ func TestOutageHoldsBackOneServer(t *testing.T) {
 	b.down.Store(true)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	const n = 40
-	err = st.Update(ctx, func(tx timebox.Tx) error {
+	err := st.Update(ctx, func(tx timebox.Tx) error {
 		for i := range 2 * n {
 			server := []string{"a", "b"}[i%2]
 			r := &timebox.Request{ID: fmt.Sprintf("r%03d", i), Requester: "alice", Database: "d" + server, Access: "ro",
@@ -135,5 +129,53 @@ func TestOutageHoldsBackOneServer(t *testing.T) {
 	t.Logf("server b: %d removals done %v after it came back", n, took)
 	if st, err := s.Status(ctx); err != nil || st == nil {
 		t.Fatalf("status: %v", err)
+	}
+}
+
+// An unused request's early removal is a first attempt even after its extension failed on
+// a server that is down: it is not held back, so it records its intent at once.
+func TestRetryingUnusedRemoval(t *testing.T) {
+	now := time.Now()
+	r := &timebox.Request{State: timebox.StateActive, Start: now.Add(-time.Hour), End: now.Add(time.Hour),
+		Grant: &timebox.Grant{Status: timebox.GrantActive, LastError: "extension failed", ValidUntil: now.Add(time.Minute)}}
+	r.UnusedBy = now.Add(-time.Second)
+	if retrying(r, now) {
+		t.Error("the unused removal counts as a retry of the failed extension")
+	}
+	r.UnusedBy = now.Add(time.Minute)
+	if !retrying(r, now) {
+		t.Error("the failed extension's next attempt does not count as a retry")
+	}
+}
+
+// inventoryEngine is a fakeEngine that lists its principals, counting the listings.
+type inventoryEngine struct {
+	fakeEngine
+	listings atomic.Int64
+}
+
+func (f *inventoryEngine) Managed(context.Context, []string) ([]timebox.ManagedPrincipal, error) {
+	f.listings.Add(1)
+	return nil, f.err()
+}
+func (f *inventoryEngine) PasswordWorks(context.Context, timebox.GrantPlan) (bool, error) {
+	return true, f.err()
+}
+
+// The reconciler does not list a server in an outage (it would wait for nothing, holding up
+// the other servers' pass); it lists it again once the probe found it back.
+func TestReconcileSkipsServerInOutage(t *testing.T) {
+	st := openStore(t)
+	a, b := &inventoryEngine{}, &inventoryEngine{}
+	s := New(st, &timebox.Catalog{}, nil, map[string]timebox.Engine{"a": a, "b": b})
+	s.outages["b"] = &outage{next: time.Now().Add(time.Hour), attempts: 1}
+	s.Reconcile(context.Background())
+	if a.listings.Load() != 1 || b.listings.Load() != 0 {
+		t.Fatalf("listings with b in an outage: a %d, b %d; want 1, 0", a.listings.Load(), b.listings.Load())
+	}
+	delete(s.outages, "b")
+	s.Reconcile(context.Background())
+	if a.listings.Load() != 2 || b.listings.Load() != 1 {
+		t.Fatalf("listings after b's outage: a %d, b %d; want 2, 1", a.listings.Load(), b.listings.Load())
 	}
 }

@@ -13,19 +13,20 @@ import (
 // approved one, or remove the access of one whose window ended or that was revoked. It is
 // safe to call at any time; work that is not due does nothing.
 func (s *Scheduler) Process(ctx context.Context, id string) error {
-	var r *timebox.Request
-	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		r, err = tx.FindRequest(id)
-		return err
-	}); err != nil {
-		return err
+	_, err := s.process(ctx, id)
+	return err
+}
+
+// process is Process, and returns the request as it last read or stored it (nil with an
+// error), so that done need not read it again.
+func (s *Scheduler) process(ctx context.Context, id string) (*timebox.Request, error) {
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	now := s.Now()
-	if due, ok := r.DueAt(); !ok || due.After(now) {
-		return nil
-	}
-	if s.waitsForProbe(r, now) {
-		return nil // its server is down: the probe wakes the loop when it answers
+	if due, ok := r.DueAt(); !ok || due.After(now) || s.waitsForProbe(r, now) {
+		return r, nil // not due, or its server is down: the probe wakes the loop when it answers
 	}
 	switch {
 	case r.Ending != timebox.EndingNone:
@@ -35,13 +36,22 @@ func (s *Scheduler) Process(ctx context.Context, id string) error {
 	case r.Unused(now):
 		return s.remove(ctx, id)
 	case r.ExtensionUnsynced() && r.End.After(now): // past the end, the removal comes first
-		return s.extend(ctx, id)
+		return s.extend(ctx, r)
 	case r.State == timebox.StateApproved && r.End.After(now):
 		return s.activate(ctx, id)
 	case r.State == timebox.StateApproved, r.State == timebox.StateActive:
 		return s.remove(ctx, id)
 	}
-	return nil
+	return r, nil
+}
+
+// load reads request id with its grant.
+func (s *Scheduler) load(ctx context.Context, id string) (r *timebox.Request, err error) {
+	err = s.Store.View(ctx, func(tx timebox.Tx) error {
+		r, err = tx.FindRequest(id)
+		return err
+	})
+	return r, err
 }
 
 // update runs fn on a freshly loaded request in one store transaction; fn returns false to
@@ -60,7 +70,10 @@ func (s *Scheduler) update(ctx context.Context, id string, fn func(tx timebox.Tx
 		r.UpdatedAt = now
 		return tx.UpdateRequest(r)
 	})
-	return r, changed, err
+	if err != nil {
+		return nil, false, err
+	}
+	return r, changed, nil
 }
 
 func event(now time.Time, action string, r *timebox.Request, details map[string]any) *timebox.Event {
@@ -69,8 +82,8 @@ func event(now time.Time, action string, r *timebox.Request, details map[string]
 
 // expireUnused ends a pending or approved request whose window passed with nothing on the
 // database.
-func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
-	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+func (s *Scheduler) expireUnused(ctx context.Context, id string) (*timebox.Request, error) {
+	r, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.Grant != nil || r.Ending != timebox.EndingNone || r.End.After(now) {
 			return false, nil
 		}
@@ -82,32 +95,12 @@ func (s *Scheduler) expireUnused(ctx context.Context, id string) error {
 		r.State, r.EndedAt, r.Extension, r.Awaiting = to, now, nil, ""
 		return true, tx.AppendEvent(event(now, "request.expired", r, map[string]any{"note": fmt.Sprintf("the window ended while the request was %s", from)}))
 	})
-	return err
+	return r, err
 }
 
 // unusedNote says why an approved request ended early, unused.
 func unusedNote(r *timebox.Request) string {
 	return fmt.Sprintf("unused: nobody fetched its credentials by %s (the rule's unused_after)", r.UnusedBy.UTC().Format(time.RFC3339))
-}
-
-// plan is what the engine must make exist (granting), or remove, for r's grant. It comes from
-// the grant alone, so a removal never depends on the current configuration; the password is
-// opened only when granting (a removal does not need it, and must not fail for want of the
-// key).
-func (s *Scheduler) plan(r *timebox.Request, granting bool) (timebox.GrantPlan, error) {
-	g := r.Grant
-	p := timebox.GrantPlan{
-		Method: g.Method, Principal: g.Principal, Database: g.TargetDatabase,
-		Roles: g.Roles, Privileges: g.Privileges, Tables: g.Tables, ValidUntil: g.ValidUntil,
-	}
-	if granting && g.SealedPassword != nil { // role_membership grants carry no password
-		password, err := s.Sealer.Open(g.SealedPassword, r.ID)
-		if err != nil {
-			return timebox.GrantPlan{}, err
-		}
-		p.Password = password
-	}
-	return p, nil
 }
 
 // engine returns the engine of server name.

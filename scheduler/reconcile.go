@@ -43,6 +43,9 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		if !ok {
 			continue
 		}
+		if s.heldBack(server) {
+			continue // unreachable: listing it would only wait out StepTimeout; its probe says when it is back
+		}
 		shared, own := s.namedLogins(server)
 		persons[server] = own
 		err := s.onServer(ctx, server, func(ctx context.Context, _ timebox.Engine) (err error) {
@@ -360,15 +363,15 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 		s.mu.Unlock()
 		s.Wake() // work skipped while this held the request (e.g. its end) runs now
 	}()
-	var r *timebox.Request
-	if err := s.Store.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(id); return err }); err != nil {
+	r, err := s.load(ctx, id)
+	if err != nil {
 		return
 	}
 	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || r.Grant == nil ||
 		r.Grant.Status != timebox.GrantActive || !r.End.After(s.Now()) {
 		return // it moved on since the listing
 	}
-	err := s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
+	err = s.call(ctx, r, true, func(ctx context.Context, e timebox.Engine, p timebox.GrantPlan) error {
 		return e.Grant(ctx, p)
 	})
 	if err != nil {

@@ -9,18 +9,22 @@ import (
 
 // remove takes r's access off the database: it records the intent, revokes on the database
 // (disable login, end sessions, drop), and only then moves the request to its final state.
-func (s *Scheduler) remove(ctx context.Context, id string) error {
+func (s *Scheduler) remove(ctx context.Context, id string) (*timebox.Request, error) {
 	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
-		if !r.State.Live() || (r.Ending == timebox.EndingNone && r.End.After(now) && !r.Unused(now)) || r.Grant == nil {
+		if !r.State.Live() || r.Grant == nil {
 			return false, nil
 		}
-		if r.Ending == timebox.EndingNone && r.End.After(now) { // unused: ends early
+		switch {
+		case r.Ending != timebox.EndingNone: // revoked, cancelled, or a removal under way
+		case !r.End.After(now):
+			r.Ending, r.EndingSince = timebox.EndingExpire, r.End
+		case r.Unused(now): // ends early
 			r.Ending, r.EndingSince = timebox.EndingExpire, r.UnusedBy
 			if err := tx.AppendEvent(event(now, "request.expire_requested", r, map[string]any{"note": unusedNote(r)})); err != nil {
 				return false, err
 			}
-		} else if r.Ending == timebox.EndingNone {
-			r.Ending, r.EndingSince = timebox.EndingExpire, r.End
+		default:
+			return false, nil
 		}
 		g := r.Grant
 		if g.Status != timebox.GrantRevoking {
@@ -36,7 +40,7 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 		return true, tx.PutGrant(g)
 	})
 	if err != nil || !ok {
-		return err
+		return r, err
 	}
 	s.hook(StepRevokeIntent)
 	var res timebox.RevokeResult
@@ -46,8 +50,9 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 	})
 	s.hook(StepRevokeDB)
 	if err != nil {
-		return s.failed(ctx, id, "grant.revoke_failed", "revoke", err)
+		return s.failed(ctx, id, timebox.GrantRevoking, "grant.revoke_failed", "revoke", err)
 	}
+	var since time.Time // when the removal became due: the end, the unused deadline, the revocation
 	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.Grant == nil || r.Grant.Status != timebox.GrantRevoking || r.Ending == timebox.EndingNone {
 			return false, nil
@@ -69,7 +74,7 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 		if err := tx.PutGrant(g); err != nil {
 			return false, err
 		}
-		since := r.EndingSince
+		since = r.EndingSince
 		r.State, r.Ending, r.EndingSince, r.EndedAt = to, timebox.EndingNone, time.Time{}, now
 		r.Extension, r.Awaiting = nil, "" // an extension still pending at the end is moot
 		return true, tx.AppendEvent(event(now, "request."+string(to), r, map[string]any{
@@ -77,8 +82,8 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 			"pending_since": since.Format(time.RFC3339Nano), "attempts": g.Attempts,
 		}))
 	})
-	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired && !r.EndedAt.Before(r.End) { // not an early, unused end
-		s.Metrics.observeExpiry(r.EndedAt.Sub(r.End))
+	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired {
+		s.Metrics.observeExpiry(r.EndedAt.Sub(since))
 	}
-	return err
+	return r, err
 }

@@ -219,21 +219,17 @@ func (s *Scheduler) Dispatch(ctx context.Context) time.Time {
 	if full {
 		s.lastFull = now
 	}
-	later := func(until time.Time) {
+	for _, until := range cooldown { // the end of a cooldown makes the next pass a full one
 		if next.IsZero() || until.Before(next) {
 			next = until
 		}
 	}
 	for _, r := range due {
-		if until, ok := cooldown[r.ID]; ok {
-			later(until)
+		if _, ok := cooldown[r.ID]; ok {
 			continue
 		}
-		if retrying(r, now) {
-			if until, ok := s.heldBack(s.serverOf(r)); ok {
-				later(until)
-				continue
-			}
+		if s.waitsForProbe(r, now) {
+			continue // the probe wakes the loop when the server answers
 		}
 		s.start(ctx, r)
 	}
@@ -260,15 +256,15 @@ func (s *Scheduler) start(ctx context.Context, r *timebox.Request) {
 		select {
 		case queue <- struct{}{}:
 		case <-ctx.Done():
-			s.done(ctx, id, nil)
+			s.done(ctx, id, nil, ctx.Err())
 			return
 		}
-		err := s.Process(ctx, id)
+		r, err := s.process(ctx, id)
 		<-queue
 		if err != nil && ctx.Err() == nil {
 			s.Logger.Error("scheduler: process request", "request", id, "err", err)
 		}
-		s.done(ctx, id, err)
+		s.done(ctx, id, r, err)
 	}()
 }
 
@@ -305,29 +301,28 @@ func (s *Scheduler) RunNow(ctx context.Context, id string) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	err := s.Process(ctx, id)
-	s.done(ctx, id, err)
+	r, err := s.process(ctx, id)
+	s.done(ctx, id, r, err)
 	return err
 }
 
-// done marks the work on request id finished, and nudges the loop when the request still has
-// a deadline ahead (its end, a retry), or wakes it for a full read when it is due already. A request that reached its final state needs nothing
-// more, so a burst of removals does not make the loop re-read every live request each time.
-// A failed Process puts the request in cooldown for a second.
-func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
+// done marks the work on request id finished; r is the request as the work left it (read
+// or stored by process: no read here). It nudges the loop when the request still has a deadline ahead (its end, a
+// retry), or wakes it for a full read when it is due already. A request that reached its
+// final state needs nothing more, so a burst of removals does not make the loop re-read
+// every live request each time. A failed process puts the request in cooldown for a second
+// (unless its context ended: RunNow's caller gave up, the work is not done).
+func (s *Scheduler) done(ctx context.Context, id string, r *timebox.Request, processErr error) {
 	s.mu.Lock()
 	delete(s.inflight, id)
 	delete(s.cooldown, id)
-	if processErr != nil {
+	if processErr != nil && ctx.Err() == nil {
 		s.cooldown[id] = s.Now().Add(time.Second)
 	}
 	s.mu.Unlock()
-	var r *timebox.Request
-	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
-		r, err = tx.FindRequest(id)
-		return err
-	})
-	if err != nil {
+	if processErr != nil {
+		// Still due (a store error, or the caller's context ended): the full read sets the
+		// timer for the cooldown's end, or restarts the work under the loop's context.
 		s.Wake()
 		return
 	}
@@ -340,17 +335,6 @@ func (s *Scheduler) done(ctx context.Context, id string, processErr error) {
 	case ok:
 		s.nudge()
 	}
-}
-
-// waitsForProbe reports whether r is a retry held back for its server's outage: the probe
-// wakes the loop for it, so finishing with it needs no full read (thousands queued when a
-// server dies would each cause one).
-func (s *Scheduler) waitsForProbe(r *timebox.Request, now time.Time) bool {
-	if !retrying(r, now) {
-		return false
-	}
-	_, held := s.heldBack(s.serverOf(r))
-	return held
 }
 
 // lead reports whether this process may do database work now.

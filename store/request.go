@@ -123,7 +123,8 @@ func (t *tx) FindRequest(id string) (*timebox.Request, error) {
 	return r, nil
 }
 
-// FindRequests returns the requests that match f, with their grants, newest first.
+// FindRequests returns the requests that match f, with their grants, newest first; with
+// f.DueBy, in due order.
 func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 	var where []string
 	var args []any
@@ -134,10 +135,10 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 		}
 	}
 	if !f.DueBy.IsZero() {
-		where, args = append(where, "r.due_at <= ?"), append(args, t.timeArg(normTime(f.DueBy)))
+		where, args = append(where, "r.due_at <= ?"), append(args, t.timeArg(f.DueBy))
 	}
 	if !f.DueAfter.IsZero() {
-		where, args = append(where, "r.due_at > ?"), append(args, t.timeArg(normTime(f.DueAfter)))
+		where, args = append(where, "r.due_at > ?"), append(args, t.timeArg(f.DueAfter))
 	}
 	if f.Requester != "" {
 		where, args = append(where, "r.requester = ?"), append(args, f.Requester)
@@ -202,7 +203,7 @@ func (t *tx) dueArg(r *timebox.Request) any {
 // NextDue returns the earliest due time after after (zero when there is none).
 func (t *tx) NextDue(after time.Time) (time.Time, error) {
 	var next time.Time
-	err := t.queryRow(`SELECT MIN(due_at) FROM requests WHERE due_at > ?`, t.timeArg(normTime(after))).Scan(timeCol{&next})
+	err := t.queryRow(`SELECT MIN(due_at) FROM requests WHERE due_at > ?`, t.timeArg(after)).Scan(timeCol{&next})
 	if err != nil {
 		return time.Time{}, internal(err, "find the next due request")
 	}

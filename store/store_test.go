@@ -33,6 +33,8 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"Tamper", testTamper},
 		{"Token", testToken},
+		{"PolicyRoundTrip", testPolicyRoundTrip},
+		{"DisabledUsers", testDisabledUsers},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"ViewIsReadOnly", testViewIsReadOnly},
 	}
