@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -84,29 +83,13 @@ func (h *harness) startServer(ctx context.Context, dir, bin string) error {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o600)
-		return p
-	}
-	cfg := write("timebox.yaml", fmt.Sprintf(`listen: %s
-store: sqlite://%s
-secret_key: file:%s
-log_level: warn
-admin_groups: [platform]
-users:
-  - {name: dev, groups: [developers]}
-  - {name: owner, groups: [owners]}
-servers:
+	cfg := writeFile(dir, "timebox.yaml", benchConfig(addr, dir, fmt.Sprintf(`servers:
   - {name: pg, engine: postgres, url: "postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", password: "file:%s", max_conns: %d}
 databases:
   - {name: bench, server: pg, database: %s, environment: bench, owners: [owners]}
 access_levels:
   - {name: read-only, postgres: {roles: [%s]}}
-limits:
-  bench: {max_duration: 8h, min_duration: 1s, max_lead_time: 24h}
-`, addr, filepath.Join(dir, "timebox.db"), write("secret.key", timebox.RandomPassword(32)),
-		h.admin, h.pg.Port, write("admin.password", h.adminPassword), maxConns, benchDB, benchRole))
+`, h.admin, h.pg.Port, writeFile(dir, "admin.password", h.adminPassword), maxConns, benchDB, benchRole)))
 	token := func(user string) (string, error) {
 		out, err := exec.Command(bin, "admin", "token", "create", "--config", cfg, "--user", user).Output()
 		return strings.TrimSpace(string(out)), err

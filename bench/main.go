@@ -10,7 +10,9 @@
 //
 // Run it with `make bench` (or `go run ./bench`). It builds the timebox binary and runs the
 // real server as a child process. `go run ./bench -scale` runs the scale benchmark instead
-// (scale.go): two servers, 50 databases, 10,000 grants ending within the same minute.
+// (scale.go): two servers, 50 databases, 10,000 grants ending within the same minute;
+// `go run ./bench -mysql` the MariaDB benchmark (maria.go): 1,000 grants ending within the
+// same 10 seconds.
 package main
 
 import (
@@ -18,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
@@ -39,38 +40,28 @@ func main() {
 	flag.BoolVar(&o.outage, "outage", true, "scale: run again with the second server stopped across the window")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "scale: bail out after this long")
 	flag.BoolVar(&pgStat, "pgstat", false, "scale: load pg_stat_statements on the clusters and print where PostgreSQL's time goes")
-	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds")
+	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds (-grants, -tables, -sessions apply)")
 	flag.Parse()
-	if *maria {
-		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		n := *grants
-		if !set["grants"] {
-			n = 1000
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// orDefault is the value of an int flag when given, else def (the benchmark's own default).
+	orDefault := func(name string, v, def int) int {
+		if set[name] {
+			return v
 		}
-		if err := runMaria(n, 100); err != nil {
-			fmt.Fprintln(os.Stderr, "bench -mysql:", err)
-			os.Exit(1)
-		}
-		return
+		return def
 	}
-	if *scale {
-		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		o.grants, o.tables = *grants, *tables
-		if !set["grants"] {
-			o.grants = 10000
-		}
-		if !set["tables"] {
-			o.tables = 100
-		}
-		if err := runScale(o); err != nil {
-			fmt.Fprintln(os.Stderr, "bench -scale:", err)
-			os.Exit(1)
-		}
-		return
+	var err error
+	switch {
+	case *maria:
+		err = runMaria(orDefault("grants", *grants, 1000), orDefault("tables", *tables, 100), o.sessions)
+	case *scale:
+		o.grants, o.tables = orDefault("grants", *grants, 10000), orDefault("tables", *tables, 100)
+		err = runScale(o)
+	default:
+		err = runBench(*grants, *activations, *tables)
 	}
-	if err := runBench(*grants, *activations, *tables); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -86,10 +77,8 @@ func runBench(grants, activations, tables int) error {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "timebox")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/timebox")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build timebox: %w", err)
+	if err := buildTimebox(ctx, bin); err != nil {
+		return err
 	}
 	h, err := newHarness(ctx, dir, bin, tables)
 	if err != nil {

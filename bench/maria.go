@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/engine/mysql"
 	tbhttp "github.com/timebox-dev/timebox/http"
@@ -27,8 +21,9 @@ import (
 
 const mariaDB = "bench"
 
-// runMaria runs the MariaDB benchmark with n grants and prints its figures.
-func runMaria(n, sessions int) error {
+// runMaria runs the MariaDB benchmark with n grants on a database of tables tables, sessions
+// of them with a session open across the end, and prints its figures.
+func runMaria(n, tables, sessions int) error {
 	benchStart = time.Now()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "timebox-maria-")
@@ -37,10 +32,8 @@ func runMaria(n, sessions int) error {
 	}
 	defer os.RemoveAll(dir)
 	e := &scaleEnv{dir: dir, bin: filepath.Join(dir, "timebox"), admin: "tbx_bench_admin", adminPassword: timebox.RandomPassword(24), maxConns: maxConns}
-	build := exec.Command("go", "build", "-o", e.bin, "./cmd/timebox")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build timebox: %w", err)
+	if err := buildTimebox(ctx, e.bin); err != nil {
+		return err
 	}
 	m, err := testdb.StartMariaDB(ctx)
 	if err != nil {
@@ -48,7 +41,7 @@ func runMaria(n, sessions int) error {
 	}
 	defer m.Close()
 	stmts := []string{"SET GLOBAL event_scheduler = ON", "SET GLOBAL max_connections = 1000", "CREATE DATABASE " + mariaDB}
-	for i := range 100 {
+	for i := range tables {
 		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s.t%04d (id int PRIMARY KEY, v text)", mariaDB, i))
 	}
 	stmts = append(stmts, mysql.SetupStatements(e.admin, e.adminPassword, "%", []string{mariaDB}, nil)...)
@@ -57,36 +50,23 @@ func runMaria(n, sessions int) error {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	e.configFor = func(addr string) string {
-		return e.write("timebox.yaml", fmt.Sprintf(`listen: %s
-store: sqlite://%s
-secret_key: file:%s
-log_level: warn
-admin_groups: [platform]
-users:
-  - {name: dev, groups: [developers]}
-  - {name: owner, groups: [owners]}
-servers:
+	e.catalog = fmt.Sprintf(`servers:
   - {name: maria, engine: mysql, url: "mysql://%s@127.0.0.1:%d/", password: "file:%s", max_conns: %d}
 databases:
   - {name: %s, server: maria, database: %s, environment: bench, owners: [owners]}
 access_levels:
   - {name: read-only, mysql: {privileges: [SELECT]}}
-limits:
-  bench: {max_duration: 8h, min_duration: 1s, max_lead_time: 24h}
-`, addr, filepath.Join(dir, "timebox.db"), e.write("secret.key", timebox.RandomPassword(32)),
-			e.admin, m.Port, e.write("admin.password", e.adminPassword), e.maxConns, mariaDB, mariaDB))
-	}
+`, e.admin, m.Port, e.write("admin.password", e.adminPassword), e.maxConns, mariaDB, mariaDB)
 	if err := e.startServer(ctx); err != nil {
 		return err
 	}
 	defer e.close()
 	var version string
-	if db, err := mariaPool(m, "root", m.RootPassword, ""); err == nil {
+	if db, err := m.Open("root", m.RootPassword, ""); err == nil {
 		db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
 		db.Close()
 	}
-	progress("MariaDB %s on 127.0.0.1:%d, database %s with 100 tables, event scheduler on; %d CPUs", version, m.Port, mariaDB, numCPU())
+	progress("MariaDB %s on 127.0.0.1:%d, database %s with %d tables, event scheduler on; %d CPUs", version, m.Port, mariaDB, tables, numCPU())
 
 	// Expiry: n grants ending within the same 10 seconds.
 	start := time.Now()
@@ -159,18 +139,6 @@ limits:
 	return nil
 }
 
-func mariaPool(m *testdb.MariaDB, user, password, db string) (*sql.DB, error) {
-	cfg := gomysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.DBName = user, password, db
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
-	cfg.Logger = &gomysql.NopLogger{}
-	c, err := gomysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return sql.OpenDB(c), nil
-}
-
 // openMariaSessions logs in with every k-th request's credentials and starts SELECT SLEEP on
 // each, which must be killed at its end.
 func openMariaSessions(ctx context.Context, e *scaleEnv, m *testdb.MariaDB, rs []*tbhttp.RequestView, n int) ([]*session, error) {
@@ -180,7 +148,7 @@ func openMariaSessions(ctx context.Context, e *scaleEnv, m *testdb.MariaDB, rs [
 		if err != nil {
 			return nil, err
 		}
-		db, err := mariaPool(m, c.User, c.Password, mariaDB)
+		db, err := m.Open(c.User, c.Password, mariaDB)
 		if err != nil {
 			return nil, err
 		}
@@ -205,49 +173,38 @@ func openMariaSessions(ctx context.Context, e *scaleEnv, m *testdb.MariaDB, rs [
 	return out, nil
 }
 
-// waitAllExpired polls the requests until each expired and returns end → ended (as stored).
+// waitAllExpired lists the expired requests of the benchmark's database (one call a pass)
+// until each of rs is among them, and returns end → ended (as stored).
 func waitAllExpired(ctx context.Context, e *scaleEnv, rs []*tbhttp.RequestView, deadline time.Time) ([]time.Duration, error) {
-	lags := make([]time.Duration, len(rs))
-	pending := map[int]bool{}
-	for i := range rs {
-		pending[i] = true
+	want := map[string]bool{}
+	for _, r := range rs {
+		want[r.ID] = true
 	}
-	for len(pending) > 0 {
+	lags := map[string]time.Duration{}
+	for ; len(lags) < len(want); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d requests not expired in time", len(pending))
+			return nil, fmt.Errorf("%d requests not expired in time", len(want)-len(lags))
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, inFlight)
-		var due []int
-		for i := range pending {
-			if !rs[i].End.After(time.Now()) {
-				due = append(due, i)
+		list, err := e.owner.Requests(ctx, tbhttp.RequestQuery{Database: mariaDB, States: []string{string(timebox.StateExpired)}})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range list {
+			if want[v.ID] {
+				lags[v.ID] = v.EndedAt.Sub(v.End)
 			}
 		}
-		for _, i := range due {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				r, err := e.owner.Request(ctx, rs[i].ID)
-				if err == nil && r.State == timebox.StateExpired {
-					mu.Lock()
-					lags[i] = r.EndedAt.Sub(r.End)
-					delete(pending, i)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		time.Sleep(200 * time.Millisecond)
 	}
-	return lags, nil
+	out := make([]time.Duration, 0, len(lags))
+	for _, d := range lags {
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // mariaAccounts counts the accounts Timebox made that still exist.
 func mariaAccounts(ctx context.Context, m *testdb.MariaDB) int {
-	db, err := mariaPool(m, "root", m.RootPassword, "")
+	db, err := m.Open("root", m.RootPassword, "")
 	if err != nil {
 		return -1
 	}
@@ -262,7 +219,7 @@ func mariaAccounts(ctx context.Context, m *testdb.MariaDB) int {
 // times removing them on one admin connection with the engine's statements: lock, kill the
 // sessions (a processlist query), drop the account, drop the event.
 func directMaria(ctx context.Context, m *testdb.MariaDB, e *scaleEnv, n int) (time.Duration, error) {
-	db, err := mariaPool(m, e.admin, e.adminPassword, "")
+	db, err := m.Open(e.admin, e.adminPassword, "")
 	if err != nil {
 		return 0, err
 	}
@@ -279,14 +236,17 @@ func directMaria(ctx context.Context, m *testdb.MariaDB, e *scaleEnv, n int) (ti
 		u := fmt.Sprintf("direct_%d", i)
 		return u, mysql.QuoteString(u) + "@'%'"
 	}
+	event := func(u string) string {
+		return mysql.QuoteIdent(mysql.DefaultEventSchema) + "." + mysql.QuoteIdent("tbx_end_"+u)
+	}
 	progress("direct: creating %d accounts", n)
 	for i := range n {
 		u, a := acct(i)
 		for _, s := range []string{
 			"CREATE USER " + a + " IDENTIFIED BY 'Direct-password-1' ACCOUNT LOCK",
-			"GRANT SELECT ON `" + mariaDB + "`.* TO " + a,
+			"GRANT SELECT ON " + mysql.QuoteIdent(mariaDB) + ".* TO " + a,
 			"GRANT " + managed + " TO " + a,
-			"CREATE OR REPLACE EVENT `timebox`.`tbx_end_" + u + "` ON SCHEDULE AT '" + until + "' ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS " + a,
+			"CREATE OR REPLACE EVENT " + event(u) + " ON SCHEDULE AT '" + until + "' ON COMPLETION NOT PRESERVE DO DROP USER IF EXISTS " + a,
 			"ALTER USER " + a + " ACCOUNT UNLOCK",
 		} {
 			if _, err := db.ExecContext(ctx, s); err != nil {
@@ -306,7 +266,7 @@ func directMaria(ctx context.Context, m *testdb.MariaDB, e *scaleEnv, n int) (ti
 			return 0, err
 		}
 		rows.Close()
-		for _, s := range []string{"DROP USER IF EXISTS " + a, "DROP EVENT IF EXISTS `timebox`.`tbx_end_" + u + "`"} {
+		for _, s := range []string{"DROP USER IF EXISTS " + a, "DROP EVENT IF EXISTS " + event(u)} {
 			if _, err := db.ExecContext(ctx, s); err != nil {
 				return 0, err
 			}

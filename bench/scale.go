@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -87,12 +86,8 @@ func runScale(o scaleOptions) (err error) {
 		}
 		return err
 	}
-	if err := step("build timebox", func() error {
-		build := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "./cmd/timebox")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		return build.Run()
-	}); err != nil {
-		return fmt.Errorf("build timebox: %w", err)
+	if err := step("build timebox", func() error { return buildTimebox(ctx, e.bin) }); err != nil {
+		return err
 	}
 	progress("starting 2 PostgreSQL clusters, %d databases × %d tables each", o.databases, o.tables)
 	if err := step("2 clusters, databases, tables, hardening", func() error { return e.startClusters(ctx, 2, o.databases, o.tables) }); err != nil {

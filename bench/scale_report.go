@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -84,7 +85,7 @@ func (r *scaleReport) print() {
 		if run.pgWindow != "" {
 			fmt.Printf("  PostgreSQL time by statement during expiry (pg_stat_statements):\n%s", run.pgWindow)
 		}
-		fmt.Printf("  reconciler listing (engine.Managed) with the grants active: %v\n", fmtStrings(run.managed))
+		fmt.Printf("  reconciler listing (engine.Managed) with the grants active: %v\n", fmtMap(run.managed, func(s string) string { return s }))
 		fmt.Println()
 	}
 
@@ -100,7 +101,7 @@ func (r *scaleReport) print() {
 	if b := r.burst; b != nil && b.timeboxTook > 0 {
 		fmt.Printf("\nrevocation throughput (%d grants on %d databases ending at the same instant, no sessions):\n", b.n, 2*o.databases)
 		fmt.Printf("  timebox (scheduler, max_conns %d per server)   %7.1f roles/s  (%s)\n", maxConns, b.timebox, fmtD(b.timeboxTook))
-		fmt.Printf("  baseline: same statements, pgx loop per server %7.1f roles/s  (%s; %v)\n", b.direct, fmtD(b.directTook), fmtMap(b.directPer))
+		fmt.Printf("  baseline: same statements, pgx loop per server %7.1f roles/s  (%s; %v)\n", b.direct, fmtD(b.directTook), fmtMap(b.directPer, fmtD))
 		fmt.Printf("  ratio timebox / direct                         %7.2f×   target ≥ 0.5×\n", b.timebox/b.direct)
 		fmt.Printf("  CPU while Timebox removed them: %s\n", b.cpu)
 		fmt.Printf("  most Timebox admin connections seen per cluster: %v\n", b.maxAdmin)
@@ -116,28 +117,11 @@ func (r *scaleReport) print() {
 	}
 }
 
-func fmtStrings(m map[string]string) string {
-	s := ""
+// fmtMap writes m as "key value, …" in key order, each value written by f.
+func fmtMap[V any](m map[string]V, f func(V) string) string {
+	parts := make([]string, 0, len(m))
 	for _, k := range sortedKeys(m) {
-		if s != "" {
-			s += ", "
-		}
-		s += k + " " + m[k]
+		parts = append(parts, k+" "+f(m[k]))
 	}
-	return s
-}
-
-func fmtMap(m map[string]time.Duration) string {
-	s := ""
-	for _, k := range sortedKeys(m) {
-		if s != "" {
-			s += ", "
-		}
-		if m[k] < 0 {
-			s += k + " failed"
-			continue
-		}
-		s += k + " " + fmtD(m[k])
-	}
-	return s
+	return strings.Join(parts, ", ")
 }

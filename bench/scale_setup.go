@@ -45,9 +45,9 @@ type scaleEnv struct {
 	requester     *tbhttp.Client
 	owner         *tbhttp.Client
 	exited        chan struct{}
-	// configFor, when set, writes the server's configuration instead of config (the MariaDB
-	// benchmark).
-	configFor func(addr string) string
+	// catalog, when set, declares the servers, databases and access levels of the server's
+	// configuration instead of the clusters (the MariaDB benchmark).
+	catalog string
 }
 
 // startClusters starts n clusters in parallel, each with dbs databases of tables tables, a
@@ -117,10 +117,35 @@ func (e *scaleEnv) setupCluster(ctx context.Context, c *cluster, tables int) err
 	return err
 }
 
-// config returns the server's configuration: both clusters, every database, one access level.
+// config writes the server's configuration and returns its path: e.catalog, or both
+// clusters, every database, one access level.
 func (e *scaleEnv) config(addr string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `listen: %s
+	catalog := e.catalog
+	if catalog == "" {
+		var b strings.Builder
+		b.WriteString("servers:\n")
+		pw := e.write("admin.password", e.adminPassword)
+		for _, c := range e.clusters {
+			fmt.Fprintf(&b, "  - {name: %s, engine: postgres, url: \"postgres://%s@127.0.0.1:%d/postgres?sslmode=disable\", password: \"file:%s\", max_conns: %d}\n",
+				c.name, e.admin, c.pg.Port, pw, e.maxConns)
+		}
+		b.WriteString("databases:\n")
+		for _, c := range e.clusters {
+			for _, db := range c.databases {
+				fmt.Fprintf(&b, "  - {name: %s, server: %s, database: %s, environment: bench, owners: [owners]}\n", db, c.name, db)
+			}
+		}
+		fmt.Fprintf(&b, "access_levels:\n  - {name: read-only, postgres: {roles: [%s]}}\n", scaleReadRole)
+		catalog = b.String()
+	}
+	return e.write("timebox.yaml", benchConfig(addr, e.dir, catalog))
+}
+
+// benchConfig is the configuration of a benchmark's server listening on addr, with its store
+// and secret key in dir, users dev (the requester) and owner (the owners' group) and limits
+// for environment bench; catalog declares the servers, databases and access levels.
+func benchConfig(addr, dir, catalog string) string {
+	return fmt.Sprintf(`listen: %s
 store: sqlite://%s
 secret_key: file:%s
 log_level: warn
@@ -128,31 +153,28 @@ admin_groups: [platform]
 users:
   - {name: dev, groups: [developers]}
   - {name: owner, groups: [owners]}
-servers:
-`, addr, filepath.Join(e.dir, "timebox.db"), e.write("secret.key", timebox.RandomPassword(32)))
-	pw := e.write("admin.password", e.adminPassword)
-	for _, c := range e.clusters {
-		fmt.Fprintf(&b, "  - {name: %s, engine: postgres, url: \"postgres://%s@127.0.0.1:%d/postgres?sslmode=disable\", password: \"file:%s\", max_conns: %d}\n",
-			c.name, e.admin, c.pg.Port, pw, e.maxConns)
-	}
-	b.WriteString("databases:\n")
-	for _, c := range e.clusters {
-		for _, db := range c.databases {
-			fmt.Fprintf(&b, "  - {name: %s, server: %s, database: %s, environment: bench, owners: [owners]}\n", db, c.name, db)
-		}
-	}
-	fmt.Fprintf(&b, `access_levels:
-  - {name: read-only, postgres: {roles: [%s]}}
-limits:
+%slimits:
   bench: {max_duration: 8h, min_duration: 1s, max_lead_time: 24h}
-`, scaleReadRole)
-	return e.write("timebox.yaml", b.String())
+`, addr, filepath.Join(dir, "timebox.db"), writeFile(dir, "secret.key", timebox.RandomPassword(32)), catalog)
 }
 
-func (e *scaleEnv) write(name, content string) string {
-	p := filepath.Join(e.dir, name)
+func (e *scaleEnv) write(name, content string) string { return writeFile(e.dir, name, content) }
+
+// writeFile writes content to dir/name, readable by the owner only, and returns its path.
+func writeFile(dir, name, content string) string {
+	p := filepath.Join(dir, name)
 	os.WriteFile(p, []byte(content), 0o600)
 	return p
+}
+
+// buildTimebox builds the timebox binary into bin.
+func buildTimebox(ctx context.Context, bin string) error {
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/timebox")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build timebox: %w", err)
+	}
+	return nil
 }
 
 // startServer starts `timebox server` as a child process (killed with this process) and
@@ -164,12 +186,7 @@ func (e *scaleEnv) startServer(ctx context.Context) error {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := ""
-	if e.configFor != nil {
-		cfg = e.configFor(addr)
-	} else {
-		cfg = e.config(addr)
-	}
+	cfg := e.config(addr)
 	token := func(user string) (string, error) {
 		out, err := exec.Command(e.bin, "admin", "token", "create", "--config", cfg, "--user", user).Output()
 		return strings.TrimSpace(string(out)), err

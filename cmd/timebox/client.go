@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +31,17 @@ func parseTimeFlag(flag, s string) (time.Time, error) {
 		return time.Time{}, usagef("--%s: %s", flag, timebox.ErrorMessage(err))
 	}
 	return t, nil
+}
+
+// checkDuration returns a usage error naming flag when s is set and is not a duration.
+func checkDuration(flag, s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := timebox.ParseDuration(s); err != nil {
+		return usagef("--%s: %s", flag, timebox.ErrorMessage(err))
+	}
+	return nil
 }
 
 // optionalTime parses a time flag that may be empty (nil).
@@ -82,27 +95,21 @@ func newDatabasesCommand() *cobra.Command {
 	}
 	out := addOutputFlag(cmd, outputTable, outputJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := out.client()
-		if err != nil {
-			return err
-		}
-		dbs, err := c.Databases(cmd.Context())
-		if err != nil {
-			return err
-		}
-		if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), nonNilSlice(dbs))
-		}
-		rows := make([][]string, 0, len(dbs))
-		for _, d := range dbs {
-			owner := ""
-			if d.Owner {
-				owner = "yes"
+		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) ([]tbhttp.DatabaseView, error) {
+			dbs, err := c.Databases(ctx)
+			return nonNilSlice(dbs), err
+		}, func(w io.Writer, dbs []tbhttp.DatabaseView) error {
+			rows := make([][]string, 0, len(dbs))
+			for _, d := range dbs {
+				owner := ""
+				if d.Owner {
+					owner = "yes"
+				}
+				rows = append(rows, []string{d.Name, d.Environment, d.Server, strings.Join(d.AccessLevels, ", "),
+					strings.Join(d.Owners, ", "), owner})
 			}
-			rows = append(rows, []string{d.Name, d.Environment, d.Server, strings.Join(d.AccessLevels, ", "),
-				strings.Join(d.Owners, ", "), owner})
-		}
-		return outTable(cmd.OutOrStdout(), []string{"NAME", "ENV", "SERVER", "ACCESS LEVELS", "OWNERS", "YOU OWN"}, rows)
+			return outTable(w, []string{"NAME", "ENV", "SERVER", "ACCESS LEVELS", "OWNERS", "YOU OWN"}, rows)
+		})
 	}
 	return cmd
 }
@@ -132,9 +139,6 @@ func newRequestCommand() *cobra.Command {
 	f.StringArrayVar(&tables, "table", nil, "instead of --access, an ad-hoc grant [SCHEMA.]TABLE[:OPERATIONS[:COLUMNS]] (repeatable), e.g. orders:select,update:id,status")
 	f.BoolVar(&in.BreakGlass, "break-glass", false, "emergency: activate now without approval (break-glass groups only; audited; owners review it afterwards)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		switch {
 		case in.Database == "":
 			return usagef("--db is required (see timebox databases)")
@@ -147,35 +151,25 @@ func newRequestCommand() *cobra.Command {
 		case (dur == "") == (until == ""):
 			return usagef("give exactly one of --for DURATION or --until TIME")
 		}
-		if dur != "" {
-			if _, err := timebox.ParseDuration(dur); err != nil {
-				return usagef("--for: %s", timebox.ErrorMessage(err))
-			}
-			in.Duration = dur
-		}
+		in.Duration = dur
 		var err error
-		if in.End, err = optionalTime("until", until); err != nil {
+		if err = checkDuration("for", dur); err != nil {
+			return err
+		} else if in.End, err = optionalTime("until", until); err != nil {
 			return err
 		} else if in.Start, err = optionalTime("start", start); err != nil {
 			return err
 		} else if in.Tables, err = parseTables(tables); err != nil {
 			return err
 		}
-		c, err := newAPIClient()
-		if err != nil {
-			return err
-		}
-		r, err := c.CreateRequest(cmd.Context(), in)
-		if err != nil {
-			return err
-		}
-		if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), r)
-		}
-		return outFields(cmd.OutOrStdout(), append([][2]string{
-			{"request", r.ID}, {"state", policyStatus(r.Request, r.Status)}, {"database", r.Database + " (" + r.Access + ")"},
-			{"window", windowText(r.Start, r.End)},
-		}, policyFields(r.Request)...))
+		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
+			return c.CreateRequest(ctx, in)
+		}, func(w io.Writer, r *tbhttp.RequestView) error {
+			return outFields(w, append([][2]string{
+				{"request", r.ID}, {"state", policyStatus(r.Request, r.Status)}, {"database", r.Database + " (" + r.Access + ")"},
+				{"window", windowText(r.Start, r.End)},
+			}, policyFields(r.Request)...))
+		})
 	}
 	return cmd
 }
@@ -195,9 +189,6 @@ func newRequestsCommand() *cobra.Command {
 	f.IntVar(&q.Limit, "limit", 0, "at most this many requests, newest first (0: no limit)")
 	f.BoolVar(&q.FollowUp, "follow-up", false, "only break-glass requests whose follow-up review is open")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		for _, s := range q.States {
 			if !slices.Contains(timebox.States, timebox.State(s)) {
 				return usagef("--state: unknown state %q: use one of %s", s, stateNames())
@@ -206,18 +197,12 @@ func newRequestsCommand() *cobra.Command {
 		if q.Limit < 0 {
 			return usagef("--limit must not be negative")
 		}
-		c, err := newAPIClient()
-		if err != nil {
-			return err
-		}
-		rs, err := c.Requests(cmd.Context(), q)
-		if err != nil {
-			return err
-		}
-		if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), nonNilSlice(rs))
-		}
-		return outTable(cmd.OutOrStdout(), requestsHeader, requestRows(rs))
+		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) ([]*tbhttp.RequestView, error) {
+			rs, err := c.Requests(ctx, q)
+			return nonNilSlice(rs), err
+		}, func(w io.Writer, rs []*tbhttp.RequestView) error {
+			return outTable(w, requestsHeader, requestRows(rs))
+		})
 	}
 	return cmd
 }
@@ -294,28 +279,18 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 	}
 	cmd.Flags().StringVar(&note, "note", "", help)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.check(); err != nil {
-			return err
-		}
 		if noteRequired != "" && strings.TrimSpace(note) == "" {
 			return usagef("%s needs a note saying why: --note TEXT", noteRequired)
 		}
-		c, err := newAPIClient()
-		if err != nil {
-			return err
-		}
-		r, err := act(cmd, c, args[0], note)
-		if err != nil {
-			return err
-		}
-		if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), r)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "request %s: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)))
-		if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
-		}
-		return nil
+		return callAPI(cmd, out, func(_ context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
+			return act(cmd, c, args[0], note)
+		}, func(w io.Writer, r *tbhttp.RequestView) error {
+			fmt.Fprintf(w, "request %s: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)))
+			if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
+				fmt.Fprintf(w, "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
+			}
+			return nil
+		})
 	}
 	return cmd
 }

@@ -328,6 +328,20 @@ func TestCLIUsageErrors(t *testing.T) {
 	ct.fails(4, "", "whoami")
 }
 
+// TestCLIPolicyUsageErrors: the policy commands name the flag that is wrong before asking
+// the server anything.
+func TestCLIPolicyUsageErrors(t *testing.T) {
+	ct := newCLITest(t)
+	ct.fails(2, "--for: invalid duration", "extend", "abc", "--for", "soon", "--reason", "x")
+	ct.fails(2, "--for DURATION or --until TIME", "extend", "abc", "--reason", "x")
+	ct.fails(2, "--reason", "extend", "abc", "--for", "1h")
+	ct.fails(2, "--for: invalid duration", "policy", "explain", "--db", "shop-prod", "--access", "read-only", "--for", "soon")
+	ct.fails(2, "exactly one of --access or --table", "policy", "explain", "--db", "shop-prod", "--for", "1h")
+	ct.fails(2, "--table", "request", "--db", "shop-prod", "--table", "a:b:c:d", "--for", "1h", "--reason", "x")
+	ct.fails(2, "--note", "users", "disable", "bob")
+	ct.fails(2, "table, json", "extend", "abc", "--for", "1h", "--reason", "x", "-o", "yaml")
+}
+
 func TestCLILogin(t *testing.T) {
 	ct := newCLITest(t)
 	dir := os.Getenv("TIMEBOX_CONFIG_DIR")
@@ -415,6 +429,44 @@ func TestCLIConnect(t *testing.T) {
 		t.Fatalf("psql saw\n%q\nwant\n%q", stdout.String(), want)
 	}
 	ct.fails(2, "request ID", "connect", "--", "-c", "select 1")
+}
+
+// TestConnectMySQLOptionFile: for MySQL/MariaDB, connect hands the login to the client in an
+// option file only the user can read, the only one the client reads, and removes it after;
+// the password is never among the client's arguments.
+func TestConnectMySQLOptionFile(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "mariadb")
+	script := "#!/bin/sh\necho \"args: $*\"\nf=${1#--defaults-file=}\nstat -c %a \"$f\"\ncat \"$f\"\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TIMEBOX_MYSQL", fake)
+	creds := &timebox.Credentials{URI: "mysql://x@db:3307/shop", User: `o"brien`, Password: `p\"w s3cret`, Host: "db", Port: 3307, Database: "shop"}
+	p, cleanup, err := clientCommand(creds, "id1", []string{"-e", "select 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Output()
+	cleanup()
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if strings.Contains(strings.Join(p.Args, " "), "s3cret") || strings.Contains(strings.Join(p.Env, " "), "s3cret") {
+		t.Fatalf("the password is in the client's arguments or environment: %q", p.Args)
+	}
+	file := strings.TrimPrefix(p.Args[1], "--defaults-file=")
+	want := "args: --defaults-file=" + file + " -e select 1 shop\n600\n" +
+		"[client]\nuser=\"o\\\"brien\"\nhost=\"db\"\nport=3307\nprotocol=tcp\npassword=\"p\\\\\\\"w s3cret\"\n"
+	if string(out) != want {
+		t.Fatalf("the client saw\n%s\nwant\n%s", out, want)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the option file is still there: %v", err)
+	}
+	creds.URI = "oracle://x@db/shop"
+	if _, _, err := clientCommand(creds, "id1", nil); err == nil || !strings.Contains(timebox.ErrorMessage(err), "timebox creds id1") {
+		t.Fatalf("an unknown engine: %v", err)
+	}
 }
 
 func TestCLICredentialsEnvQuoting(t *testing.T) {

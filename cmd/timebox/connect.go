@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -53,7 +54,7 @@ func nonNilSlice[T any](s []T) []T {
 }
 
 // exitError ends the process with code and prints nothing more: the program that failed
-// (psql) has already told the user why.
+// (the database client) has already told the user why.
 type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
@@ -66,13 +67,13 @@ func newConnectCommand() *cobra.Command {
 			"psql ($TIMEBOX_PSQL, or psql on PATH) for PostgreSQL, passing the login in the\n" +
 			"environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE); mariadb or mysql\n" +
 			"($TIMEBOX_MYSQL, or mariadb, then mysql on PATH) for MySQL and MariaDB, passing it\n" +
-			"in an option file only you can read, removed when the client exits. The password is\n" +
-			"never on the command line, where other users could see it. Arguments after -- go to\n" +
-			"the client. The exit code is the client's.",
+			"in an option file only you can read (the only one it reads), removed when the client\n" +
+			"exits. The password is never on the command line, where other users could see it.\n" +
+			"Arguments after -- go to the client. The exit code is the client's.",
 		Example: "  timebox connect k3j4h5g6f7 -- -c 'select count(*) from orders'",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n != 1 && (n != -1 || len(args) != 1) {
-				return usagef("expected one argument, the request ID, optionally followed by -- and psql arguments")
+				return usagef("expected one argument, the request ID, optionally followed by -- and the client's arguments")
 			}
 			return nil
 		},
@@ -85,54 +86,74 @@ func newConnectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var p *exec.Cmd
-			switch {
-			case strings.HasPrefix(creds.URI, "postgres"):
-				psql, err := findPsql()
-				if err != nil {
-					return err
-				}
-				// Not CommandContext: Ctrl-C must cancel the client's query, not kill it.
-				p = exec.Command(psql, args[1:]...)
-				p.Env = psqlEnv(os.Environ(), creds)
-			case strings.HasPrefix(creds.URI, "mysql"):
-				client, err := findMySQLClient()
-				if err != nil {
-					return err
-				}
-				optFile, err := mysqlOptionFile(creds)
-				if err != nil {
-					return err
-				}
-				defer os.Remove(optFile)
-				// --defaults-extra-file must come first; the database goes last, after the
-				// user's arguments, as the client's positional argument.
-				p = exec.Command(client, append(append([]string{"--defaults-extra-file=" + optFile}, args[1:]...), creds.Database)...)
-				p.Env = os.Environ()
-			default:
-				return timebox.Errorf(timebox.EINVALID, "request %s is on an engine timebox connect does not know: use timebox creds %s", args[0], args[0])
+			p, cleanup, err := clientCommand(creds, args[0], args[1:])
+			if err != nil {
+				return err
 			}
+			defer cleanup()
 			p.Stdin, p.Stdout, p.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return clientExit(p.Path, p.Run())
 		},
 	}
 }
 
-// findPsql returns the path of psql: $TIMEBOX_PSQL, or psql on PATH.
-func findPsql() (string, error) {
-	name := os.Getenv("TIMEBOX_PSQL")
-	if name != "" {
+// clientCommand returns the database client to run on creds (of request id) with the
+// user's arguments, and the function that removes what it wrote for the client (the MySQL
+// option file), to call once the client has exited. The password goes in the environment
+// (psql) or in an option file only the user can read (mariadb, mysql), never in the
+// arguments, which other users of the machine can see.
+func clientCommand(creds *timebox.Credentials, id string, args []string) (*exec.Cmd, func(), error) {
+	switch {
+	case strings.HasPrefix(creds.URI, "postgres"):
+		psql, err := findClient("TIMEBOX_PSQL", "postgresql-client", "psql")
+		if err != nil {
+			return nil, nil, err
+		}
+		// Not CommandContext: Ctrl-C must cancel the client's query, not kill it.
+		p := exec.Command(psql, args...)
+		p.Env = psqlEnv(os.Environ(), creds)
+		return p, func() {}, nil
+	case strings.HasPrefix(creds.URI, "mysql"):
+		client, err := findClient("TIMEBOX_MYSQL", "mariadb-client", "mariadb", "mysql")
+		if err != nil {
+			return nil, nil, err
+		}
+		optFile, err := mysqlOptionFile(creds)
+		if err != nil {
+			return nil, nil, err
+		}
+		// A hang-up (the terminal closed) must not end timebox before the client, which it
+		// reaches too: the option file would stay behind.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		cleanup := func() { signal.Stop(hup); os.Remove(optFile) }
+		// --defaults-file must come first: the client then reads no other option file, whose
+		// user, host or password (~/.my.cnf is read after an extra file) would win over the
+		// login's. The database goes last, after the user's arguments, as the client's
+		// positional argument.
+		p := exec.Command(client, append(append([]string{"--defaults-file=" + optFile}, args...), creds.Database)...)
+		return p, cleanup, nil
+	}
+	return nil, nil, timebox.Errorf(timebox.EINVALID, "request %s is on an engine timebox connect does not know: use timebox creds %s", id, id)
+}
+
+// findClient returns the path of a database client: the program $envVar names, or the first
+// of names on PATH; the error says to install the Debian package pkg.
+func findClient(envVar, pkg string, names ...string) (string, error) {
+	if name := os.Getenv(envVar); name != "" {
 		path, err := exec.LookPath(name)
 		if err != nil {
-			return "", timebox.Errorf(timebox.ENOTFOUND, "TIMEBOX_PSQL=%s is not an executable program", name)
+			return "", timebox.Errorf(timebox.ENOTFOUND, "%s=%s is not an executable program", envVar, name)
 		}
 		return path, nil
 	}
-	path, err := exec.LookPath("psql")
-	if err != nil {
-		return "", timebox.Errorf(timebox.ENOTFOUND, "psql not found on PATH: install it (Debian/Ubuntu: apt-get install postgresql-client) or set TIMEBOX_PSQL to its path")
+	for _, name := range names {
+		if path, err := exec.LookPath(name); err == nil {
+			return path, nil
+		}
 	}
-	return path, nil
+	return "", timebox.Errorf(timebox.ENOTFOUND, "%s not found on PATH: install it (Debian/Ubuntu: apt-get install %s) or set %s to its path",
+		strings.Join(names, " or "), pkg, envVar)
 }
 
 // psqlEnv returns base without the libpq variables that could redirect the connection,
@@ -156,24 +177,6 @@ func psqlEnv(base []string, creds *timebox.Credentials) []string {
 		env = append(env, "PGAPPNAME=timebox")
 	}
 	return env
-}
-
-// findMySQLClient returns the path of the MySQL/MariaDB client: $TIMEBOX_MYSQL, or mariadb,
-// or mysql on PATH.
-func findMySQLClient() (string, error) {
-	if name := os.Getenv("TIMEBOX_MYSQL"); name != "" {
-		path, err := exec.LookPath(name)
-		if err != nil {
-			return "", timebox.Errorf(timebox.ENOTFOUND, "TIMEBOX_MYSQL=%s is not an executable program", name)
-		}
-		return path, nil
-	}
-	for _, name := range []string{"mariadb", "mysql"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path, nil
-		}
-	}
-	return "", timebox.Errorf(timebox.ENOTFOUND, "neither mariadb nor mysql found on PATH: install one (Debian/Ubuntu: apt-get install mariadb-client) or set TIMEBOX_MYSQL to its path")
 }
 
 // mysqlOptionFile writes the login of creds to a new option file that only the current user

@@ -30,15 +30,15 @@ type devInfo struct {
 	URL      string            `json:"url"`
 	Config   string            `json:"config"`
 	Tokens   map[string]string `json:"tokens"`
-	Postgres struct {
-		Host string `json:"host"`
-		Port int    `json:"port"`
-	} `json:"postgres"`
+	Postgres devServer         `json:"postgres"`
 	// MariaDB is set when its server binaries are installed.
-	MariaDB *struct {
-		Host string `json:"host"`
-		Port int    `json:"port"`
-	} `json:"mariadb,omitempty"`
+	MariaDB *devServer `json:"mariadb,omitempty"`
+}
+
+// devServer is where one throwaway database server of `timebox dev` listens.
+type devServer struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
 }
 
 // newDevCommand returns `timebox dev`: a complete local instance in one command.
@@ -79,7 +79,6 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	maria, err := testdb.StartMariaDB(ctx)
 	if err != nil {
 		fmt.Fprintf(stdout, "  no MariaDB: %s\n  (continuing with PostgreSQL only)\n", err.Error())
-		maria = nil
 	} else {
 		defer maria.Close()
 	}
@@ -96,13 +95,9 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 		return err
 	}
 	defer in.Close()
-	info := devInfo{URL: in.URL(), Config: cfg.path, Tokens: map[string]string{}}
-	info.Postgres.Host, info.Postgres.Port = pg.Host, pg.Port
+	info := devInfo{URL: in.URL(), Config: cfg.path, Tokens: map[string]string{}, Postgres: devServer{pg.Host, pg.Port}}
 	if maria != nil {
-		info.MariaDB = &struct {
-			Host string `json:"host"`
-			Port int    `json:"port"`
-		}{maria.Host, maria.Port}
+		info.MariaDB = &devServer{maria.Host, maria.Port}
 	}
 	for _, u := range devUsers {
 		if info.Tokens[u.Name], err = createToken(ctx, in.Store, &cfg.Catalog, u.Name); err != nil {
@@ -119,82 +114,104 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	return nil
 }
 
+// devDatabases are the server-side names of the demo databases on PostgreSQL: shop-dev's
+// and shop-prod's.
+var devDatabases = []string{"shop_dev", "shop"}
+
 // setupDev creates the demo databases and roles, hardens the cluster as the docs tell an
 // admin to (and prepares MariaDB the same way when maria is not nil), and writes the
 // configuration of the local instance.
 func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, data, listen string) (*Config, error) {
-	dbs := map[string]string{"shop-dev": "shop_dev", "shop-prod": "shop"}
-	for _, name := range []string{"shop_dev", "shop"} {
-		if err := pg.CreateDatabase(ctx, name); err != nil {
-			return nil, err
-		}
+	pgPassword, err := setupDevPostgres(ctx, pg)
+	if err != nil {
+		return nil, err
 	}
-	for _, stmt := range []string{
-		"CREATE ROLE shop_read NOLOGIN", "CREATE ROLE shop_write NOLOGIN",
-	} {
-		if err := pg.Exec(ctx, "postgres", stmt); err != nil {
-			return nil, err
-		}
-	}
-	for _, name := range []string{"shop_dev", "shop"} {
-		for _, stmt := range []string{
-			"CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total numeric(10,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
-			"INSERT INTO orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
-			"GRANT USAGE ON SCHEMA public TO shop_read, shop_write",
-			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO shop_read",
-			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shop_write",
-			"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shop_write",
-		} {
-			if err := pg.Exec(ctx, name, stmt); err != nil {
-				return nil, err
-			}
-		}
-	}
-	adminPassword := timebox.RandomPassword(32)
-	for _, stmt := range postgres.SetupStatements("timebox_admin", adminPassword, []string{"shop_dev", "shop"}, []string{"shop_read", "shop_write"}) {
-		if err := pg.Exec(ctx, "postgres", stmt); err != nil {
-			return nil, err
-		}
-	}
-	for _, name := range []string{"shop_dev", "shop"} { // ad-hoc table grants need GRANT OPTION
-		for _, stmt := range postgres.TableSetupStatements("timebox_admin", nil) {
-			if err := pg.Exec(ctx, name, stmt); err != nil {
-				return nil, err
-			}
-		}
-	}
-	secrets := map[string]string{"pg-admin.password": adminPassword, "secret.key": timebox.RandomPassword(40)}
+	secrets := map[string]string{"pg-admin.password": pgPassword, "secret.key": timebox.RandomPassword(40)}
 	mariaPort := 0
 	if maria != nil {
-		mariaPassword := timebox.RandomPassword(32)
-		stmts := []string{
-			"SET GLOBAL event_scheduler = ON",
-			"CREATE DATABASE orders",
-			"CREATE TABLE orders.orders (id int PRIMARY KEY AUTO_INCREMENT, customer varchar(100) NOT NULL, total decimal(10,2) NOT NULL)",
-			"INSERT INTO orders.orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
+		if secrets["maria-admin.password"], err = setupDevMariaDB(ctx, maria); err != nil {
+			return nil, err
 		}
-		stmts = append(stmts, mysql.SetupStatements("timebox_admin", mariaPassword, "%", []string{"orders"}, nil)...)
-		for _, stmt := range stmts {
-			if err := maria.Exec(ctx, stmt); err != nil {
-				return nil, err
-			}
-		}
-		secrets["maria-admin.password"], mariaPort = mariaPassword, maria.Port
+		mariaPort = maria.Port
 	}
 	for name, content := range secrets {
 		if err := os.WriteFile(filepath.Join(data, name), []byte(content+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	}
-	yaml := devConfigYAML(data, listen, pg.Port, mariaPort, dbs)
 	path := filepath.Join(data, "timebox.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(devConfigYAML(data, listen, pg.Port, mariaPort)), 0o600); err != nil {
 		return nil, err
 	}
 	return loadConfig(path)
 }
 
-func devConfigYAML(data, listen string, port, mariaPort int, dbs map[string]string) string {
+// setupDevPostgres creates devDatabases with a demo table, the roles the access levels hand
+// out, and the admin role timebox_admin, and hardens the cluster; it returns the admin's
+// password.
+func setupDevPostgres(ctx context.Context, pg *testdb.Postgres) (string, error) {
+	exec := func(db string, stmts ...string) error {
+		for _, stmt := range stmts {
+			if err := pg.Exec(ctx, db, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := exec("postgres", "CREATE ROLE shop_read NOLOGIN", "CREATE ROLE shop_write NOLOGIN"); err != nil {
+		return "", err
+	}
+	for _, name := range devDatabases {
+		if err := pg.CreateDatabase(ctx, name); err != nil {
+			return "", err
+		}
+		if err := exec(name,
+			"CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total numeric(10,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+			"INSERT INTO orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
+			"GRANT USAGE ON SCHEMA public TO shop_read, shop_write",
+			"GRANT SELECT ON ALL TABLES IN SCHEMA public TO shop_read",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shop_write",
+			"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shop_write",
+		); err != nil {
+			return "", err
+		}
+	}
+	password := timebox.RandomPassword(32)
+	if err := exec("postgres", postgres.SetupStatements("timebox_admin", password, devDatabases, []string{"shop_read", "shop_write"})...); err != nil {
+		return "", err
+	}
+	for _, name := range devDatabases { // ad-hoc table grants need GRANT OPTION
+		if err := exec(name, postgres.TableSetupStatements("timebox_admin", nil)...); err != nil {
+			return "", err
+		}
+	}
+	return password, nil
+}
+
+// setupDevMariaDB creates the demo database orders with a table and the admin timebox_admin,
+// and turns the event scheduler on (the backstop needs it); it returns the admin's password.
+func setupDevMariaDB(ctx context.Context, maria *testdb.MariaDB) (string, error) {
+	password := timebox.RandomPassword(32)
+	for _, stmt := range append([]string{
+		"SET GLOBAL event_scheduler = ON",
+		"CREATE DATABASE orders",
+		"CREATE TABLE orders.orders (id int PRIMARY KEY AUTO_INCREMENT, customer varchar(100) NOT NULL, total decimal(10,2) NOT NULL)",
+		"INSERT INTO orders.orders (customer, total) VALUES ('Ada', 42.00), ('Grace', 17.50), ('Linus', 99.90)",
+	}, mysql.SetupStatements("timebox_admin", password, "%", []string{"orders"}, nil)...) {
+		if err := maria.Exec(ctx, stmt); err != nil {
+			return "", err
+		}
+	}
+	return password, nil
+}
+
+// devConfigYAML is the configuration of the local instance: its files in data, PostgreSQL on
+// port, MariaDB on mariaPort (none when 0), the people of devUsers.
+func devConfigYAML(data, listen string, port, mariaPort int) string {
+	var users strings.Builder
+	for _, u := range devUsers {
+		fmt.Fprintf(&users, "  - {name: %s, email: %s, groups: [%s]}\n", u.Name, u.Email, strings.Join(u.Groups, ", "))
+	}
 	var mariaServer, mariaDB string
 	if mariaPort != 0 {
 		mariaServer = fmt.Sprintf(`  - name: local-maria
@@ -212,12 +229,7 @@ sweep_interval: 5s
 admin_groups: [platform]
 auditor_groups: [security]
 users:
-  - {name: alice, email: alice@example.com, groups: [developers]}
-  - {name: bob, email: bob@example.com, groups: [shop-owners]}
-  - {name: carol, email: carol@example.com, groups: [shop-owners]}
-  - {name: dave, email: dave@example.com, groups: [developers, oncall]}
-  - {name: admin, email: admin@example.com, groups: [platform]}
-servers:
+%sservers:
   - name: local-pg
     engine: postgres
     url: "postgres://timebox_admin@127.0.0.1:%d/postgres?sslmode=disable"
@@ -262,12 +274,11 @@ on_call:
   - name: primary
     rotation: {users: [dave], start: 2026-01-05T09:00:00Z, shift: 168h}
 break_glass: {groups: [oncall], max_duration: 30m}
-`, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"),
-		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, dbs["shop-dev"], dbs["shop-prod"], mariaDB)
+`, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"), users.String(),
+		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, devDatabases[0], devDatabases[1], mariaDB)
 }
 
 func printWalkthrough(w io.Writer, info devInfo, data string) {
-	t := info.Tokens
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTimebox is running at %s (config %s)\n", info.URL, info.Config)
 	fmt.Fprintf(&b, "PostgreSQL (throwaway) is on 127.0.0.1:%d; tokens and URL are in %s\n", info.Postgres.Port, filepath.Join(data, "dev.json"))
@@ -276,37 +287,39 @@ func printWalkthrough(w io.Writer, info devInfo, data string) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), dave (on call: his read-only requests are approved at once), admin.\n")
+	// {name} in the walkthrough stands for that user's token.
+	pairs := []string{"{url}", info.URL, "{config}", info.Config}
 	for _, u := range devUsers {
-		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, t[u.Name])
+		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, info.Tokens[u.Name])
+		pairs = append(pairs, "{"+u.Name+"}", info.Tokens[u.Name])
 	}
-	fmt.Fprintf(&b, `
+	strings.NewReplacer(pairs...).WriteString(&b, `
 Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/timebox):
-  export TIMEBOX_SERVER=%s
+  export TIMEBOX_SERVER={url}
   # alice asks for two minutes of read-only access to production:
-  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-only --for 2m --reason "check order 42" --ticket OPS-1
+  TIMEBOX_TOKEN={alice} ./timebox request --db shop-prod --access read-only --for 2m --reason "check order 42" --ticket OPS-1
   # bob, an owner, sees it and approves it (use the ID printed above):
-  TIMEBOX_TOKEN=%s ./timebox requests --state pending
-  TIMEBOX_TOKEN=%s ./timebox approve ID --note "ok for the incident"
+  TIMEBOX_TOKEN={bob} ./timebox requests --state pending
+  TIMEBOX_TOKEN={bob} ./timebox approve ID --note "ok for the incident"
   # alice connects with psql; after two minutes the login and the session are gone:
-  TIMEBOX_TOKEN=%s ./timebox connect ID -- -c "SELECT * FROM orders"
-  TIMEBOX_TOKEN=%s ./timebox show ID
+  TIMEBOX_TOKEN={alice} ./timebox connect ID -- -c "SELECT * FROM orders"
+  TIMEBOX_TOKEN={alice} ./timebox show ID
   # before deciding, bob can read the exact statements Timebox will run:
-  TIMEBOX_TOKEN=%s ./timebox show ID --plan
+  TIMEBOX_TOKEN={bob} ./timebox show ID --plan
   # ad-hoc: two columns of one table; read-write on prod takes two owners (bob and carol):
-  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --table orders:select:id,total --for 10m --reason "totals" --ticket OPS-2
-  TIMEBOX_TOKEN=%s ./timebox policy explain --db shop-prod --access read-write --for 1h
+  TIMEBOX_TOKEN={alice} ./timebox request --db shop-prod --table orders:select:id,total --for 10m --reason "totals" --ticket OPS-2
+  TIMEBOX_TOKEN={alice} ./timebox policy explain --db shop-prod --access read-write --for 1h
   # dave is on call: approved at once; or break-glass, loud, with a follow-up review:
-  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-only --for 30m --reason "INC-7" --ticket INC-7
-  TIMEBOX_TOKEN=%s ./timebox request --db shop-prod --access read-write --for 15m --reason "INC-7 stuck job" --break-glass
-  TIMEBOX_TOKEN=%s ./timebox requests --follow-up
+  TIMEBOX_TOKEN={dave} ./timebox request --db shop-prod --access read-only --for 30m --reason "INC-7" --ticket INC-7
+  TIMEBOX_TOKEN={dave} ./timebox request --db shop-prod --access read-write --for 15m --reason "INC-7 stuck job" --break-glass
+  TIMEBOX_TOKEN={bob} ./timebox requests --follow-up
   # the admin reads the audit log and checks its hash chain:
-  TIMEBOX_TOKEN=%s ./timebox audit
-  TIMEBOX_TOKEN=%s ./timebox audit --verify
+  TIMEBOX_TOKEN={admin} ./timebox audit
+  TIMEBOX_TOKEN={admin} ./timebox audit --verify
   # check the server's hardening and the admin role's privileges:
-  ./timebox doctor --config %s
+  ./timebox doctor --config {config}
 
 Press Ctrl-C to stop everything this command started.
-`, info.URL, t["alice"], t["bob"], t["bob"], t["alice"], t["alice"], t["bob"], t["alice"], t["alice"], t["dave"], t["dave"], t["bob"],
-		t["admin"], t["admin"], info.Config)
+`)
 	io.WriteString(w, b.String())
 }

@@ -22,19 +22,27 @@ func TestDev(t *testing.T) {
 	testdb.RequirePostgres(t) // fails in CI, skips elsewhere, when PostgreSQL is missing
 	testdb.RequireMariaDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	data := t.TempDir()
 	var out, logs syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- runDev(ctx, &out, &logs, data, "127.0.0.1:0") }()
+	exited := make(chan struct{}) // closed when runDev returned runErr
+	var runErr error
+	go func() { runErr = runDev(ctx, &out, &logs, data, "127.0.0.1:0"); close(exited) }()
+	t.Cleanup(func() { // also when the test fails: the database servers go before the test ends
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Error("timebox dev did not stop")
+		}
+	})
 	var info devInfo
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if b, err := os.ReadFile(filepath.Join(data, "dev.json")); err == nil && json.Unmarshal(b, &info) == nil {
 			break
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("timebox dev stopped: %v", err)
+		case <-exited:
+			t.Fatalf("timebox dev stopped: %v", runErr)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -83,8 +91,7 @@ func TestDev(t *testing.T) {
 				t.Fatal(err)
 			}
 		} else {
-			e := &env{t: t, my: &testdb.MariaDB{Host: c.Host, Port: c.Port}}
-			conn, close, err := e.mariaConn(c.User, c.Password, c.Database)
+			conn, close, err := mariaConn(&testdb.MariaDB{Host: c.Host, Port: c.Port}, c.User, c.Password, c.Database)
 			if err != nil {
 				t.Fatalf("%s: login: %v", db, err)
 			}
@@ -100,9 +107,9 @@ func TestDev(t *testing.T) {
 	}
 	cancel()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("timebox dev: %v", err)
+	case <-exited:
+		if runErr != nil {
+			t.Fatalf("timebox dev: %v", runErr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("timebox dev did not stop")

@@ -97,7 +97,7 @@ type envOptions struct {
 	user     string           // the requester's name (default alice)
 	storePG  *testdb.Postgres // when set, the store is a new database on this cluster
 	// maria, when set, adds a MariaDB server "my" with databases mshop (ephemeral_login),
-	// mmaint (unlock_login) and mteam (role_membership); see newMariaEnv.
+	// mmaint (unlock_login) and mteam (role_membership); see setupMaria.
 	maria bool
 	// extra is appended to the configuration (rules, break_glass, on_call).
 	extra string
@@ -166,12 +166,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	mariaServer, mariaDatabases, mariaLevel := "", "", ""
 	if o.maria {
-		e.my, e.mdb = testdb.RequireMariaDB(t), "mshop_"+suffix
-		mariaPassword := timebox.RandomPassword(24)
-		e.myAdminPassword = mariaPassword
-		must(setupMaria(ctx, e, mariaPassword))
+		e.my, e.mdb, e.myAdminPassword = testdb.RequireMariaDB(t), "mshop_"+suffix, timebox.RandomPassword(24)
+		e.setupMaria()
 		mariaServer = fmt.Sprintf("  - {name: my, engine: mysql, url: %q, password: %s}\n",
-			"mysql://"+e.admin+"@127.0.0.1:"+strconv.Itoa(e.my.Port)+"/", writeSecret("my.password", mariaPassword))
+			"mysql://"+e.admin+"@127.0.0.1:"+strconv.Itoa(e.my.Port)+"/", writeSecret("my.password", e.myAdminPassword))
 		mariaDatabases = fmt.Sprintf(`  - {name: mshop, server: my, database: %q, environment: prod, owners: [owners]}
   - {name: mmaint, server: my, database: %q, environment: dev, owners: [owners], method: unlock_login, login: %q}
   - {name: mteam, server: my, database: %q, environment: dev, owners: [owners], method: role_membership}
@@ -429,6 +427,25 @@ func (c creds) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	}
 	cfg.User, cfg.Password, cfg.Database = c.User, c.Password, db
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// super connects to the cluster's postgres database as the superuser for the rest of the
+// test, and returns the connection and a function that runs one statement on it, failing the
+// test on an error.
+func (e *env) super() (*pgx.Conn, func(sql string)) {
+	e.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.pg.SuperURL("postgres"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close(ctx) })
+	return conn, func(sql string) {
+		e.t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			e.t.Fatalf("%s: %v", sql, err)
+		}
+	}
 }
 
 // roleExists reports whether a role exists on the cluster, and whether it can log in.

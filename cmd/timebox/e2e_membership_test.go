@@ -102,17 +102,7 @@ func TestE2ERoleMembershipDrift(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.start()
 	ctx := context.Background()
-	super, err := pgx.Connect(ctx, e.pg.SuperURL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer super.Close(ctx)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := super.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	super, exec := e.super()
 	member := func(role string) bool {
 		var ok bool
 		if err := super.QueryRow(ctx, "SELECT pg_has_role($1, $2::regrole, 'MEMBER')", e.personal, role).Scan(&ok); err != nil {

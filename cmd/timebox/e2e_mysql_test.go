@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -14,16 +13,18 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/engine/mysql"
+	"github.com/timebox-dev/timebox/internal/testdb"
 	"github.com/timebox-dev/timebox/scheduler"
 )
 
 // setupMaria prepares e's MariaDB server: the requested database with a table, a locked
 // shared account (mmaint), alice's own account (mteam), and the admin made by
-// mysql.SetupStatements; the event scheduler is on, for the backstop.
-func setupMaria(ctx context.Context, e *env, adminPassword string) error {
+// mysql.SetupStatements with e.myAdminPassword; the event scheduler is on, for the backstop.
+func (e *env) setupMaria() {
+	e.t.Helper()
 	db := mysql.QuoteIdent(e.mdb)
 	acct := func(name string) string { return mysql.QuoteString(name) + "@'%'" }
-	stmts := []string{
+	e.myExec(append([]string{
 		"SET GLOBAL event_scheduler = ON",
 		"CREATE DATABASE " + db,
 		"CREATE TABLE " + db + ".orders (id int PRIMARY KEY, customer text)",
@@ -31,28 +32,16 @@ func setupMaria(ctx context.Context, e *env, adminPassword string) error {
 		"CREATE USER " + acct(e.maint) + " IDENTIFIED BY " + mysql.QuoteString(timebox.RandomPassword(24)) + " ACCOUNT LOCK",
 		"GRANT SELECT ON " + db + ".* TO " + acct(e.maint),
 		"CREATE USER " + acct(e.personal) + " IDENTIFIED BY " + mysql.QuoteString(e.personalPassword),
-	}
-	stmts = append(stmts, mysql.SetupStatements(e.admin, adminPassword, "%", []string{e.mdb}, nil)...)
-	for _, s := range stmts {
-		if err := e.my.Exec(ctx, s); err != nil {
-			return errors.New(s + ": " + err.Error())
-		}
-	}
-	return nil
+	}, mysql.SetupStatements(e.admin, e.myAdminPassword, "%", []string{e.mdb}, nil)...)...)
 }
 
-// mariaConn logs in to e's MariaDB as user with password, on database db.
-func (e *env) mariaConn(user, password, db string) (*sql.Conn, func(), error) {
-	cfg := gomysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.DBName = user, password, db
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(e.my.Host, strconv.Itoa(e.my.Port))
-	cfg.Timeout = 5 * time.Second
-	cfg.Logger = &gomysql.NopLogger{}
-	connector, err := gomysql.NewConnector(cfg)
+// mariaConn logs in to MariaDB server m as user with password, on database db, and returns
+// the session and the function that closes it.
+func mariaConn(m *testdb.MariaDB, user, password, db string) (*sql.Conn, func(), error) {
+	pool, err := m.Open(user, password, db)
 	if err != nil {
 		return nil, nil, err
 	}
-	pool := sql.OpenDB(connector)
 	conn, err := pool.Conn(context.Background())
 	if err != nil {
 		pool.Close()
@@ -61,16 +50,53 @@ func (e *env) mariaConn(user, password, db string) (*sql.Conn, func(), error) {
 	return conn, func() { conn.Close(); pool.Close() }, nil
 }
 
+// mariaConn logs in to e's MariaDB as user with password, on database db.
+func (e *env) mariaConn(user, password, db string) (*sql.Conn, func(), error) {
+	return mariaConn(e.my, user, password, db)
+}
+
+// mariaLogin logs in to e's MariaDB with c on database db, failing the test when it cannot;
+// the session is closed when the test ends.
+func (e *env) mariaLogin(c creds, db string) *sql.Conn {
+	e.t.Helper()
+	conn, done, err := e.mariaConn(c.User, c.Password, db)
+	if err != nil {
+		e.t.Fatalf("login as %s: %v", c.User, err)
+	}
+	e.t.Cleanup(done)
+	return conn
+}
+
+// mariaTry logs in to e's MariaDB as user with password on database db and logs out: nil
+// when the login works.
+func (e *env) mariaTry(user, password, db string) error {
+	_, done, err := e.mariaConn(user, password, db)
+	if err == nil {
+		done()
+	}
+	return err
+}
+
+// myExec runs statements as root on e's MariaDB, failing the test at the first error.
+func (e *env) myExec(stmts ...string) {
+	e.t.Helper()
+	for _, s := range stmts {
+		if err := e.my.Exec(context.Background(), s); err != nil {
+			e.t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
 // mariaAccount reports whether the account user@'%' exists, and whether it is locked.
 func (e *env) mariaAccount(user string) (exists, locked bool) {
 	e.t.Helper()
-	conn, done, err := e.mariaConn("root", e.my.RootPassword, "")
+	db, err := e.my.Open("root", e.my.RootPassword, "")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer done()
+	defer db.Close()
 	var v sql.NullString
-	err = conn.QueryRowContext(context.Background(),
+	err = db.QueryRowContext(context.Background(),
 		"SELECT JSON_VALUE(Priv, '$.account_locked') FROM mysql.global_priv WHERE User = ? AND Host = '%'", user).Scan(&v)
 	if err == sql.ErrNoRows {
 		return false, false
@@ -105,11 +131,7 @@ func TestE2EMariaDBLifecycle(t *testing.T) {
 	if env := e.ok("alice", "creds", id, "-o", "env"); !strings.Contains(env, "MYSQL_HOST=") || !strings.Contains(env, "MYSQL_TCP_PORT='"+strconv.Itoa(e.my.Port)+"'") {
 		t.Fatalf("creds -o env for MariaDB:\n%s", env)
 	}
-	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
-	if err != nil {
-		t.Fatalf("login during the window: %v", err)
-	}
-	defer done()
+	conn := e.mariaLogin(c, e.mdb)
 	var n int
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("read: %d, %v", n, err)
@@ -123,7 +145,7 @@ func TestE2EMariaDBLifecycle(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "USE "+mysql.QuoteIdent(e.mdb)); err != nil {
 		t.Fatal(err)
 	}
-	if client, err := findMySQLClient(); err == nil {
+	if client, err := findClient("TIMEBOX_MYSQL", "mariadb-client", "mariadb", "mysql"); err == nil {
 		out := e.ok("alice", "connect", id, "--", "--batch", "--skip-column-names", "-e", "SELECT customer FROM orders ORDER BY id")
 		if out != "Ada\nGrace\n" {
 			t.Fatalf("timebox connect (%s) printed %q", client, out)
@@ -138,8 +160,7 @@ func TestE2EMariaDBLifecycle(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "SELECT 1"); !deniedOrGone(err) {
 		t.Fatalf("the session open across the end still works: %v", err)
 	}
-	if _, done2, err := e.mariaConn(c.User, c.Password, e.mdb); err == nil {
-		done2()
+	if e.mariaTry(c.User, c.Password, e.mdb) == nil {
 		t.Fatal("login after the end")
 	}
 	if exists, _ := e.mariaAccount(c.User); exists {
@@ -173,11 +194,7 @@ func TestE2EMariaDBBackstop(t *testing.T) {
 	e.ok("bob", "approve", id)
 	r := e.waitState("alice", id, "active", 5*time.Second)
 	c := e.creds("alice", id)
-	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
+	conn := e.mariaLogin(c, e.mdb)
 	e.stop()
 	time.Sleep(time.Until(r.End) + 2*time.Second) // the event fires at the whole second
 	if exists, _ := e.mariaAccount(c.User); exists {
@@ -207,18 +224,15 @@ func TestE2EMariaDBUnlockAndMembership(t *testing.T) {
 	if c.User != e.maint || c.Password == "" {
 		t.Fatalf("credentials %q", c.User)
 	}
-	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
-	if err != nil {
-		t.Fatalf("the unlocked shared account: %v", err)
-	}
-	defer done()
+	conn := e.mariaLogin(c, e.mdb)
 	e.ok("bob", "revoke", id, "--note", "done")
 	e.waitState("alice", id, "revoked", 5*time.Second)
 	if exists, locked := e.mariaAccount(e.maint); !exists || !locked {
 		var priv string
-		conn, done, _ := e.mariaConn("root", e.my.RootPassword, "")
-		conn.QueryRowContext(ctx, "SELECT Priv FROM mysql.global_priv WHERE User = ?", e.maint).Scan(&priv)
-		done()
+		if db, err := e.my.Open("root", e.my.RootPassword, ""); err == nil {
+			db.QueryRowContext(ctx, "SELECT Priv FROM mysql.global_priv WHERE User = ?", e.maint).Scan(&priv)
+			db.Close()
+		}
 		t.Fatalf("shared account after revocation: exists %v locked %v: %s", exists, locked, priv)
 	}
 	if _, err := conn.ExecContext(ctx, "SELECT 1"); !deniedOrGone(err) {
@@ -318,13 +332,7 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 	// engine grants: an unescaped name is a pattern, which the more specific exact grant
 	// overrides, and which the admin — with GRANT OPTION on the exact name only — cannot
 	// revoke: that repair fails and is logged).
-	for _, s := range []string{
-		"GRANT INSERT ON " + mysql.QuoteIdent(strings.ReplaceAll(e.mdb, "_", `\_`)) + ".* TO " + mysql.QuoteString(c.User) + "@'%'",
-	} {
-		if err := e.my.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	e.myExec("GRANT INSERT ON " + mysql.QuoteIdent(strings.ReplaceAll(e.mdb, "_", `\_`)) + ".* TO " + mysql.QuoteString(c.User) + "@'%'")
 	e.in.Scheduler.Reconcile(ctx)
 	conn, done, err := e.mariaConn(c.User, c.Password, e.mdb)
 	if err != nil {
@@ -342,19 +350,13 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 		t.Fatalf("%d drift events after widening, want 1", n)
 	}
 	// A new password set by hand: found by a login with the planned one, and put back.
-	if err := e.my.Exec(ctx, "ALTER USER "+mysql.QuoteString(c.User)+"@'%' IDENTIFIED BY 'Changed-by-hand-1'"); err != nil {
-		t.Fatal(err)
-	}
+	e.myExec("ALTER USER " + mysql.QuoteString(c.User) + "@'%' IDENTIFIED BY 'Changed-by-hand-1'")
 	e.in.Scheduler.Reconcile(ctx)
-	if _, done, err := e.mariaConn(c.User, c.Password, e.mdb); err != nil {
+	if err := e.mariaTry(c.User, c.Password, e.mdb); err != nil {
 		t.Fatalf("the password changed by hand was not put back: %v", err)
-	} else {
-		done()
 	}
 	// The shared account unlocked by hand with no grant holding it is locked again.
-	if err := e.my.Exec(ctx, "ALTER USER "+mysql.QuoteString(e.maint)+"@'%' ACCOUNT UNLOCK"); err != nil {
-		t.Fatal(err)
-	}
+	e.myExec("ALTER USER " + mysql.QuoteString(e.maint) + "@'%' ACCOUNT UNLOCK")
 	e.in.Scheduler.Reconcile(ctx)
 	if _, locked := e.mariaAccount(e.maint); !locked {
 		t.Fatal("the shared account unlocked by hand was not locked again")
@@ -362,18 +364,10 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 	if n := countActions(e.eventsAll(), "drift.repaired"); n != 3 {
 		t.Fatalf("%d drift events after password and unlock, want 3", n)
 	}
-	if err := e.my.Exec(ctx, "DROP USER "+mysql.QuoteString(c.User)+"@'%'"); err != nil {
-		t.Fatal(err)
-	}
 	ghost := "tbx_ghost_" + strings.ToLower(timebox.RandomID(6))
-	for _, s := range []string{
-		"CREATE USER " + mysql.QuoteString(ghost) + "@'%' IDENTIFIED BY 'Ghost-password-1'",
-		"GRANT SELECT ON " + mysql.QuoteIdent(e.mdb) + ".* TO " + mysql.QuoteString(ghost) + "@'%'",
-	} {
-		if err := e.my.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	e.myExec("DROP USER "+mysql.QuoteString(c.User)+"@'%'",
+		"CREATE USER "+mysql.QuoteString(ghost)+"@'%' IDENTIFIED BY 'Ghost-password-1'",
+		"GRANT SELECT ON "+mysql.QuoteIdent(e.mdb)+".* TO "+mysql.QuoteString(ghost)+"@'%'")
 	// As the admin (only it holds the bookkeeping role WITH ADMIN OPTION), as if the store
 	// lost track of a login it made.
 	adm, done, err := e.mariaConn(e.admin, e.myAdminPassword, "")
@@ -388,11 +382,9 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 	if exists, _ := e.mariaAccount(ghost); exists {
 		t.Fatal("the orphan survived the reconciler")
 	}
-	_, done, err = e.mariaConn(c.User, c.Password, e.mdb)
-	if err != nil {
+	if err := e.mariaTry(c.User, c.Password, e.mdb); err != nil {
 		t.Fatalf("the account dropped by hand was not recreated: %v", err)
 	}
-	done()
 	if n := countActions(e.eventsAll(), "drift.repaired"); n != 5 {
 		t.Fatalf("%d drift events, want 5 (widened, password, unlocked, dropped, orphan)", n)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/engine/postgres"
 )
@@ -80,7 +79,7 @@ func TestE2EOnCallAutoApproval(t *testing.T) {
 			t.Errorf("auto-approval event %+v", ev)
 		}
 	}
-	// bob is not on call now (his shift ended): an owner decides for him too.
+	// The auto-approved login works.
 	c := e.creds("olga", during)
 	conn, err := c.connect(context.Background(), "")
 	if err != nil {
@@ -247,11 +246,7 @@ func TestE2EExtensionWithoutGap(t *testing.T) {
 	}
 	again.Close(ctx)
 	var until time.Time
-	admin, err := pgx.Connect(ctx, e.pg.SuperURL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	admin, _ := e.super()
 	if err := admin.QueryRow(ctx, "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", c.User).Scan(&until); err != nil || !until.Equal(newEnd) {
 		t.Errorf("VALID UNTIL %s (%v), want %s", until, err, newEnd)
 	}
@@ -376,11 +371,7 @@ func TestE2EMariaDBAdHocAndExtension(t *testing.T) {
 	e.ok("bob", "approve", id)
 	r := e.waitState("alice", id, "active", 10*time.Second)
 	c := e.creds("alice", id)
-	conn, closeConn, err := e.mariaConn(c.User, c.Password, c.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeConn()
+	conn := e.mariaLogin(c, c.Database)
 	var n int
 	if err := conn.QueryRowContext(ctx, "SELECT count(id) FROM orders").Scan(&n); err != nil || n != 2 {
 		t.Errorf("granted column: %d %v", n, err)

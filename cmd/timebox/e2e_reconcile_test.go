@@ -18,17 +18,7 @@ func TestE2EReconcile(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.start()
 	ctx := context.Background()
-	super, err := pgx.Connect(ctx, e.pg.SuperURL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer super.Close(ctx)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := super.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	super, exec := e.super()
 	drifts := func() int { return countActions(e.eventsAll(), "drift.repaired") }
 
 	id := e.request("alice", "--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "drift", "--ticket", "T")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -59,6 +60,23 @@ func (o *outputFlag) client() (*tbhttp.Client, error) {
 		return nil, err
 	}
 	return newAPIClient()
+}
+
+// callAPI is the body of a command that asks the server one thing and prints the answer:
+// it checks the output format, calls api, and writes the answer as JSON for -o json, or with
+// text otherwise.
+func callAPI[T any](cmd *cobra.Command, out *outputFlag, api func(ctx context.Context, c *tbhttp.Client) (T, error), text func(w io.Writer, v T) error) error {
+	c, err := out.client()
+	if err != nil {
+		return err
+	}
+	v, err := api(cmd.Context(), c)
+	if err != nil {
+		return err
+	} else if out.value == outputJSON {
+		return outJSON(cmd.OutOrStdout(), v)
+	}
+	return text(cmd.OutOrStdout(), v)
 }
 
 // outJSON writes v as pretty JSON (two-space indent) followed by a newline.
@@ -216,8 +234,7 @@ func shortStatus(r *timebox.Request) string {
 	if lastErr != "" {
 		s += ", last error: " + shorten(lastErr, 40)
 	}
-	s = policyStatus(r, s)
-	return s
+	return policyStatus(r, s)
 }
 
 // windowText describes a window in local time with its length.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -117,29 +118,23 @@ func newExtendCommand() *cobra.Command {
 	cmd.Flags().StringVar(&until, "until", "", "the new end")
 	cmd.Flags().StringVar(&in.Reason, "reason", "", "why you need more time")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.check(); err != nil {
-			return err
-		} else if (in.Duration == "") == (until == "") {
+		if (in.Duration == "") == (until == "") {
 			return usagef("give exactly one of --for DURATION or --until TIME")
 		} else if strings.TrimSpace(in.Reason) == "" {
 			return usagef("--reason is required: say why you need more time")
 		}
 		var err error
-		if in.End, err = optionalTime("until", until); err != nil {
+		if err = checkDuration("for", in.Duration); err != nil {
+			return err
+		} else if in.End, err = optionalTime("until", until); err != nil {
 			return err
 		}
-		c, err := newAPIClient()
-		if err != nil {
+		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
+			return c.Extend(ctx, args[0], in)
+		}, func(w io.Writer, r *tbhttp.RequestView) error {
+			_, err := fmt.Fprintf(w, "request %s: %s\nwindow: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)), windowText(r.Start, r.End))
 			return err
-		}
-		r, err := c.Extend(cmd.Context(), args[0], in)
-		if err != nil {
-			return err
-		} else if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), r)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "request %s: %s\nwindow: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)), windowText(r.Start, r.End))
-		return nil
+		})
 	}
 	return cmd
 }
@@ -170,26 +165,18 @@ func newPolicyCommand() *cobra.Command {
 	f.StringVar(&in.Duration, "for", "", "length of the window, e.g. 2h")
 	f.StringVar(&in.As, "as", "", "the requester (default: you; admins and auditors may name anyone)")
 	explain.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := out.check(); err != nil {
-			return err
-		} else if in.Database == "" || in.Duration == "" || (in.Access == "") == (len(tables) == 0) {
+		if in.Database == "" || in.Duration == "" || (in.Access == "") == (len(tables) == 0) {
 			return usagef("give --db, --for and exactly one of --access or --table")
 		}
 		var err error
-		if in.Tables, err = parseTables(tables); err != nil {
+		if err = checkDuration("for", in.Duration); err != nil {
+			return err
+		} else if in.Tables, err = parseTables(tables); err != nil {
 			return err
 		}
-		c, err := newAPIClient()
-		if err != nil {
-			return err
-		}
-		x, err := c.Explain(cmd.Context(), in)
-		if err != nil {
-			return err
-		} else if out.value == outputJSON {
-			return outJSON(cmd.OutOrStdout(), x)
-		}
-		return outExplanation(cmd.OutOrStdout(), x)
+		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) (*timebox.Explanation, error) {
+			return c.Explain(ctx, in)
+		}, outExplanation)
 	}
 	cmd.AddCommand(explain)
 	return cmd

@@ -126,7 +126,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	in.Service.Plan = in.Scheduler.PlanStatements
 	in.Service.CheckTables = in.Scheduler.CheckTables
 	if len(c.OnCall) > 0 {
-		in.Service.OnCall = oncall.NewResolver(c.OnCall)
+		r := oncall.NewResolver(c.OnCall)
+		r.Logger = logger // not slog's default: the server's level and output
+		in.Service.OnCall = r
 	}
 	// What the configuration no longer allows ends now: removed or disabled users, removed
 	// databases and access levels (each with an audit event naming the cause).
