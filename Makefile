@@ -28,5 +28,12 @@ bench: deps
 # fuzz runs each fuzz target for a short while (the seed corpus also runs in `make test`).
 fuzz:
 	$(GO) test ./engine/postgres -run '^$$' -fuzz FuzzQuoteIdent -fuzztime 30s
+	$(GO) test ./engine/postgres -run '^$$' -fuzz FuzzQuoteLiteral -fuzztime 30s
+	$(GO) test ./engine/mysql -run '^$$' -fuzz FuzzQuoteIdent -fuzztime 30s
+	$(GO) test ./engine/mysql -run '^$$' -fuzz FuzzQuoteString -fuzztime 30s
+	$(GO) test . -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
+	$(GO) test ./http -run '^$$' -fuzz FuzzCreateRequest -fuzztime 30s
+	$(GO) test ./http -run '^$$' -fuzz FuzzApprove -fuzztime 30s
+	$(GO) test ./http -run '^$$' -fuzz FuzzQuery -fuzztime 30s
 	$(GO) test . -run '^$$' -fuzz FuzzNormalizeTables -fuzztime 30s
 	$(GO) test ./oncall -run '^$$' -fuzz FuzzParse -fuzztime 30s

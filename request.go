@@ -253,6 +253,28 @@ func (r *Request) Status() string {
 	} else if r.State == StateApproved && r.Grant != nil && r.Grant.LastError != "" {
 		s += ", activation retrying, last error: " + r.Grant.LastError
 	}
+	return r.PolicyStatus(s)
+}
+
+// PolicyStatus adds to a status line s what the approval policy says about r: the
+// break-glass banner and its open follow-up, a pending extension, what a pending request
+// or extension still awaits.
+func (r *Request) PolicyStatus(s string) string {
+	if r.BreakGlass {
+		s = "BREAK-GLASS " + s
+		if r.FollowUp != nil && r.FollowUp.Open {
+			s += ", follow-up review open"
+		}
+	}
+	if !r.State.Live() {
+		return s
+	}
+	if r.Extension != nil {
+		s += ", extension to " + fmtTime(r.Extension.End) + " pending"
+	}
+	if r.Awaiting != "" && (r.State == StatePending || r.Extension != nil) {
+		s += ", awaiting " + r.Awaiting
+	}
 	return s
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/engine/postgres"
 	tbhttp "github.com/timebox-dev/timebox/http"
@@ -195,11 +197,17 @@ func (h *harness) expiryLag(ctx context.Context, n int) (*expiry, error) {
 				for {
 					tried := time.Now() // the refusal began at or before this attempt started
 					conn, err := login(ctx, cs[i])
-					if err != nil {
+					if refusedLogin(err) {
 						mu.Lock()
 						res.loginRefused = append(res.loginRefused, tried.Sub(rs[i].End))
 						mu.Unlock()
 						return
+					} else if err != nil { // not a refusal (too many clients, say): try again
+						if ctx.Err() != nil {
+							return
+						}
+						time.Sleep(10 * time.Millisecond)
+						continue
 					}
 					conn.Close(ctx)
 					time.Sleep(10 * time.Millisecond)
@@ -331,4 +339,12 @@ func closeAll(conns []*pgx.Conn) {
 			c.Close(context.Background())
 		}
 	}
+}
+
+// refusedLogin reports whether err is the server refusing the login itself (invalid
+// password: what VALID UNTIL, NOLOGIN or a dropped role answer), not another failure such as
+// "too many clients", which would count as a refusal before the end.
+func refusedLogin(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
 }

@@ -234,7 +234,7 @@ func shortStatus(r *timebox.Request) string {
 	if lastErr != "" {
 		s += ", last error: " + shorten(lastErr, 40)
 	}
-	return policyStatus(r, s)
+	return r.PolicyStatus(s)
 }
 
 // windowText describes a window in local time with its length.

@@ -11,24 +11,6 @@ import (
 	tbhttp "github.com/timebox-dev/timebox/http"
 )
 
-// policyStatus adds to a request's short status what the approval policy says about it: the
-// break-glass banner, what a pending request or extension awaits.
-func policyStatus(r *timebox.Request, s string) string {
-	if r.BreakGlass {
-		s = "BREAK-GLASS " + s
-		if r.FollowUp != nil && r.FollowUp.Open {
-			s += ", follow-up review open"
-		}
-	}
-	if r.Extension != nil && r.State.Live() {
-		s += ", extension to " + localTime(r.Extension.End) + " pending"
-	}
-	if r.Awaiting != "" && r.State.Live() && (r.State == timebox.StatePending || r.Extension != nil) {
-		s += ", awaiting " + r.Awaiting
-	}
-	return s
-}
-
 // policyFields are the lines `timebox show` adds for the policy's part of a request.
 func policyFields(r *timebox.Request) [][2]string {
 	var out [][2]string
@@ -132,7 +114,7 @@ func newExtendCommand() *cobra.Command {
 		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
 			return c.Extend(ctx, args[0], in)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
-			_, err := fmt.Fprintf(w, "request %s: %s\nwindow: %s\n", r.ID, cleanText(policyStatus(r.Request, r.Status)), windowText(r.Start, r.End))
+			_, err := fmt.Fprintf(w, "request %s: %s\nwindow: %s\n", r.ID, cleanText(r.Status), windowText(r.Start, r.End))
 			return err
 		})
 	}
