@@ -20,7 +20,6 @@ func policyFields(r *timebox.Request) [][2]string {
 		}
 	}
 	add("rule", r.Rule)
-	add("awaiting", r.Awaiting)
 	if r.BreakGlass {
 		add("break-glass", "yes: activated without approval")
 	}
