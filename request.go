@@ -253,12 +253,13 @@ func (r *Request) Status() string {
 	} else if r.State == StateApproved && r.Grant != nil && r.Grant.LastError != "" {
 		s += ", activation retrying, last error: " + r.Grant.LastError
 	}
-	return r.PolicyStatus(s)
+	return s
 }
 
 // PolicyStatus adds to a status line s what the approval policy says about r: the
 // break-glass banner and its open follow-up, a pending extension, what a pending request
-// or extension still awaits.
+// or extension still awaits. The API's status stays the state and its removal or retry
+// (clients match on it); the API carries these as fields, listings show them through this.
 func (r *Request) PolicyStatus(s string) string {
 	if r.BreakGlass {
 		s = "BREAK-GLASS " + s

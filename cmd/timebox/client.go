@@ -166,7 +166,7 @@ func newRequestCommand() *cobra.Command {
 			return c.CreateRequest(ctx, in)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
 			return outFields(w, append([][2]string{
-				{"request", r.ID}, {"state", r.Status}, {"database", r.Database + " (" + r.Access + ")"},
+				{"request", r.ID}, {"state", r.PolicyStatus(r.Status)}, {"database", r.Database + " (" + r.Access + ")"},
 				{"window", windowText(r.Start, r.End)},
 			}, policyFields(r.Request)...))
 		})
@@ -285,7 +285,7 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 		return callAPI(cmd, out, func(_ context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
 			return act(cmd, c, args[0], note)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
-			fmt.Fprintf(w, "request %s: %s\n", r.ID, cleanText(r.Status))
+			fmt.Fprintf(w, "request %s: %s\n", r.ID, cleanText(r.PolicyStatus(r.Status)))
 			if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
 				fmt.Fprintf(w, "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
 			}

@@ -258,7 +258,7 @@ var requestsHeader = []string{"ID", "STATE", "REQUESTER", "DATABASE", "ACCESS", 
 // outRequest writes every field of one request: its fields, reviews and grant.
 func outRequest(w io.Writer, r *tbhttp.RequestView) error {
 	pairs := [][2]string{
-		{"id", r.ID}, {"status", r.Status}, {"requester", r.Requester},
+		{"id", r.ID}, {"status", r.PolicyStatus(r.Status)}, {"requester", r.Requester},
 		{"database", r.Database}, {"access", r.Access}, {"window", windowText(r.Start, r.End)},
 	}
 	if !r.RequestedStart.Equal(r.Start) || !r.RequestedEnd.Equal(r.End) {

@@ -113,7 +113,7 @@ func newExtendCommand() *cobra.Command {
 		return callAPI(cmd, out, func(ctx context.Context, c *tbhttp.Client) (*tbhttp.RequestView, error) {
 			return c.Extend(ctx, args[0], in)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
-			_, err := fmt.Fprintf(w, "request %s: %s\nwindow: %s\n", r.ID, cleanText(r.Status), windowText(r.Start, r.End))
+			_, err := fmt.Fprintf(w, "request %s: %s\nwindow: %s\n", r.ID, cleanText(r.PolicyStatus(r.Status)), windowText(r.Start, r.End))
 			return err
 		})
 	}
