@@ -94,6 +94,24 @@ type RevokeResult struct {
 	// Absent is true when there was nothing to remove: the principal did not exist (or, for
 	// a shared login, was locked already and had no session).
 	Absent bool
+	// HandedTo is the role that now owns what the principal left behind (a per-database owner
+	// role or the quarantine role, never Timebox's admin), and Handed lists those objects.
+	HandedTo string
+	Handed   []OwnedObject
+}
+
+// OwnedObject is one object a login created and left behind, handed over at its removal.
+type OwnedObject struct {
+	// Kind is what the object is: table, view, materialized view, sequence, function,
+	// procedure, aggregate, type, schema, large object, event trigger…
+	Kind   string `json:"kind"`
+	Schema string `json:"schema,omitempty"`
+	Name   string `json:"name"`
+	// Database is the database it lives in.
+	Database string `json:"database,omitempty"`
+	// Risk flags what would run or read with its owner's rights: "security definer" for such
+	// functions, "view" for views (they read with their owner's privileges).
+	Risk string `json:"risk,omitempty"`
 }
 
 // Engine creates and removes access on one database server. Every method is idempotent, so

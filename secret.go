@@ -41,7 +41,17 @@ func ResolveSecret(ref string) (string, error) {
 // Sealer encrypts and decrypts stored secrets (database passwords) with AES-256-GCM.
 type Sealer struct {
 	aead cipher.AEAD
+	// id and ring are set when the sealer belongs to a Keyring: Seal then prefixes the key id,
+	// and Open finds the key a value was sealed with among the ring's keys.
+	id   string
+	ring *Keyring
 }
+
+// sealedPrefix marks a value sealed with a key id: 'k', the 8-character id, then nonce and
+// ciphertext. Values without it (sealed before key ids existed) are tried with every key.
+const sealedPrefix = 'k'
+
+const sealedIDLen = 8
 
 // NewSealer derives an AES-256 key from secretKey, which must be at least 16 bytes.
 func NewSealer(secretKey string) (*Sealer, error) {
@@ -64,11 +74,36 @@ func NewSealer(secretKey string) (*Sealer, error) {
 func (s *Sealer) Seal(plaintext, aad string) []byte {
 	nonce := make([]byte, s.aead.NonceSize())
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, []byte(plaintext), []byte(aad))
+	var out []byte
+	if s.id != "" {
+		out = append([]byte{sealedPrefix}, s.id...)
+	}
+	out = append(out, nonce...)
+	return s.aead.Seal(out, nonce, []byte(plaintext), []byte(aad))
 }
 
-// Open decrypts what Seal produced with the same aad.
+// Open decrypts what Seal produced with the same aad: with the key whose id the value
+// carries, or, for a value sealed without an id, with each key of the ring in turn.
 func (s *Sealer) Open(sealed []byte, aad string) (string, error) {
+	if s.ring == nil {
+		return s.open(sealed, aad)
+	}
+	if len(sealed) > 1+sealedIDLen && sealed[0] == sealedPrefix {
+		if m, ok := s.ring.byID[string(sealed[1:1+sealedIDLen])]; ok {
+			if v, err := m.sealer.open(sealed[1+sealedIDLen:], aad); err == nil {
+				return v, nil
+			}
+		}
+	}
+	for _, m := range s.ring.order {
+		if v, err := m.sealer.open(sealed, aad); err == nil {
+			return v, nil
+		}
+	}
+	return "", Errorf(EINTERNAL, "stored secret cannot be decrypted with secret_key or any of previous_secret_keys (wrong secret_key?)")
+}
+
+func (s *Sealer) open(sealed []byte, aad string) (string, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n {
 		return "", Errorf(EINTERNAL, "stored secret is corrupt")

@@ -15,7 +15,9 @@ import (
 type Service struct {
 	Store   Store
 	Catalog *Catalog
-	Sealer  *Sealer
+	// Keys are derived from secret_key (and the previous keys); Sealer is Keys.Sealer().
+	Keys   *Keyring
+	Sealer *Sealer
 	// Now returns the current time (tests replace it).
 	Now func() time.Time
 	// Wake, when set, is called after a change that the scheduler must act on.
@@ -39,9 +41,9 @@ type OnCallResolver interface {
 	OnCall(ctx context.Context, schedule string, user *User, at time.Time) (until time.Time, ok bool, err error)
 }
 
-// NewService returns a Service on the given store, catalog and sealer.
-func NewService(store Store, catalog *Catalog, sealer *Sealer) *Service {
-	return &Service{Store: store, Catalog: catalog, Sealer: sealer, Now: time.Now}
+// NewService returns a Service on the given store, catalog and keys.
+func NewService(store Store, catalog *Catalog, keys *Keyring) *Service {
+	return &Service{Store: store, Catalog: catalog, Keys: keys, Sealer: keys.Sealer(), Now: time.Now}
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }

@@ -83,12 +83,12 @@ func newSvcEnvWith(t *testing.T, catalog *timebox.Catalog, dsn string) *svcEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	sealer, err := timebox.NewSealer("service-test-secret-key")
+	keys, err := timebox.NewKeyring("service-test-secret-key")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &svcEnv{t: t, ctx: ctx, db: db, now: t0, path: path}
-	e.svc = timebox.NewService(db, catalog, sealer)
+	e.svc = timebox.NewService(db, catalog, keys)
 	e.svc.Now = func() time.Time { return e.now }
 	// Whatever a test did, the audit chain must verify at its end.
 	t.Cleanup(func() {

@@ -83,11 +83,11 @@ func newEnvOn(t testing.TB, runner tbhttp.Runner, dsn string) *testEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	sealer, err := timebox.NewSealer("a test secret key that is long enough")
+	keys, err := timebox.NewKeyring("a test secret key that is long enough")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, db: db, svc: timebox.NewService(db, testCatalog(t), sealer), tokens: map[string]string{}, logs: &syncBuffer{}}
+	e := &testEnv{t: t, db: db, svc: timebox.NewService(db, testCatalog(t), keys), tokens: map[string]string{}, logs: &syncBuffer{}}
 	e.api = tbhttp.NewServer(e.svc)
 	e.api.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if runner != nil {

@@ -39,8 +39,8 @@ func TestExtendThenExpire(t *testing.T) {
 		Databases: []timebox.Database{{Name: "da", Server: "a", Database: "da", Method: timebox.MethodEphemeralLogin}},
 	}
 	eng := &extendEngine{}
-	sealer, _ := timebox.NewSealer("scheduler-test-secret-key")
-	s := New(st, cat, sealer, map[string]timebox.Engine{"a": eng})
+	keys, _ := timebox.NewKeyring("scheduler-test-secret-key")
+	s := New(st, cat, keys, map[string]timebox.Engine{"a": eng})
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	s.Now = func() time.Time { return now }
 	put := func(id string, oldEnd, newEnd time.Time) {
@@ -48,7 +48,7 @@ func TestExtendThenExpire(t *testing.T) {
 			Reason: "x", State: timebox.StateActive, CreatedAt: now, UpdatedAt: now, Version: 1},
 			&timebox.Grant{RequestID: id, Server: "a", Principal: "tbx_" + id, TargetDatabase: "da",
 				Method: timebox.MethodEphemeralLogin, Status: timebox.GrantActive, ValidUntil: oldEnd,
-				SealedPassword: sealer.Seal("pw", id), CreatedAt: now, UpdatedAt: now})
+				SealedPassword: keys.Sealer().Seal("pw", id), CreatedAt: now, UpdatedAt: now})
 	}
 	load := func(id string) *timebox.Request { return loadRequest(t, st, id) }
 

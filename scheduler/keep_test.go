@@ -54,8 +54,8 @@ func TestActivationIntentNamesPrivileges(t *testing.T) {
 		Databases:    []timebox.Database{{Name: "shop", Server: "m", Database: "shop", Method: timebox.MethodEphemeralLogin}},
 		AccessLevels: []timebox.AccessLevel{{Name: "ro", MySQL: timebox.EngineRoles{Privileges: []string{"SELECT"}}}},
 	}
-	sealer, _ := timebox.NewSealer("scheduler-test-secret-key")
-	s := New(st, cat, sealer, map[string]timebox.Engine{"m": &fakeEngine{}})
+	keys, _ := timebox.NewKeyring("scheduler-test-secret-key")
+	s := New(st, cat, keys, map[string]timebox.Engine{"m": &fakeEngine{}})
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	putRequest(t, st, &timebox.Request{ID: "r1", Requester: "alice", Database: "shop", Access: "ro", Start: now.Add(-time.Minute),
 		End: now.Add(time.Hour), Reason: "x", State: timebox.StateApproved, CreatedAt: now, UpdatedAt: now, Version: 1}, nil)

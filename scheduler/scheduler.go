@@ -22,6 +22,8 @@ const Actor = "timebox"
 type Scheduler struct {
 	Store   timebox.Store
 	Catalog *timebox.Catalog
+	// Keys are derived from secret_key (and the previous keys); Sealer is Keys.Sealer().
+	Keys    *timebox.Keyring
 	Sealer  *timebox.Sealer
 	Engines map[string]timebox.Engine // by server name
 	// Leader, when set, says whether this process may change target databases now. Several
@@ -84,9 +86,13 @@ const (
 )
 
 // New returns a Scheduler with default settings.
-func New(store timebox.Store, catalog *timebox.Catalog, sealer *timebox.Sealer, engines map[string]timebox.Engine) *Scheduler {
+func New(store timebox.Store, catalog *timebox.Catalog, keys *timebox.Keyring, engines map[string]timebox.Engine) *Scheduler {
+	var sealer *timebox.Sealer
+	if keys != nil {
+		sealer = keys.Sealer()
+	}
 	return &Scheduler{
-		Store: store, Catalog: catalog, Sealer: sealer, Engines: engines,
+		Store: store, Catalog: catalog, Keys: keys, Sealer: sealer, Engines: engines,
 		Now: time.Now, Logger: slog.Default(),
 		Sweep: 5 * time.Second, StepTimeout: 30 * time.Second, ReconcileInterval: 10 * time.Second, PasswordChecks: 20,
 		MinBackoff: time.Second, MaxBackoff: 30 * time.Second,

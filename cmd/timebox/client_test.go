@@ -65,16 +65,16 @@ func newCLITest(t *testing.T) *cliTest {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	sealer, err := timebox.NewSealer("test secret key, long enough")
+	keys, err := timebox.NewKeyring("test secret key, long enough")
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := timebox.NewService(db, testCatalog(t), sealer)
+	svc := timebox.NewService(db, testCatalog(t), keys)
 	api := tbhttp.NewServer(svc)
 	api.Logger = slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	ct := &cliTest{t: t, db: db, sealer: sealer, url: srv.URL, tokens: map[string]string{}}
+	ct := &cliTest{t: t, db: db, sealer: keys.Sealer(), url: srv.URL, tokens: map[string]string{}}
 	err = db.Update(ctx, func(tx timebox.Tx) error {
 		for _, u := range []string{"alice", "bob", "admin", "audrey"} {
 			secret, tok := timebox.NewToken(u, time.Now())

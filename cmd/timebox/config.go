@@ -24,6 +24,10 @@ type Config struct {
 	// StorePassword is a secret reference for a PostgreSQL store's password.
 	StorePassword string `yaml:"store_password"`
 	SecretKey     string `yaml:"secret_key"`
+	// PreviousSecretKeys are secret references to earlier secret keys, kept after a rotation
+	// so that what they sealed or authenticated (passwords, grants, the audit chain) stays
+	// readable; new values always use secret_key.
+	PreviousSecretKeys []string `yaml:"previous_secret_keys"`
 	// SweepInterval is the longest the scheduler goes without looking at the store.
 	SweepInterval timebox.Duration `yaml:"sweep_interval"`
 	// ReconcileInterval is how often the databases are compared with the store (default 10s).
@@ -135,6 +139,11 @@ func (c *Config) Validate() error {
 	if err := timebox.CheckSecretRef(c.SecretKey); err != nil {
 		return timebox.Errorf(timebox.EINVALID, "secret_key: %s", err.Error())
 	}
+	for i, ref := range c.PreviousSecretKeys {
+		if err := timebox.CheckSecretRef(ref); err != nil {
+			return timebox.Errorf(timebox.EINVALID, "previous_secret_keys[%d]: %s", i, err.Error())
+		}
+	}
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return err
 	}
@@ -149,6 +158,23 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// keyring resolves secret_key and previous_secret_keys and derives Timebox's keys from them.
+func (c *Config) keyring() (*timebox.Keyring, error) {
+	secret, err := timebox.ResolveSecret(c.SecretKey)
+	if err != nil {
+		return nil, timebox.Errorf(timebox.EINVALID, "secret_key: %s", timebox.ErrorMessage(err))
+	}
+	var previous []string
+	for i, ref := range c.PreviousSecretKeys {
+		v, err := timebox.ResolveSecret(ref)
+		if err != nil {
+			return nil, timebox.Errorf(timebox.EINVALID, "previous_secret_keys[%d]: %s", i, timebox.ErrorMessage(err))
+		}
+		previous = append(previous, v)
+	}
+	return timebox.NewKeyring(secret, previous...)
 }
 
 // storeDSN returns the store's data source name, with store_password filled in.
@@ -189,6 +215,9 @@ func (c *Config) unresolvedSecrets() []string {
 		}
 	}
 	check("secret_key", c.SecretKey)
+	for i, ref := range c.PreviousSecretKeys {
+		check(fmt.Sprintf("previous_secret_keys[%d]", i), ref)
+	}
 	if c.StorePassword != "" {
 		check("store_password", c.StorePassword)
 	}

@@ -85,11 +85,7 @@ type instance struct {
 
 // startInstance opens everything c declares and starts serving. Close stops it.
 func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *instance, err error) {
-	secret, err := timebox.ResolveSecret(c.SecretKey)
-	if err != nil {
-		return nil, timebox.Errorf(timebox.EINVALID, "secret_key: %s", timebox.ErrorMessage(err))
-	}
-	sealer, err := timebox.NewSealer(secret)
+	keys, err := c.keyring()
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +107,8 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 			return nil, err
 		}
 	}
-	in.Service = timebox.NewService(in.Store, &c.Catalog, sealer)
-	in.Scheduler = scheduler.New(in.Store, &c.Catalog, sealer, in.engines)
+	in.Service = timebox.NewService(in.Store, &c.Catalog, keys)
+	in.Scheduler = scheduler.New(in.Store, &c.Catalog, keys, in.engines)
 	in.Scheduler.Logger = logger
 	in.Scheduler.Leader = in.Store
 	in.Scheduler.Hook = faultHook()
