@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -40,10 +41,25 @@ type Grant struct {
 	LastError      string    `json:"last_error,omitempty"`
 	LastAttemptAt  time.Time `json:"last_attempt_at,omitzero"`
 	NextAttemptAt  time.Time `json:"next_attempt_at,omitzero"`
-	// Outcome records how the removal ended, e.g. "dropped" or why the role was kept NOLOGIN.
+	// Outcome records how the removal ended, e.g. "dropped" or why the role was kept NOLOGIN;
+	// while the grant is live, NoBackstopPrefix and why its access has no database-side end
+	// (see NoBackstop), when the engine said so at activation.
 	Outcome   string    `json:"outcome,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NoBackstopPrefix starts the Outcome of a live grant whose access has no database-side end
+// (BackstopReporter): nothing on the database ends it while Timebox is down.
+const NoBackstopPrefix = "no backstop: "
+
+// NoBackstop returns why g's access has no database-side end, as the engine reported it at
+// activation, or "" when it has one (or g is nil or removed).
+func (g *Grant) NoBackstop() string {
+	if g == nil || g.Status == GrantRevoked || !strings.HasPrefix(g.Outcome, NoBackstopPrefix) {
+		return ""
+	}
+	return strings.TrimPrefix(g.Outcome, NoBackstopPrefix)
 }
 
 // GrantPlan is exactly what an engine must make exist, or remove, on one server.
@@ -153,6 +169,17 @@ type TableChecker interface {
 	CheckTables(ctx context.Context, p GrantPlan) error
 }
 
+// BackstopReporter is implemented by engines whose database-side end of an access (what
+// ends it while Timebox is down, such as PostgreSQL's VALID UNTIL) may be missing on a server:
+// MySQL and MariaDB, where it is an event that runs only when the event scheduler is on. The
+// scheduler asks it at each activation and shows the answer on the grant (NoBackstop).
+type BackstopReporter interface {
+	// Backstop returns, in a few words, why the access p grants has no database-side end
+	// (e.g. "the event scheduler is OFF"), or "" when it has one. EUNAVAILABLE when the
+	// server cannot be reached.
+	Backstop(ctx context.Context, p GrantPlan) (string, error)
+}
+
 // Credentials are what a requester uses to connect while a request is active.
 type Credentials struct {
 	User      string    `json:"user"`
@@ -210,6 +237,9 @@ type ServerStatus struct {
 	Removing   int `json:"removing"`
 	Retrying   int `json:"retrying"`
 	Active     int `json:"active"`
+	// NoBackstop counts the live grants whose access has no database-side end (see
+	// Grant.NoBackstop): they outlive a Timebox outage.
+	NoBackstop int `json:"no_backstop"`
 }
 
 // Status is the state of the servers as seen by one Timebox process.

@@ -53,6 +53,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, 
 	if err != nil {
 		return s.failed(ctx, id, timebox.GrantCreating, "grant.create_failed", "activate", err)
 	}
+	noBackstop := s.noBackstop(ctx, r)
 	r, ok, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Grant == nil || !r.End.After(now) {
 			return false, nil // revoked, cancelled or ended meanwhile: the next pass removes it
@@ -68,13 +69,17 @@ func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, 
 			}
 		}
 		r.Grant.Status, r.Grant.LastError, r.Grant.NextAttemptAt, r.Grant.UpdatedAt = timebox.GrantActive, "", time.Time{}, now
+		details := map[string]any{
+			"principal": r.Grant.Principal, "valid_until": r.Grant.ValidUntil.Format(time.RFC3339Nano),
+			"attempts": r.Grant.Attempts,
+		}
+		if r.Grant.Outcome = ""; noBackstop != "" {
+			r.Grant.Outcome, details["backstop"] = timebox.NoBackstopPrefix+noBackstop, "none: "+noBackstop
+		}
 		if err := tx.PutGrant(r.Grant); err != nil {
 			return false, err
 		}
-		return true, tx.AppendEvent(event(now, "request.activated", r, map[string]any{
-			"principal": r.Grant.Principal, "valid_until": r.Grant.ValidUntil.Format(time.RFC3339Nano),
-			"attempts": r.Grant.Attempts,
-		}))
+		return true, tx.AppendEvent(event(now, "request.activated", r, details))
 	})
 	if err == nil && ok && s.Metrics != nil {
 		from := r.Start // or the approval, when it came later
@@ -86,6 +91,28 @@ func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, 
 		s.Metrics.observeActivation(r.ActivatedAt.Sub(from))
 	}
 	return r, err
+}
+
+// noBackstop asks the engine of r's grant, when it is a timebox.BackstopReporter, why the
+// access has no database-side end; "" when it has one, or when the engine cannot tell (the
+// failure is logged: the activation itself succeeded).
+func (s *Scheduler) noBackstop(ctx context.Context, r *timebox.Request) string {
+	e, err := s.engine(r.Grant.Server)
+	br, ok := e.(timebox.BackstopReporter)
+	if err != nil || !ok {
+		return ""
+	}
+	p, err := s.plan(r, true)
+	var why string
+	if err == nil {
+		stepCtx, cancel := context.WithTimeout(ctx, s.StepTimeout)
+		why, err = br.Backstop(stepCtx, p)
+		cancel()
+	}
+	if err != nil {
+		s.Logger.Warn("scheduler: cannot tell whether the access has a backstop", "request", r.ID, "err", timebox.ErrorMessage(err))
+	}
+	return why
 }
 
 // newGrant plans the principal of r: its name, roles, expiry and a fresh sealed password.

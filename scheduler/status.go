@@ -71,6 +71,9 @@ func (s *Scheduler) Status(ctx context.Context) (*timebox.Status, error) {
 		case g.Status == timebox.GrantActive:
 			ss.Active++
 		}
+		if g.NoBackstop() != "" && g.Status == timebox.GrantActive && r.Ending == timebox.EndingNone {
+			ss.NoBackstop++
+		}
 		if g.LastError != "" && (g.Status == timebox.GrantCreating || g.Status == timebox.GrantRevoking) {
 			ss.Retrying++
 		}

@@ -303,8 +303,15 @@ func outRequest(w io.Writer, r *tbhttp.RequestView) error {
 			{"  roles", strings.Join(g.Roles, ", ")}, {"  valid until", localTime(g.ValidUntil)},
 			{"  attempts", strconv.Itoa(g.Attempts)},
 		}
+		outcome, backstop := g.Outcome, g.NoBackstop()
+		if strings.HasPrefix(outcome, timebox.NoBackstopPrefix) {
+			outcome = "" // a note of the live grant, not how a removal ended
+		}
+		if backstop != "" {
+			backstop = "NONE: " + backstop
+		}
 		for _, p := range [][2]string{{"  last error", g.LastError}, {"  last attempt", localTime(g.LastAttemptAt)},
-			{"  next attempt", localTime(g.NextAttemptAt)}, {"  outcome", g.Outcome}} {
+			{"  next attempt", localTime(g.NextAttemptAt)}, {"  backstop", backstop}, {"  outcome", outcome}} {
 			if p[1] != "" {
 				gp = append(gp, p)
 			}

@@ -33,12 +33,22 @@ func newStatusCommand() *cobra.Command {
 				reach = map[bool]string{true: "yes", false: "NO"}[*s.Reachable]
 			}
 			rows = append(rows, []string{s.Name, s.Engine, reach, localTime(s.LastOKAt), cleanText(s.LastError),
-				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying)})
+				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying),
+				noBackstopText(s.NoBackstop)})
 		}
 		if !st.Leader {
 			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
 		}
-		return outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING"}, rows)
+		return outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "NO BACKSTOP"}, rows)
 	}
 	return cmd
+}
+
+// noBackstopText is the NO BACKSTOP column: how many active grants have no database-side end,
+// flagged, or "0".
+func noBackstopText(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return strconv.Itoa(n) + " (ends only through Timebox)"
 }

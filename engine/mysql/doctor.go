@@ -27,8 +27,9 @@ type addFinding func(severity, fix, format string, args ...any)
 // the server) and roles: its global privileges (CREATE USER, PROCESS, CONNECTION ADMIN), read
 // access to the grant tables, every privilege WITH GRANT OPTION on each managed database, each
 // role WITH ADMIN OPTION, the bookkeeping role; that backstop events can run (event scheduler
-// ON, EventSchema with EVENT); and that no anonymous account shadows Timebox's accounts for
-// local connections. It returns the server's version, and EUNAVAILABLE when the server cannot
+// ON, EventSchema with EVENT); that no anonymous account shadows Timebox's accounts for
+// local connections; and that no role an access level hands out, and no account but the
+// admin and SUPER holders, may change the backstop events (see doctorEventSchema). It returns the server's version, and EUNAVAILABLE when the server cannot
 // be reached.
 func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version string, findings []Finding, err error) {
 	db, f, err := e.admin(ctx)
@@ -48,6 +49,8 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 		func() error { return e.doctorRoles(ctx, db, f, a, roles, add) },
 		func() error { return e.doctorBackstop(ctx, db, f, a, add) },
 		func() error { return e.doctorAnonymous(ctx, db, f, add) },
+		func() error { return e.doctorEventSchema(ctx, db, f, roles, add) },
+		func() error { return e.doctorInitConnect(ctx, db, add) },
 	} {
 		if err := check(); err != nil {
 			return f.version, findings, e.wrap(err, nil)

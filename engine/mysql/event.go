@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/timebox-dev/timebox"
 )
 
 // The backstop of an access is a one-shot event in EventSchema, scheduled at the window's
@@ -171,4 +173,26 @@ func backstopSQL(schema, user, host string, until time.Time, drop bool) string {
 		"\n  END LOOP;" +
 		"\n  CLOSE c;" + end +
 		"\nEND"
+}
+
+// Backstop returns why the access p grants has no backstop event, or "" when Grant placed
+// one: the event scheduler is off, the event schema is missing, or the admin lacks EVENT on
+// it; method role_membership never places one (see timebox.BackstopReporter). EUNAVAILABLE
+// when the server cannot be reached.
+func (e *Engine) Backstop(ctx context.Context, p timebox.GrantPlan) (string, error) {
+	if p.Method == timebox.MethodRoleMembership {
+		return "role_membership places no backstop event: the roles stay granted until Timebox revokes them", nil
+	}
+	db, f, err := e.admin(ctx)
+	if err != nil {
+		return "", err
+	}
+	s, err := e.backstop(ctx, db, f)
+	if err != nil {
+		return "", e.wrap(err, nil)
+	}
+	if s.ok {
+		return "", nil
+	}
+	return s.why + ": the access ends only when Timebox removes it (see timebox doctor)", nil
 }

@@ -84,6 +84,9 @@ func (e *Engine) validateGrant(p timebox.GrantPlan) ([]string, []timebox.TableGr
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := e.checkProtected(p); err != nil {
+		return nil, nil, err
+	}
 	tables, err := e.validateTables(p)
 	return privs, tables, err
 }
@@ -118,21 +121,47 @@ func (e *Engine) admin(ctx context.Context) (*sql.DB, *flavor, error) {
 // account it made, it changes the password, drops roles and privileges the plan no longer has
 // and moves the backstop. An account whose end has passed is left locked. An ephemeral login
 // also gets p's ad-hoc table grants (p.Tables), and loses the table and column privileges it
-// holds beyond them. It returns EINVALID for a bad plan, a missing table or column, or a
-// principal name taken by an account Timebox did not create, EUNAVAILABLE when the server
+// holds beyond them. It returns EINVALID for a bad plan, a missing table or column, a
+// principal name taken by an account Timebox did not create, or a plan that would hand out
+// privileges on the event schema or the mysql schema, or roles that hold privileges on the
+// event schema or a hazard globally (see roleHazard), EUNAVAILABLE when the server
 // cannot be reached, and EINTERNAL for an SQL error.
 func (e *Engine) Grant(ctx context.Context, p timebox.GrantPlan) error {
 	privs, tables, err := e.validateGrant(p)
 	if err != nil {
 		return err
 	}
-	switch p.Method {
-	case timebox.MethodUnlockLogin:
+	if p.Method == timebox.MethodUnlockLogin {
 		return e.grantUnlock(ctx, p)
-	case timebox.MethodRoleMembership:
+	}
+	if err := e.checkRoles(ctx, p); err != nil {
+		return err
+	}
+	if p.Method == timebox.MethodRoleMembership {
 		return e.grantMembership(ctx, p, privs)
 	}
 	return e.grantEphemeral(ctx, p, privs, tables)
+}
+
+// checkRoles refuses, with EINVALID, p's roles when one of them (or a role it holds) could
+// reach the backstop events or act as the admin (roleHazard).
+func (e *Engine) checkRoles(ctx context.Context, p timebox.GrantPlan) error {
+	if len(p.Roles) == 0 {
+		return nil
+	}
+	db, f, err := e.admin(ctx)
+	if err != nil {
+		return err
+	}
+	why, err := e.roleHazard(ctx, db, f, p.Roles)
+	if err != nil {
+		return e.wrap(err, nil)
+	}
+	if why != "" {
+		return timebox.Errorf(timebox.EINVALID, "server %s: refusing to grant %s: %s; it could change or drop the backstop events, "+
+			"which run as Timebox's admin", e.name, account(p.Principal, e.AccountHost), why)
+	}
+	return nil
 }
 
 // grantEphemeral creates or converges an ephemeral login. A new account is created locked,

@@ -36,8 +36,8 @@ func (f *flavor) schema() grantSchema {
 // Managed lists the accounts on AccountHost that hold this installation's bookkeeping role
 // (without ADMIN OPTION, which only the admin has), and the existing accounts named in shared
 // (Shared set), with their lock state (CanLogin is false when locked), their roles (the
-// bookkeeping role left out), a database they hold privileges on (else the admin URL's
-// database, else EventSchema) and, as ValidUntil, the time of their backstop event. NoExpiry
+// bookkeeping role left out), a database they hold privileges on (else EventSchema) and,
+// as ValidUntil, the time of their backstop event. NoExpiry
 // is set on all of them when backstops are unavailable on the server (see Doctor); where they
 // are available, an account without an event has a zero ValidUntil. A handful of queries on
 // the grant tables, independent of the size of the schemas.
@@ -123,7 +123,7 @@ func (e *Engine) managedDetails(ctx context.Context, db *sql.DB, s grantSchema, 
 		return err
 	}
 	for i := range out {
-		out[i].Database = cmp.Or(out[i].Database, e.config.DBName, e.EventSchema)
+		out[i].Database = cmp.Or(out[i].Database, e.EventSchema)
 		if t, ok := ends[eventName(out[i].Name)]; ok {
 			out[i].ValidUntil = t
 		}

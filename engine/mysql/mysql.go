@@ -29,10 +29,11 @@ import (
 )
 
 var (
-	_ timebox.Engine       = (*Engine)(nil)
-	_ timebox.Inventory    = (*Engine)(nil)
-	_ timebox.Planner      = (*Engine)(nil)
-	_ timebox.TableChecker = (*Engine)(nil)
+	_ timebox.Engine           = (*Engine)(nil)
+	_ timebox.Inventory        = (*Engine)(nil)
+	_ timebox.Planner          = (*Engine)(nil)
+	_ timebox.TableChecker     = (*Engine)(nil)
+	_ timebox.BackstopReporter = (*Engine)(nil)
 )
 
 // DefaultMaxConns bounds the admin pool when New is given 0.
@@ -62,7 +63,7 @@ type Engine struct {
 	ConnectTimeout time.Duration
 
 	name    string
-	config  *mysql.Config // admin connection (DBName: the admin URL's database); copied by connConfig
+	config  *mysql.Config // admin connection, without a default database; copied by connConfig
 	maxConn int
 
 	mu      sync.Mutex
@@ -79,9 +80,11 @@ type Engine struct {
 
 // New returns an engine for the server called name, reached with adminURL, such as
 // mysql://timebox_admin@db1.internal:3306/ (no password: it comes separately), optionally with
-// ?tls=true|skip-verify|preferred. No connection is made until the first call. maxConns
-// bounds the pool (DefaultMaxConns when 0 or less). It returns an EINVALID error when adminURL
-// cannot be parsed or holds a password.
+// ?tls=true|skip-verify|preferred. The URL names no database: the admin connects without a
+// default database, so that no unqualified name can resolve in a database a requester may
+// create objects in. No connection is made until the first call. maxConns bounds the pool
+// (DefaultMaxConns when 0 or less). It returns an EINVALID error when adminURL cannot be
+// parsed, names a database or holds a password.
 func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 	bad := func(why string) error {
 		return timebox.Errorf(timebox.EINVALID, "server %s: %s", name, why)
@@ -108,7 +111,11 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 	if u.Hostname() == "" {
 		return nil, bad("the admin URL must name the host")
 	}
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if strings.TrimPrefix(u.Path, "/") != "" {
+		// With a default database, an unqualified name (COUNT followed by a space, a table)
+		// resolves there: in a database a requester may create routines and views in.
+		return nil, bad("the admin URL must not name a database (end it with /): the admin connects without a default database")
+	}
 	for k, v := range u.Query() {
 		switch {
 		case k == "tls" && len(v) == 1 && (v[0] == "true" || v[0] == "false" || v[0] == "skip-verify" || v[0] == "preferred"):

@@ -23,8 +23,11 @@ const erDefinerReferenced = 4006
 // Revoke removes p's principal in an order that leaves no access behind at any step: ACCOUNT
 // LOCK first (no new login), then KILL for every session of the user until none is left
 // (DROP USER alone leaves them running), DROP USER, the backstop event dropped, and a last
-// sweep for sessions. Revoking an account that does not exist kills any session under its
-// name and reports it dropped (and Absent when there was nothing at all). Method
+// sweep for sessions. The routines, views, triggers and events the account is the DEFINER
+// of are listed in the result (Handed) before the drop; they stay, as do the tables it
+// made, and can no longer run with anybody's privileges (see definerObjects). Revoking an
+// account that does not exist kills any session under its name and reports it dropped (and
+// Absent when there was nothing at all). Method
 // unlock_login locks the shared account again; role_membership revokes what p granted. It
 // returns EINVALID for a bad plan or an account Timebox did not create, EUNAVAILABLE when the
 // server cannot be reached, and EINTERNAL for an SQL error.
@@ -74,6 +77,13 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
+	if a != nil {
+		// What the account defined, listed while it still exists (its sessions are gone: it
+		// can create nothing more).
+		if res.Handed, err = e.definerObjects(ctx, db, f, p.Principal); err != nil {
+			return res, e.wrap(err, secrets)
+		}
+	}
 	err = e.exec(ctx, db, dropUserSQL(who))
 	if errNumber(err) == erDefinerReferenced {
 		if full, lerr := e.lookupAccount(ctx, db, f, p.Principal); lerr == nil && full != nil {
@@ -96,6 +106,13 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	}
 	res.Dropped = res.Detail == ""
 	res.Absent = a == nil && res.SessionsEnded == 0
+	switch {
+	case len(res.Handed) == 0:
+	case res.Dropped:
+		res.HandedTo = "nobody: their definer " + who + " was dropped (they fail at run time)"
+	default:
+		res.HandedTo = who + ", locked, without privileges or roles"
+	}
 	return res, nil
 }
 
