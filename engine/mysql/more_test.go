@@ -164,6 +164,9 @@ func TestPrivateServer(t *testing.T) {
 	// Without a backstop, Grant works and Managed says there is no database-side expiry.
 	p := f.plan("tbx_noexp_")
 	f.grant(t, p)
+	if why, err := f.eng.Backstop(ctx, p); err != nil || !strings.Contains(why, "the event scheduler is OFF") {
+		t.Errorf("Backstop with the scheduler off = %q, %v", why, err)
+	}
 	found, err := f.eng.Managed(ctx, nil)
 	if err != nil || len(found) != 1 || !found[0].NoExpiry || !found[0].ValidUntil.IsZero() {
 		t.Errorf("Managed without backstops = %+v, %v; want NoExpiry", found, err)
@@ -175,6 +178,9 @@ func TestPrivateServer(t *testing.T) {
 		t.Errorf("extend without backstops: %v (event placed: %v)", err, eventExists(t, m, p.Principal))
 	}
 	mustExec(t, m, "SET GLOBAL event_scheduler = ON")
+	if why, err := f.eng.Backstop(ctx, p); err != nil || why != "" {
+		t.Errorf("Backstop with the scheduler on = %q, %v", why, err)
+	}
 	if found, err := f.eng.Managed(ctx, nil); err != nil || len(found) != 1 || found[0].NoExpiry {
 		t.Errorf("Managed with the scheduler on = %+v, %v; want NoExpiry false (the backstop is missing)", found, err)
 	}

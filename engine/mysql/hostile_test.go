@@ -1,0 +1,405 @@
+package mysql
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// callRE finds a name followed by "(" (spaces allowed: MariaDB resolves "COUNT (" to a stored
+// function of the default database when IGNORE_SPACE is off).
+var callRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
+
+// calledNames returns every name the package's own SQL writes before "(", from the string
+// literals of its non-test Go files, upper-cased, with the number of arguments of its first
+// call when the literal closes it (else 1), so that a new query cannot slip past the hostile
+// suite.
+func calledNames(t *testing.T) map[string]int {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]int{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := parser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				return true
+			}
+			for _, m := range callRE.FindAllStringSubmatchIndex(s, -1) {
+				n := strings.ToUpper(s[m[2]:m[3]])
+				if _, seen := names[n]; !seen && len(n) <= 64 {
+					names[n] = arity(s[m[1]:])
+				}
+			}
+			return true
+		})
+	}
+	return names
+}
+
+// arity counts the arguments of a call whose text after "(" is rest: top-level commas up to
+// the closing parenthesis; 0 for "()", 1 when the literal does not close the call.
+func arity(rest string) int {
+	depth, n, empty, quote := 0, 1, true, byte(0)
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '`':
+			quote, empty = c, false
+		case c == '(':
+			depth, empty = depth+1, false
+		case c == ')' && depth == 0:
+			if empty {
+				return 0
+			}
+			return n
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			n++
+		case c != ' ' && c != '\n' && c != '\t':
+			empty = false
+		}
+	}
+	return 1
+}
+
+func TestCalledNames(t *testing.T) {
+	names := calledNames(t)
+	for _, want := range []string{"VERSION", "CURRENT_USER", "JSON_VALUE", "COUNT", "COALESCE", "CONNECTION_ID", "TRIM", "EXISTS"} {
+		if _, ok := names[want]; !ok {
+			t.Errorf("%s is missing from the names the engine's SQL calls: %v", want, names)
+		}
+	}
+	if names["VERSION"] != 0 || names["JSON_VALUE"] != 2 {
+		t.Errorf("arity of VERSION, JSON_VALUE = %d, %d; want 0, 2", names["VERSION"], names["JSON_VALUE"])
+	}
+}
+
+// TestHostileRequester: an ephemeral login with ALL PRIVILEGES on the target database plants
+// functions and procedures named like every name the engine's SQL calls (SQL SECURITY
+// INVOKER: they would run as whoever calls them), definer-rights routines and views, a
+// trigger, an event and a view that calls a planted function, and makes a table. Then every
+// admin path runs. Nothing planted ran in an admin session; the removal lists what the login
+// defined, each of it fails afterwards for another account, and the table keeps its rows.
+func TestHostileRequester(t *testing.T) {
+	m := testdb.RequireMariaDB(t)
+	f := newFixture(t, m, plain, true)
+	ctx := t.Context()
+	db := QuoteIdent(f.db)
+	mustExec(t, m, "CREATE TABLE "+db+".trap (who varchar(300), cur varchar(300), what varchar(100))")
+	mustExec(t, m, "GRANT INSERT ON "+db+".trap TO PUBLIC")
+	mustExec(t, m, "CREATE TABLE "+db+".vault (secret text)")
+
+	hostile := f.plan("tbx_hostile_")
+	hostile.Privileges, hostile.Roles = []string{"ALL PRIVILEGES"}, nil
+	f.grant(t, hostile)
+	h := f.login(t, hostile.Principal, hostile.Password)
+	names := calledNames(t)
+	if len(names) == 0 {
+		t.Fatal("no name found in the engine's SQL")
+	}
+	record := func(what string) string {
+		return "INSERT INTO " + db + ".trap VALUES (USER(), CURRENT_USER(), " + QuoteString(what) + ")"
+	}
+	plant := []string{
+		"CREATE FUNCTION df() RETURNS INT SQL SECURITY DEFINER RETURN (SELECT COUNT(*) FROM items)",
+		"CREATE FUNCTION steal() RETURNS TEXT SQL SECURITY DEFINER RETURN (SELECT MAX(secret) FROM vault)",
+		"CREATE PROCEDURE dp() SQL SECURITY DEFINER SELECT COUNT(*) FROM items",
+		"CREATE SQL SECURITY DEFINER VIEW dv AS SELECT * FROM items",
+		"CREATE TRIGGER trg BEFORE INSERT ON items FOR EACH ROW " + record("trigger"),
+		"CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS NOW() + INTERVAL 1 DAY DO " + record("event"),
+		"CREATE TABLE migration (id int)",
+		"INSERT INTO migration VALUES (1), (2), (3)",
+	}
+	for name, n := range names {
+		var params []string
+		for i := range n {
+			params = append(params, "a"+strconv.Itoa(i)+" TEXT")
+		}
+		args := strings.Join(params, ", ")
+		plant = append(plant,
+			"CREATE FUNCTION "+QuoteIdent(name)+"("+args+") RETURNS TEXT SQL SECURITY INVOKER BEGIN "+record(name)+"; RETURN NULL; END",
+			"CREATE PROCEDURE "+QuoteIdent(name)+"("+strings.ReplaceAll(args, "a", "IN a")+") SQL SECURITY INVOKER BEGIN "+record(name)+"; END")
+	}
+	plant = append(plant, "CREATE SQL SECURITY INVOKER VIEW iv AS SELECT "+db+".`VERSION`() AS v, id FROM items")
+	for _, s := range plant {
+		if _, err := h.ExecContext(ctx, s); err != nil {
+			t.Fatalf("plant %s: %v", s, err)
+		}
+	}
+	for name := range names {
+		if n := count(t, m, "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ?", f.db, name); n != 2 {
+			t.Fatalf("%s planted %d times, want a function and a procedure", name, n)
+		}
+	}
+	// The trap works: called by name, a planted function records its caller.
+	var v *string
+	if err := h.QueryRowContext(ctx, "SELECT "+db+".`VERSION`()").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE ?", hostile.Principal+"@%"); n != 1 {
+		t.Fatalf("the trap recorded %d calls by the login, want 1", n)
+	}
+	// Why the admin has no default database: there, "COUNT (" (with a space) is the planted
+	// function. The engine's sessions have none.
+	rootIn := f.login(t, "root", m.RootPassword)
+	if err := rootIn.QueryRowContext(ctx, "SELECT COUNT (1)").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE 'root@%' AND what = 'COUNT'"); n != 1 {
+		t.Errorf("with a default database, COUNT (1) ran the planted function %d times, want 1 (the class this suite guards)", n)
+	}
+	admin, err := f.eng.db()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&v); err != nil || v != nil {
+		t.Fatalf("the admin's default database: %v, %v; want none", v, err)
+	}
+	bystander := "tbx_by_" + suffix()
+	mustExec(t, m, "CREATE USER "+account(bystander, "%")+" IDENTIFIED BY 'by-pw'")
+	mustExec(t, m, "GRANT SELECT, INSERT, EXECUTE ON "+onDB(f.db)+" TO "+account(bystander, "%"))
+	by := f.login(t, bystander, "by-pw")
+	var n int
+	if err := by.QueryRowContext(ctx, "SELECT df()").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the definer function as another account before the removal: %d, %v", n, err)
+	}
+
+	runAdminPaths(t, f, hostile)
+
+	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE ? OR cur LIKE ?", f.admin+"@%", f.admin+"@%"); n != 0 {
+		t.Errorf("%d planted routines ran in an admin session", n)
+	}
+	res := f.revoke(t, hostile)
+	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE ? OR cur LIKE ?", f.admin+"@%", f.admin+"@%"); n != 0 {
+		t.Errorf("%d planted routines ran in the removal", n)
+	}
+	if !res.Dropped || accountExists(t, m, hostile.Principal) {
+		t.Fatalf("removal %+v: the login is not dropped", res)
+	}
+	handed := map[string]string{}
+	for _, o := range res.Handed {
+		if o.Database != f.db {
+			t.Errorf("handed %+v: not in %s", o, f.db)
+		}
+		handed[o.Kind+" "+o.Name] = o.Risk
+	}
+	for obj, risk := range map[string]string{"function df": "security definer", "function steal": "security definer", "procedure dp": "security definer",
+		"view dv": "security definer", "trigger trg": "security definer", "event ev": "security definer", "function VERSION": "", "view iv": ""} {
+		if got, ok := handed[obj]; !ok || got != risk {
+			t.Errorf("handed %s: listed %v, risk %q; want risk %q", obj, ok, got, risk)
+		}
+	}
+	if len(res.Handed) != 2*len(names)+7 || !strings.Contains(res.HandedTo, "dropped") {
+		t.Errorf("handed %d objects to %q, want %d to nobody", len(res.Handed), res.HandedTo, 2*len(names)+7)
+	}
+	// Nothing the login defined runs any more, with anybody's privileges.
+	for _, q := range []string{"SELECT df()", "SELECT steal()", "CALL dp()", "SELECT COUNT(*) FROM dv", "INSERT INTO items VALUES (5)"} {
+		_, err := by.ExecContext(ctx, q)
+		wantErrNumber(t, err, q+" as another account after the removal", erNoSuchDefiner, erAccessDenied)
+	}
+	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".migration"); n != 3 {
+		t.Errorf("the table made in the window has %d rows, want 3", n)
+	}
+}
+
+// erNoSuchDefiner is MariaDB's "The user specified as a definer does not exist".
+const erNoSuchDefiner = 1449
+
+// runAdminPaths runs, while hostile's objects are in place, every path of the engine that
+// touches the server: Grant and Revoke of an ephemeral login with roles and of one with
+// ad-hoc table grants (on the planted view too), CheckTables, Extend, Managed,
+// PasswordWorks, Doctor, PlanStatements, Backstop, and the unlock_login and role_membership
+// methods.
+func runAdminPaths(t *testing.T, f *fixture, hostile timebox.GrantPlan) {
+	ctx := t.Context()
+	m := f.m
+	victim := f.plan("tbx_victim_")
+	f.grant(t, victim)
+	adhoc := f.plan("tbx_adhoc_")
+	adhoc.Privileges, adhoc.Roles = nil, nil
+	adhoc.Tables = []timebox.TableGrant{{Table: "items", Operations: []string{"SELECT"}}, {Table: "iv", Operations: []string{"SELECT"}, Columns: []string{"v"}}}
+	if err := f.eng.CheckTables(ctx, adhoc); err != nil {
+		t.Fatal(err)
+	}
+	f.grant(t, adhoc)
+	adhoc.Tables = adhoc.Tables[:1]
+	f.grant(t, adhoc) // narrows: revokes the grant on iv
+	extended := hostile
+	extended.ValidUntil = hostile.ValidUntil.Add(time.Hour)
+	if err := f.eng.Extend(ctx, extended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Managed(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.eng.PasswordWorks(ctx, hostile); !ok || err != nil {
+		t.Fatalf("password works: %v, %v", ok, err)
+	}
+	if _, _, err := f.eng.Doctor(ctx, []string{f.db}, []string{f.reader, f.writer}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.eng.PlanStatements(victim); err != nil {
+		t.Fatal(err)
+	}
+	if why, err := f.eng.Backstop(ctx, victim); why != "" || err != nil {
+		t.Fatalf("backstop: %q, %v", why, err)
+	}
+	person, shared := "tbp_"+suffix(), "tbs_"+suffix()
+	mustExec(t, m, "CREATE USER "+account(person, "%")+" IDENTIFIED BY 'p-pw'")
+	mustExec(t, m, "CREATE USER "+account(shared, "%")+" IDENTIFIED BY 's-pw' ACCOUNT LOCK")
+	member := timebox.GrantPlan{Method: timebox.MethodRoleMembership, Principal: person, Database: f.db, Roles: []string{f.reader},
+		Privileges: []string{"INSERT"}, ValidUntil: victim.ValidUntil}
+	unlock := timebox.GrantPlan{Method: timebox.MethodUnlockLogin, Principal: shared, Password: victim.Password + "u", Database: f.db, ValidUntil: victim.ValidUntil}
+	for _, p := range []timebox.GrantPlan{member, unlock} {
+		f.grant(t, p)
+		if err := f.eng.Extend(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.eng.Managed(ctx, []string{shared}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []timebox.GrantPlan{member, unlock, adhoc, victim} {
+		if res := f.revoke(t, p); len(res.Handed) != 0 {
+			t.Errorf("revoke of %s handed %+v: it defined nothing", p.Principal, res.Handed)
+		}
+	}
+}
+
+// TestEventSchemaRefused: no plan hands out privileges on the event schema or the mysql
+// schema, nor roles that reach the event schema (a database pattern covering it, a hazard on
+// *.*, directly or through another role); Doctor names them, and the accounts that may
+// change the backstops, with the fix. An account that may alter a backstop event becomes its
+// definer by doing so: the body then runs as that account, not as the admin.
+func TestEventSchemaRefused(t *testing.T) {
+	m := testdb.RequireMariaDB(t)
+	f := newFixture(t, m, plain, true)
+	ctx := t.Context()
+	a := account(f.admin, "%")
+	for _, dbname := range []string{DefaultEventSchema, "MySQL"} {
+		p := f.plan("tbx_evs_")
+		p.Database, p.Roles = dbname, nil
+		wantCode(t, f.eng.Grant(ctx, p), timebox.EINVALID, "grant on "+dbname)
+		_, _, err := f.eng.PlanStatements(p)
+		wantCode(t, err, timebox.EINVALID, "plan on "+dbname)
+		p.Privileges, p.Tables = nil, []timebox.TableGrant{{Table: "t", Operations: []string{"SELECT"}}}
+		wantCode(t, f.eng.Grant(ctx, p), timebox.EINVALID, "table grant in "+dbname)
+		if accountExists(t, m, p.Principal) {
+			t.Errorf("a refused plan on %s created its account", dbname)
+		}
+	}
+	s := suffix()
+	direct, pattern, global, nested := "ev_direct_"+s, "ev_pattern_"+s, "ev_global_"+s, "ev_nested_"+s
+	for _, stmt := range []string{
+		"CREATE ROLE " + direct, "GRANT EVENT ON " + onDB(DefaultEventSchema) + " TO " + direct,
+		"CREATE ROLE " + pattern, "GRANT SELECT ON `t%`.* TO " + pattern,
+		"CREATE ROLE " + global, "GRANT SET USER ON *.* TO " + global,
+		"CREATE ROLE " + nested, "GRANT " + global + " TO " + nested,
+	} {
+		mustExec(t, m, stmt)
+	}
+	for _, r := range []string{direct, pattern, global, nested} {
+		mustExec(t, m, "GRANT "+r+" TO "+a+" WITH ADMIN OPTION")
+		p := f.plan("tbx_evr_")
+		p.Roles = []string{f.reader, r}
+		err := f.eng.Grant(ctx, p)
+		wantCode(t, err, timebox.EINVALID, "grant of role "+r)
+		if err != nil && !strings.Contains(err.Error(), r) {
+			t.Errorf("the refusal does not name role %s: %v", r, err)
+		}
+		if accountExists(t, m, p.Principal) {
+			t.Errorf("a refused plan with role %s created its account", r)
+		}
+	}
+	if p := f.plan("tbx_evok_"); f.eng.Grant(ctx, p) != nil {
+		t.Error("a plan with harmless roles was refused")
+	} else {
+		f.revoke(t, p)
+	}
+
+	evil := "tbx_evil_" + s
+	mustExec(t, m, "CREATE USER "+account(evil, "%")+" IDENTIFIED BY 'evil-pw'")
+	mustExec(t, m, "GRANT EVENT, DROP ON "+onDB(DefaultEventSchema)+" TO "+account(evil, "%"))
+	_, findings, err := f.eng.Doctor(ctx, []string{f.db}, []string{f.reader, direct, nested})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for msg, fix := range map[string]string{
+		"role '" + direct + "' holds privileges on database pattern `timebox`": "",
+		"role '" + nested + "' (through role '" + global + "') holds SET USER":  "",
+		account(evil, "%") + " holds DROP, EVENT on `timebox`":                 "REVOKE DROP, EVENT ON `timebox`.* FROM " + account(evil, "%") + ";",
+		account(global, "") + " holds SET USER on *.*":                         "REVOKE SET USER ON *.* FROM " + account(global, "") + ";",
+	} {
+		if !slices.ContainsFunc(findings, func(fd Finding) bool {
+			return fd.Severity == SeverityFail && strings.Contains(fd.Message, msg) && fd.Fix == fix
+		}) {
+			t.Errorf("doctor: no FAIL %q with fix %q in %+v", msg, fix, findings)
+		}
+	}
+	if hasFinding(findings, SeverityFail, "role '"+f.reader+"'") {
+		t.Errorf("doctor flags the harmless role: %+v", findings)
+	}
+
+	// What an ALTER EVENT by such an account does (MariaDB): it becomes the definer.
+	p := f.plan("tbx_evalt_")
+	f.grant(t, p)
+	conn, err := connect(t, m, evil, "evil-pw", DefaultEventSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "ALTER EVENT "+QuoteIdent(DefaultEventSchema)+"."+QuoteIdent(eventName(p.Principal))+" DO SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, m, "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_NAME = ? AND DEFINER = ?", eventName(p.Principal), evil+"@%"); n != 1 {
+		t.Error("after ALTER EVENT by another account, the event still runs as the admin")
+	}
+	f.revoke(t, p)
+}
+
+func TestAdminURLWithDatabase(t *testing.T) {
+	for _, u := range []string{"mysql://timebox@h/shop", "mysql://timebox@h:3306/shop?tls=true", "mysql://timebox@h//"} {
+		if _, err := New("my-test", u, "pw", 0); timebox.ErrorCode(err) != timebox.EINVALID || !strings.Contains(err.Error(), "must not name a database") {
+			t.Errorf("New(%s) = %v; want EINVALID naming the database", u, err)
+		}
+	}
+	for _, u := range []string{"mysql://timebox@h", "mysql://timebox@h/"} {
+		if _, err := New("my-test", u, "pw", 0); err != nil {
+			t.Errorf("New(%s) = %v", u, err)
+		}
+	}
+}
