@@ -389,3 +389,35 @@ func TestE2EMariaDBReconcile(t *testing.T) {
 		t.Fatalf("%d drift events, want 5 (widened, password, unlocked, dropped, orphan)", n)
 	}
 }
+
+// TestE2EMariaDBNoBackstop: on a server where the admin cannot place backstop events (here it
+// lacks EVENT on the event schema; the event scheduler off reads the same), the activation
+// says so in its event, `show` flags the grant and `status` counts it; the removal clears it.
+func TestE2EMariaDBNoBackstop(t *testing.T) {
+	e := newEnv(t, envOptions{maria: true})
+	e.myExec("REVOKE EVENT ON " + mysql.QuoteIdent(mysql.DefaultEventSchema) + ".* FROM " + mysql.QuoteString(e.admin) + "@'%'")
+	e.start()
+	id := e.request("alice", "--db", "mshop", "--access", "read-only", "--for", "1m", "--reason", "no backstop", "--ticket", "OPS-9")
+	e.ok("bob", "approve", id)
+	e.waitState("alice", id, "active", 5*time.Second)
+	var detail string
+	for _, ev := range e.events(id) {
+		if ev.Action == "request.activated" {
+			detail, _ = ev.Details["backstop"].(string)
+		}
+	}
+	if !strings.HasPrefix(detail, "none: the admin lacks the EVENT privilege") {
+		t.Fatalf("request.activated backstop detail %q", detail)
+	}
+	if out := e.ok("alice", "show", id); !strings.Contains(out, "backstop") || !strings.Contains(out, "NONE: the admin lacks the EVENT privilege") {
+		t.Fatalf("show does not flag the missing backstop:\n%s", out)
+	}
+	if out := e.ok("root", "status"); !strings.Contains(out, "NO BACKSTOP") || !strings.Contains(out, "1 (ends only through Timebox)") {
+		t.Fatalf("status does not count the grant without backstop:\n%s", out)
+	}
+	e.ok("bob", "revoke", id, "--note", "done")
+	got := e.waitState("alice", id, "revoked", 5*time.Second)
+	if got.Grant.Outcome != "dropped" {
+		t.Fatalf("after the removal: outcome %q", got.Grant.Outcome)
+	}
+}
