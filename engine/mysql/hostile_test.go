@@ -114,8 +114,10 @@ func TestCalledNames(t *testing.T) {
 // INVOKER: they would run as whoever calls them), definer-rights routines and views, a
 // trigger, an event and a view that calls a planted function, and makes a table. Then every
 // admin path runs. Nothing planted ran in an admin session; the removal lists what the login
-// defined, each of it fails afterwards for another account, and the table keeps its rows.
+// defined, each of it fails afterwards for another account (the event, which ran every
+// second as the login, runs no more), and the table keeps its rows.
 func TestHostileRequester(t *testing.T) {
+	t.Parallel()
 	m := testdb.RequireMariaDB(t)
 	f := newFixture(t, m, plain, true)
 	ctx := t.Context()
@@ -141,7 +143,7 @@ func TestHostileRequester(t *testing.T) {
 		"CREATE PROCEDURE dp() SQL SECURITY DEFINER SELECT COUNT(*) FROM items",
 		"CREATE SQL SECURITY DEFINER VIEW dv AS SELECT * FROM items",
 		"CREATE TRIGGER trg BEFORE INSERT ON items FOR EACH ROW " + record("trigger"),
-		"CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS NOW() + INTERVAL 1 DAY DO " + record("event"),
+		"CREATE EVENT ev ON SCHEDULE EVERY 1 SECOND DO " + record("event"),
 		"CREATE TABLE migration (id int)",
 		"INSERT INTO migration VALUES (1), (2), (3)",
 	}
@@ -204,7 +206,12 @@ func TestHostileRequester(t *testing.T) {
 	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE ? OR cur LIKE ?", f.admin+"@%", f.admin+"@%"); n != 0 {
 		t.Errorf("%d planted routines ran in an admin session", n)
 	}
+	events := func() int { return count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE what = 'event'") }
+	for deadline := time.Now().Add(3 * time.Second); events() == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	res := f.revoke(t, hostile)
+	ran := events()
 	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".trap WHERE who LIKE ? OR cur LIKE ?", f.admin+"@%", f.admin+"@%"); n != 0 {
 		t.Errorf("%d planted routines ran in the removal", n)
 	}
@@ -231,6 +238,9 @@ func TestHostileRequester(t *testing.T) {
 	for _, q := range []string{"SELECT df()", "SELECT steal()", "CALL dp()", "SELECT COUNT(*) FROM dv", "INSERT INTO items VALUES (5)"} {
 		_, err := by.ExecContext(ctx, q)
 		wantErrNumber(t, err, q+" as another account after the removal", erNoSuchDefiner, erAccessDenied)
+	}
+	if time.Sleep(2100 * time.Millisecond); ran == 0 || events() != ran {
+		t.Errorf("the login's event ran %d times before the removal (want some) and %d after (want none)", ran, events()-ran)
 	}
 	if n := count(t, m, "SELECT COUNT(*) FROM "+db+".migration"); n != 3 {
 		t.Errorf("the table made in the window has %d rows, want 3", n)
@@ -307,6 +317,7 @@ func runAdminPaths(t *testing.T, f *fixture, hostile timebox.GrantPlan) {
 // change the backstops, with the fix. An account that may alter a backstop event becomes its
 // definer by doing so: the body then runs as that account, not as the admin.
 func TestEventSchemaRefused(t *testing.T) {
+	t.Parallel()
 	m := testdb.RequireMariaDB(t)
 	f := newFixture(t, m, plain, true)
 	ctx := t.Context()
