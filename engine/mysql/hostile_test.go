@@ -372,7 +372,7 @@ func TestEventSchemaRefused(t *testing.T) {
 	}
 	for msg, fix := range map[string]string{
 		"role '" + direct + "' holds privileges on database pattern `timebox`": "",
-		"role '" + nested + "' (through role '" + global + "') holds SET USER":  "",
+		"role '" + nested + "' (through role '" + global + "') holds SET USER": "",
 		account(evil, "%") + " holds DROP, EVENT on `timebox`":                 "REVOKE DROP, EVENT ON `timebox`.* FROM " + account(evil, "%") + ";",
 		account(global, "") + " holds SET USER on *.*":                         "REVOKE SET USER ON *.* FROM " + account(global, "") + ";",
 	} {
