@@ -414,3 +414,38 @@ func TestAdminURLWithDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestDefinerScope: a read-only login can define nothing (the removal looks no further); one
+// with CREATE VIEW on its database there; one whose role holds CREATE VIEW on *.* anywhere.
+func TestDefinerScope(t *testing.T) {
+	t.Parallel()
+	m := testdb.RequireMariaDB(t)
+	f := newFixture(t, m, plain, true)
+	ctx := t.Context()
+	db, fl, err := f.eng.admin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := "views_" + suffix()
+	mustExec(t, m, "CREATE ROLE "+views)
+	mustExec(t, m, "GRANT CREATE VIEW ON *.* TO "+views)
+	mustExec(t, m, "GRANT "+views+" TO "+account(f.admin, "%")+" WITH ADMIN OPTION")
+	for _, tc := range []struct {
+		privs, roles []string
+		schemas      []string
+		all          bool
+	}{
+		{[]string{"SELECT"}, []string{f.reader}, nil, false},
+		{[]string{"SELECT", "CREATE VIEW"}, nil, []string{f.db}, false},
+		{[]string{"SELECT"}, []string{views}, nil, true},
+	} {
+		p := f.plan("tbx_scope_")
+		p.Privileges, p.Roles = tc.privs, tc.roles
+		f.grant(t, p)
+		schemas, all, err := f.eng.definerScope(ctx, db, fl, p.Principal)
+		if err != nil || !slices.Equal(schemas, tc.schemas) || all != tc.all {
+			t.Errorf("%v %v: scope %v, all %v, %v; want %v, %v", tc.privs, tc.roles, schemas, all, err, tc.schemas, tc.all)
+		}
+		f.revoke(t, p)
+	}
+}

@@ -30,16 +30,20 @@ const definerCreateMask = 1<<21 | 1<<27 | 1<<23 | 1<<26
 // definerScope returns the databases where account user@AccountHost, or a role granted to it
 // directly, may create definer objects; all is true when that is not limited to named
 // databases (a wildcard pattern, a global privilege). Nothing, and all false, for a login
-// that can create none (the read-only case): Revoke then looks no further.
+// that can create none (the read-only case): Revoke then looks no further. One prepared
+// query on the grant tables.
 func (e *Engine) definerScope(ctx context.Context, db *sql.DB, f *flavor, user string) (schemas []string, all bool, err error) {
 	s := f.schema()
-	var ys []string
-	for _, c := range definerCreatePrivs {
-		ys = append(ys, "d."+c)
+	ys := "'Y' IN (d." + strings.Join(definerCreatePrivs, ", d.") + ")"
+	roles := `(SELECT m.` + s.role + ` FROM ` + s.roles + ` m WHERE m.` + s.member + ` = ? AND m.` + s.host + ` = ?)`
+	global := `SELECT '%' FROM mysql.global_priv d WHERE (d.User = ? AND d.Host = ? OR d.Host = '' AND d.User IN ` + roles + `)
+		AND CAST(COALESCE(JSON_VALUE(d.Priv, '$.access'), '0') AS UNSIGNED) & ` + strconv.Itoa(definerCreateMask) + ` <> 0`
+	if !f.mariadb {
+		global = `SELECT '%' FROM mysql.user d WHERE (d.User = ? AND d.Host = ? OR d.Host = '%' AND d.User IN ` + roles + `) AND ` + ys
 	}
-	q := `SELECT d.Db FROM mysql.db d WHERE 'Y' IN (` + strings.Join(ys, ", ") + `) AND (d.User = ? AND d.Host = ? OR d.Host = ? AND d.User IN
-		(SELECT m.` + s.role + ` FROM ` + s.roles + ` m WHERE m.` + s.member + ` = ? AND m.` + s.host + ` = ?))`
-	rows, err := e.queryPrepared(ctx, db, q, user, e.AccountHost, f.roleHost(), user, e.AccountHost)
+	q := `SELECT d.Db FROM mysql.db d WHERE ` + ys + ` AND (d.User = ? AND d.Host = ? OR d.Host = ? AND d.User IN ` + roles + `)
+		UNION ALL ` + global
+	rows, err := e.queryPrepared(ctx, db, q, user, e.AccountHost, f.roleHost(), user, e.AccountHost, user, e.AccountHost, user, e.AccountHost)
 	err = scanRows(rows, err, func(scan func(...any) error) error {
 		var pattern string
 		if err := scan(&pattern); err != nil {
@@ -53,29 +57,7 @@ func (e *Engine) definerScope(ctx context.Context, db *sql.DB, f *flavor, user s
 		}
 		return nil
 	})
-	if err != nil || all {
-		return schemas, all, err
-	}
-	q = `SELECT COUNT(*) FROM mysql.global_priv u WHERE (u.User = ? AND u.Host = ? OR u.Host = '' AND u.User IN
-		(SELECT m.Role FROM mysql.roles_mapping m WHERE m.User = ? AND m.Host = ?))
-		AND CAST(COALESCE(JSON_VALUE(u.Priv, '$.access'), '0') AS UNSIGNED) & ` + strconv.Itoa(definerCreateMask) + ` <> 0`
-	if !f.mariadb {
-		q = `SELECT COUNT(*) FROM mysql.user u WHERE (u.User = ? AND u.Host = ? OR u.Host = '%' AND u.User IN
-		(SELECT m.FROM_USER FROM mysql.role_edges m WHERE m.TO_USER = ? AND m.TO_HOST = ?))
-		AND 'Y' IN (u.` + strings.Join(definerCreatePrivs, ", u.") + `)`
-	}
-	var n int
-	err = e.queryRow(ctx, db, q, []any{user, e.AccountHost, user, e.AccountHost}, &n)
-	return schemas, n > 0, err
-}
-
-// queryRow runs the prepared query with args and scans its one row into dest.
-func (e *Engine) queryRow(ctx context.Context, db *sql.DB, query string, args []any, dest ...any) error {
-	st, err := e.prepared(ctx, db, query)
-	if err != nil {
-		return err
-	}
-	return st.QueryRowContext(ctx, args...).Scan(dest...)
+	return schemas, all, err
 }
 
 // definerObjects lists the routines, views, triggers and events whose DEFINER is account
