@@ -1,6 +1,7 @@
 package timebox
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -203,6 +204,8 @@ func (c *Catalog) Validate() error {
 			return fieldError(f+".account_host", "account_host and event_schema are only used with engine mysql")
 		} else if s.URL == "" {
 			return fieldError(f+".url", "required")
+		} else if u, err := url.Parse(s.URL); s.Engine == EngineMySQL && err == nil && strings.TrimPrefix(u.Path, "/") != "" {
+			return fieldError(f+".url", "must not name a database (end it with /): Timebox's admin connects to MySQL without a default database")
 		} else if err := checkSecretRef(s.Password); err != nil {
 			return fieldError(f+".password", "%s", err.Error())
 		} else if s.MaxConns < 0 {
@@ -260,6 +263,9 @@ func (c *Catalog) Validate() error {
 			return fieldError(f+".login", "required with method unlock_login: the existing login to unlock")
 		case d.Method != MethodUnlockLogin && d.Login != "":
 			return fieldError(f+".login", "only used with method unlock_login")
+		case servers[d.Server].Engine == EngineMySQL && (strings.EqualFold(d.Database, "mysql") ||
+			strings.EqualFold(d.Database, cmp.Or(servers[d.Server].EventSchema, "timebox"))):
+			return fieldError(f+".database", "%q holds the server's accounts or Timebox's backstop events: no access is granted on it", d.Database)
 		}
 		for lvl, roles := range d.Roles {
 			if !levels[lvl] {

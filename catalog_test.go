@@ -90,6 +90,17 @@ func TestCatalogValidateErrors(t *testing.T) {
 		{"unknown method", func(c *timebox.Catalog) { c.Databases[1].Method = "shared_login" }, "databases[1].method", []string{`"shared_login"`, timebox.MethodEphemeralLogin}},
 		{"roles for unknown level", func(c *timebox.Catalog) { c.Databases[1].Roles = map[string][]string{"admin": {"x"}} }, "databases[1].roles", []string{`"admin"`}},
 		{"empty override role", func(c *timebox.Catalog) { c.Databases[1].Roles = map[string][]string{"read-only": {""}} }, "databases[1].roles.read-only", []string{"empty role"}},
+		{"mysql url with a database", func(c *timebox.Catalog) {
+			c.Servers[1].Engine, c.Servers[1].URL = timebox.EngineMySQL, "mysql://timebox@db2/shop"
+		}, "servers[1].url", []string{"must not name a database"}},
+		{"mysql event schema", func(c *timebox.Catalog) {
+			c.Servers[1].Engine, c.Servers[1].URL, c.Servers[1].EventSchema = timebox.EngineMySQL, "mysql://timebox@db2/", "tbx_events"
+			c.Databases[1].Database = "TBX_events"
+		}, "databases[1].database", []string{`"TBX_events"`, "backstop events"}},
+		{"mysql schema", func(c *timebox.Catalog) {
+			c.Servers[1].Engine, c.Servers[1].URL = timebox.EngineMySQL, "mysql://timebox@db2/"
+			c.Databases[1].Database = "mysql"
+		}, "databases[1].database", []string{`"mysql"`}},
 		{"negative limit", func(c *timebox.Catalog) {
 			c.Limits["dev"] = timebox.Limits{MaxLeadTime: timebox.Duration(-time.Hour)}
 		}, "limits.dev", []string{"negative"}},

@@ -118,6 +118,10 @@ func (e *Engine) doctorGrantTables(ctx context.Context, db *sql.DB, f *flavor, a
 // privileges on it WITH GRANT OPTION.
 func (e *Engine) doctorDatabases(ctx context.Context, db *sql.DB, f *flavor, a string, databases []string, add addFinding) error {
 	for _, d := range slices.Compact(slices.Sorted(slices.Values(databases))) {
+		if e.protectedDatabase(d) {
+			add(SeverityFail, "", "database %s is the event schema or the mysql schema: Grant refuses every access to it (its backstop events run as the admin)", QuoteIdent(d))
+			continue
+		}
 		var exists, grantable int
 		err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?),
 			(SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND IS_GRANTABLE = 'YES')`,

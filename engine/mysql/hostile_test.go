@@ -366,7 +366,7 @@ func TestEventSchemaRefused(t *testing.T) {
 	evil := "tbx_evil_" + s
 	mustExec(t, m, "CREATE USER "+account(evil, "%")+" IDENTIFIED BY 'evil-pw'")
 	mustExec(t, m, "GRANT EVENT, DROP ON "+onDB(DefaultEventSchema)+" TO "+account(evil, "%"))
-	_, findings, err := f.eng.Doctor(ctx, []string{f.db}, []string{f.reader, direct, nested})
+	_, findings, err := f.eng.Doctor(ctx, []string{f.db, DefaultEventSchema}, []string{f.reader, direct, nested})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,6 +375,7 @@ func TestEventSchemaRefused(t *testing.T) {
 		"role '" + nested + "' (through role '" + global + "') holds SET USER": "",
 		account(evil, "%") + " holds DROP, EVENT on `timebox`":                 "REVOKE DROP, EVENT ON `timebox`.* FROM " + account(evil, "%") + ";",
 		account(global, "") + " holds SET USER on *.*":                         "REVOKE SET USER ON *.* FROM " + account(global, "") + ";",
+		"database `timebox` is the event schema":                               "",
 	} {
 		if !slices.ContainsFunc(findings, func(fd Finding) bool {
 			return fd.Severity == SeverityFail && strings.Contains(fd.Message, msg) && fd.Fix == fix
