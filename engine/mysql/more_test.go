@@ -161,6 +161,30 @@ func TestPrivateServer(t *testing.T) {
 		t.Logf("%s: %s", fd.Severity, fd.Message)
 	}
 
+	// init_connect runs for every login but the admin, which holds CONNECTION ADMIN.
+	mustExec(t, m, "SET GLOBAL init_connect = 'SET @tbx_init_connect = CURRENT_USER()'")
+	fresh := f.engine(t, f.admin, f.password)
+	pool, err := fresh.db()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran *string
+	if err := pool.QueryRowContext(ctx, "SELECT @tbx_init_connect").Scan(&ran); err != nil || ran != nil {
+		t.Errorf("init_connect in an admin session: %v, %v; want it not run", ran, err)
+	}
+	mustExec(t, m, "CREATE USER 'tbx_ic'@'%' IDENTIFIED BY 'ic-pw'")
+	other, err := connect(t, m, "tbx_ic", "ic-pw", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.QueryRowContext(ctx, "SELECT @tbx_init_connect").Scan(&ran); err != nil || ran == nil {
+		t.Errorf("init_connect in another account's session: %v, %v; want it run (else this check proves nothing)", ran, err)
+	}
+	if _, findings, err := fresh.Doctor(ctx, nil, nil); err != nil || !hasFinding(findings, SeverityOK, "init_connect is set") {
+		t.Errorf("doctor with init_connect: %+v, %v", findings, err)
+	}
+	mustExec(t, m, "SET GLOBAL init_connect = ''")
+
 	// Without a backstop, Grant works and Managed says there is no database-side expiry.
 	p := f.plan("tbx_noexp_")
 	f.grant(t, p)
