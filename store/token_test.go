@@ -75,4 +75,3 @@ func tokenIDs(t *testing.T, tx timebox.Tx, user string) string {
 	}
 	return s
 }
-
