@@ -215,15 +215,15 @@ func (s *Service) authenticate(tx Tx, secret string, now time.Time) (*Token, *Us
 		return nil, nil, Errorf(EUNAUTHORIZED, "the API token is not valid (unknown, expired or revoked): %s", newTokenHint(""))
 	} else if err != nil {
 		return nil, nil, err
-	} else if err := checkToken(s.Tokens.expiry(tok), now); err != nil {
-		return nil, nil, err
 	}
 	u, err := s.Catalog.User(tok.User)
 	if err != nil {
-		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work", tok.User)
+		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work: ask an admin to add it to the configuration", tok.User)
 	} else if err := s.checkEnabled(tx, u.Name); ErrorCode(err) == EFORBIDDEN {
-		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work", tok.User)
+		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work: ask an admin (timebox users enable %s, then timebox admin token create --user %s)", tok.User, tok.User, tok.User)
 	} else if err != nil {
+		return nil, nil, err
+	} else if err := checkToken(s.Tokens.expiry(tok), now); err != nil {
 		return nil, nil, err
 	}
 	return tok, u, nil
