@@ -111,7 +111,7 @@ func newAPIClient() (*tbhttp.Client, error) {
 	server, token, caFile := os.Getenv("TIMEBOX_SERVER"), os.Getenv("TIMEBOX_TOKEN"), os.Getenv("TIMEBOX_CA_FILE")
 	if server == "" || token == "" || caFile == "" {
 		saved, err := readCLICredentials()
-		if err != nil {
+		if err != nil && (server == "" || token == "") { // only the CA file was looked for
 			return nil, err
 		}
 		if server == "" {
