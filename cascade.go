@@ -50,13 +50,16 @@ func (s *Service) cascadeCause(r *Request, disabled map[string]*DisabledUser) (s
 // longer allows: a removed or disabled user's pending requests are cancelled and approved or
 // active ones revoked; a removed database's or access level's pending requests are denied
 // and approved or active ones revoked. Each change is recorded with an audit event by
-// "timebox" naming the cause. It returns how many requests it ended; the server runs it at
-// start, and after a user is disabled.
+// "timebox" naming the cause. The API tokens of removed or disabled users are revoked, so
+// that a user enabled again needs a new one. It returns how many requests it ended; the
+// server runs it at start, and after a user is disabled.
 func (s *Service) Cascade(ctx context.Context) (int, error) {
 	n := 0
 	err := s.Store.Update(ctx, func(tx Tx) (err error) {
-		n, err = s.cascade(tx, "")
-		return err
+		if n, err = s.cascade(tx, ""); err != nil {
+			return err
+		}
+		return s.revokeUnusableTokens(tx)
 	})
 	if n > 0 {
 		s.wake()
@@ -105,7 +108,8 @@ func (s *Service) endFor(tx Tx, r *Request, action Action, note, cause string, n
 }
 
 // DisableUser disables a user through the API (admins only): they can no longer sign in,
-// request or review, and their live requests end at once (see Cascade), in one transaction.
+// request or review, their live requests end at once (see Cascade) and their API tokens are
+// revoked (enabling them again does not revive those), in one transaction.
 // ENOTFOUND for a user the catalog does not know.
 func (s *Service) DisableUser(ctx context.Context, actor, name, note string) (int, error) {
 	if !s.Catalog.IsAdmin(actor) {
@@ -126,8 +130,11 @@ func (s *Service) DisableUser(ctx context.Context, actor, name, note string) (in
 		} else if err := tx.AppendEvent(&Event{Time: now, Actor: actor, Action: "user.disabled", Details: map[string]any{"user": name, "note": d.Note}}); err != nil {
 			return err
 		}
-		n, err = s.cascade(tx, name)
-		return err
+		if n, err = s.cascade(tx, name); err != nil {
+			return err
+		}
+		// Enabling the user again does not bring these back: an admin issues new ones.
+		return revokeUserTokens(tx, name, actor, CauseUserDisabled, now)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("disable user: %w", err)

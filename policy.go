@@ -188,32 +188,6 @@ func (s *Service) checkEnabled(tx Tx, user string) error {
 	return nil
 }
 
-// Authenticate returns the user whose API token has the given secret, in one store read:
-// EUNAUTHORIZED when the token is unknown, or its user is no longer in the catalog or is
-// disabled (in the configuration or through the API). The secret is never in an error.
-func (s *Service) Authenticate(ctx context.Context, secret string) (*User, error) {
-	var u *User
-	err := s.Store.View(ctx, func(tx Tx) error {
-		tok, err := tx.FindToken(TokenHash(secret))
-		if ErrorCode(err) == ENOTFOUND {
-			return Errorf(EUNAUTHORIZED, "invalid token: run timebox login to get a new one")
-		} else if err != nil {
-			return err
-		}
-		if u, err = s.Catalog.User(tok.User); err != nil {
-			return Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work", tok.User)
-		} else if err := s.checkEnabled(tx, u.Name); ErrorCode(err) == EFORBIDDEN {
-			return Errorf(EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work", tok.User)
-		} else {
-			return err
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return u, nil
-}
-
 // CloseFollowUp closes the follow-up review of a break-glass request with a note: by an
 // owner of its database, an admin or a break-glass reviewer, never its requester.
 func (s *Service) CloseFollowUp(ctx context.Context, actor, id, note string) (*Request, error) {

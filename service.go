@@ -32,6 +32,8 @@ type Service struct {
 	// stored (EINVALID for a missing table or column); an unreachable server does not stop
 	// the request, whose activation checks again.
 	CheckTables func(ctx context.Context, r *Request) error
+	// Tokens bounds the lifetimes of API tokens (zero: the defaults).
+	Tokens TokenPolicy
 }
 
 // OnCallResolver tells who is on call (package oncall implements it).

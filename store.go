@@ -47,6 +47,17 @@ type Tx interface {
 	CreateToken(t *Token) error
 	// FindToken returns the token with the given hash, or ENOTFOUND.
 	FindToken(hash string) (*Token, error)
+	// FindTokenByID returns the token with the given ID, or ENOTFOUND.
+	FindTokenByID(id string) (*Token, error)
+	// FindTokens returns the tokens of user (of everyone when user is ""), oldest first.
+	FindTokens(user string) ([]*Token, error)
+	// RevokeToken records that a live token was revoked by by at at; ENOTFOUND when there
+	// is no such token, ECONFLICT when it was already revoked.
+	RevokeToken(id, by string, at time.Time) error
+	// RevokeUserTokens revokes every token of user not yet revoked and returns their IDs.
+	RevokeUserTokens(user, by string, at time.Time) ([]string, error)
+	// TouchToken sets a token's LastUsedAt to at when it is older than before (or unset).
+	TouchToken(id string, at, before time.Time) error
 	// DisableUser records that a user is disabled (replacing an earlier record).
 	DisableUser(u *DisabledUser) error
 	// EnableUser removes that record; ENOTFOUND when the user is not disabled.
@@ -63,10 +74,21 @@ type DisabledUser struct {
 	At   time.Time `json:"at"`
 }
 
-// Token is a user's API bearer token. Only the SHA-256 hash of the secret is stored.
+// Token is a user's API bearer token. Only the SHA-256 hash of the secret is stored; the
+// secret itself is shown once, when the token is made, and never again.
 type Token struct {
-	ID        string    `json:"id"`
-	User      string    `json:"user"`
+	ID   string `json:"id"`
+	User string `json:"user"`
+	// Name is an optional label saying what the token is for ("laptop", "ci").
+	Name      string    `json:"name,omitempty"`
 	Hash      string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the token stops working; zero for tokens made before expiries
+	// existed, which expire TokenPolicy.MaxTTL after CreatedAt.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// LastUsedAt is when the token last authenticated a request, to the minute (zero: never).
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// RevokedAt and RevokedBy say when and by whom the token was revoked (zero: it was not).
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
 }

@@ -40,7 +40,7 @@ func TestUnauthorized(t *testing.T) {
 	}
 	// Through the client: the server's code and message come back as a *timebox.Error.
 	_, err := tbhttp.NewClient(e.url, "tbx_wrong").Me(context.Background())
-	if te := wantCode(t, err, timebox.EUNAUTHORIZED); !strings.Contains(te.Message, "invalid token") {
+	if te := wantCode(t, err, timebox.EUNAUTHORIZED); te.Message != "the API token is not valid (unknown, expired or revoked): ask an admin for a new one (timebox admin token create --user NAME)" {
 		t.Errorf("message = %q", te.Message)
 	}
 	_, err = e.client("mallory").Databases(context.Background())
@@ -48,7 +48,7 @@ func TestUnauthorized(t *testing.T) {
 		t.Errorf("message = %q, want it to name the removed user", te.Message)
 	}
 	_, err = tbhttp.NewClient(e.url, "").Me(context.Background())
-	if te := wantCode(t, err, timebox.EUNAUTHORIZED); te.Message != "no token: set TIMEBOX_TOKEN or run timebox login" {
+	if te := wantCode(t, err, timebox.EUNAUTHORIZED); te.Message != "no token: an admin issues tokens (timebox admin token create --user NAME); set TIMEBOX_TOKEN or run timebox login" {
 		t.Errorf("message = %q", te.Message)
 	}
 	if strings.Contains(e.logs.String(), "tbx_wrong") || strings.Contains(e.logs.String(), "tbx_notarealtoken") {

@@ -272,7 +272,7 @@ func requestPath(id, suffix string) (string, error) {
 // do sends one call (see newRequest) and decodes a successful answer into out.
 func (c *Client) do(ctx context.Context, method, path string, v url.Values, in, out any) error {
 	if c.Token == "" {
-		return timebox.Errorf(timebox.EUNAUTHORIZED, "no token: set TIMEBOX_TOKEN or run timebox login")
+		return timebox.Errorf(timebox.EUNAUTHORIZED, "no token: an admin issues tokens (timebox admin token create --user NAME); set TIMEBOX_TOKEN or run timebox login")
 	} else if c.URL == "" {
 		return timebox.Errorf(timebox.EINVALID, "no Timebox server URL is configured")
 	}
@@ -336,6 +336,9 @@ func (c *Client) responseError(resp *http.Response) error {
 		return &timebox.Error{Code: e.Code, Message: e.Message}
 	}
 	code := errorCode(resp.StatusCode)
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(b), "HTTP request to an HTTPS server") {
+		return timebox.Errorf(code, "the Timebox server at %s serves HTTPS only: use an https:// URL", c.URL)
+	}
 	if code == timebox.EUNAVAILABLE {
 		return timebox.Errorf(code, "cannot reach the Timebox server at %s: it answered %s", c.URL, resp.Status)
 	}
@@ -350,6 +353,9 @@ func shortReason(err error) string {
 		dnsErr *net.DNSError
 		opErr  *net.OpError
 	)
+	if r := tlsReason(err); r != "" {
+		return r
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return "canceled"

@@ -32,10 +32,10 @@ type route struct {
 func (s *Server) routes() []route {
 	return []route{
 		{Method: "GET", Path: "/healthz", Public: true, h: s.handleHealth},
-		{Method: "GET", Path: "/metrics", Public: true, raw: promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{
+		{Method: "GET", Path: "/metrics", Public: true, raw: s.metricsHandler(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError,
 			ErrorLog:      promLogger{s},
-		})},
+		}))},
 		{Method: "GET", Path: "/api/v1/openapi.json", Public: true, h: s.handleOpenAPI},
 		{Method: "GET", Path: "/api/v1/me", h: s.handleMe},
 		{Method: "GET", Path: "/api/v1/databases", h: s.handleDatabases},
@@ -54,6 +54,8 @@ func (s *Server) routes() []route {
 		{Method: "GET", Path: "/api/v1/users/disabled", h: s.handleDisabledUsers},
 		{Method: "POST", Path: "/api/v1/users/{name}/disable", h: s.handleDisableUser},
 		{Method: "POST", Path: "/api/v1/users/{name}/enable", h: s.handleEnableUser},
+		{Method: "GET", Path: "/api/v1/tokens", Query: tokenParams, h: s.handleTokens},
+		{Method: "POST", Path: "/api/v1/tokens/{id}/revoke", h: s.handleRevokeToken},
 		{Method: "GET", Path: "/api/v1/audit", Query: eventParams, h: s.handleEvents},
 		{Method: "GET", Path: "/api/v1/audit/verify", h: s.handleVerifyAudit},
 		{Method: "GET", Path: "/api/v1/status", h: s.handleStatus},

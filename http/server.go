@@ -4,6 +4,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -48,6 +49,12 @@ type Server struct {
 	Registry *prometheus.Registry
 	// Logger receives one line per HTTP request and every internal error.
 	Logger *slog.Logger
+	// MetricsToken, when set, is the bearer token GET /metrics requires (compared in
+	// constant time); without it /metrics is public.
+	MetricsToken string
+	// TLS, when set, makes Serve answer HTTPS only, with its certificates; a plain HTTP
+	// request gets a 400 answer.
+	TLS *tls.Config
 
 	mu  sync.Mutex
 	ln  net.Listener
@@ -94,7 +101,14 @@ func (s *Server) Serve(l net.Listener) error {
 	s.srv.Handler = s.Handler()
 	s.srv.ErrorLog = slog.NewLogLogger(s.logger().Handler(), slog.LevelWarn)
 	s.mu.Unlock()
-	if err := s.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if s.TLS != nil {
+		s.srv.TLSConfig = s.TLS
+		err = s.srv.ServeTLS(l, "", "")
+	} else {
+		err = s.srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return timebox.WrapError(timebox.EUNAVAILABLE, err, "serve http")
 	}
 	return nil
@@ -116,22 +130,27 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 // URL returns the base URL of the listener opened by Listen (or given to Serve), such as
-// http://localhost:8080, or "" before there is one. An unspecified host becomes localhost.
+// http://localhost:8080 (https with TLS), or "" before there is one. An unspecified host
+// becomes localhost.
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln == nil {
 		return ""
 	}
+	scheme := "http://"
+	if s.TLS != nil {
+		scheme = "https://"
+	}
 	addr, ok := s.ln.Addr().(*net.TCPAddr)
 	if !ok {
-		return "http://" + s.ln.Addr().String()
+		return scheme + s.ln.Addr().String()
 	}
 	host := "localhost"
 	if !addr.IP.IsUnspecified() && addr.IP != nil {
 		host = addr.IP.String()
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	return scheme + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
 // logger returns s.Logger, or the default logger when it is unset.

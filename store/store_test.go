@@ -33,6 +33,7 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"Tamper", testTamper},
 		{"Token", testToken},
+		{"TokenLifecycle", testTokenLifecycle},
 		{"PolicyRoundTrip", testPolicyRoundTrip},
 		{"DisabledUsers", testDisabledUsers},
 		{"UpdateRollsBack", testUpdateRollsBack},
@@ -157,7 +158,7 @@ func testViewIsReadOnly(t *testing.T, db *store.DB) {
 
 func testToken(t *testing.T, db *store.DB) {
 	created := time.Date(2026, 5, 6, 7, 8, 9, 987654321, time.FixedZone("CEST", 2*3600))
-	tok := &timebox.Token{ID: "t1", User: "alice", Hash: "h1", CreatedAt: created}
+	tok := &timebox.Token{ID: "t1", User: "alice", Name: "laptop", Hash: "h1", CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
 	update(t, db, func(tx timebox.Tx) error { return tx.CreateToken(tok) })
 	update(t, db, func(tx timebox.Tx) error {
 		// A conflict leaves the transaction usable.
@@ -170,7 +171,7 @@ func testToken(t *testing.T, db *store.DB) {
 		if err != nil {
 			return err
 		}
-		want := timebox.Token{ID: "t1", User: "alice", Hash: "h1", CreatedAt: utc(created)}
+		want := timebox.Token{ID: "t1", User: "alice", Name: "laptop", Hash: "h1", CreatedAt: utc(created), ExpiresAt: utc(created.Add(time.Hour))}
 		if !reflect.DeepEqual(*got, want) {
 			t.Errorf("FindToken = %+v, want %+v", *got, want)
 		}

@@ -47,15 +47,21 @@ func newConfigCommand() *cobra.Command {
 func newAdminCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "admin", Short: "Administer the store directly on the server host"}
 	token := &cobra.Command{Use: "token", Short: "Manage API tokens"}
-	var path, user string
+	var path, user, name, ttl string
 	create := &cobra.Command{
-		Use:   "create --config FILE --user NAME",
+		Use:   "create --config FILE --user NAME [--name LABEL] [--ttl DURATION]",
 		Short: "Create an API token for a user and print it (only its hash is stored)",
-		Args:  cobra.NoArgs,
+		Long: "Creates an API token for a user and prints its secret on standard output, once:\n" +
+			"only its hash is stored. The token expires after --ttl (default tokens.default_ttl,\n" +
+			"30d; at most tokens.max_ttl, 90d). Give the secret to its user, who runs timebox login.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" || user == "" {
 				return usagef("admin token create: --config and --user are required")
+			} else if err := checkDuration("ttl", ttl); err != nil {
+				return err
 			}
+			d, _ := timebox.ParseDuration(ttl) // 0 when not given: the default
 			c, err := loadConfig(path)
 			if err != nil {
 				return err
@@ -69,32 +75,29 @@ func newAdminCommand() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			secret, err := createToken(cmd.Context(), db, &c.Catalog, user)
+			svc := &timebox.Service{Store: db, Catalog: &c.Catalog, Now: time.Now, Tokens: c.Tokens.policy()}
+			secret, t, err := svc.IssueToken(cmd.Context(), "admin-cli", user, name, d)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s for %s expires at %s\n", t.ID, user, localTime(t.ExpiresAt))
 			return nil
 		},
 	}
 	create.Flags().StringVar(&path, "config", "", "configuration file")
 	create.Flags().StringVar(&user, "user", "", "user the token belongs to")
+	create.Flags().StringVar(&name, "name", "", "a label saying what the token is for (laptop, ci)")
+	create.Flags().StringVar(&ttl, "ttl", "", "how long the token lives, e.g. 7d (default tokens.default_ttl)")
 	token.AddCommand(create)
 	cmd.AddCommand(token)
 	return cmd
 }
 
-// createToken stores a new token for a catalog user, with an audit event, and returns its secret.
+// createToken stores a new token for a catalog user with the default lifetime, with an audit
+// event, and returns its secret.
 func createToken(ctx context.Context, st timebox.Store, cat *timebox.Catalog, user string) (string, error) {
-	if _, err := cat.User(user); err != nil {
-		return "", err
-	}
-	secret, t := timebox.NewToken(user, time.Now())
-	err := st.Update(ctx, func(tx timebox.Tx) error {
-		if err := tx.CreateToken(t); err != nil {
-			return err
-		}
-		return tx.AppendEvent(&timebox.Event{Time: t.CreatedAt, Actor: "admin-cli", Action: "token.created", Details: map[string]any{"user": user, "token_id": t.ID}})
-	})
+	svc := &timebox.Service{Store: st, Catalog: cat, Now: time.Now}
+	secret, _, err := svc.IssueToken(ctx, "admin-cli", user, "", 0)
 	return secret, err
 }

@@ -20,7 +20,7 @@ func clientCommands() []*cobra.Command {
 		newRequestCommand(), newRequestsCommand(), newShowCommand(),
 		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(),
 		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
-		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(),
+		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(), newTokenCommand(),
 	}
 }
 

@@ -349,12 +349,14 @@ func TestCLILogin(t *testing.T) {
 	t.Setenv("TIMEBOX_TOKEN", "")
 
 	ct.fails(4, "no server: set TIMEBOX_SERVER or run timebox login", "whoami")
-	ct.fails(4, "", "login", "--server", ct.url, "--token", "tbx_wrong")
+	if _, errOut, code := ct.runIn("tbx_wrong\n", "login", "--server", ct.url); code != 4 || !strings.Contains(errOut, "ask an admin for a new one") {
+		t.Fatalf("login with a wrong token: exit %d, %q", code, errOut)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "credentials.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed login saved credentials: %v", err)
 	}
 
-	out, errOut, code := ct.runIn(ct.tokens["bob"]+"\n", "login", "--server", ct.url+"/", "--token", "-")
+	out, errOut, code := ct.runIn(ct.tokens["bob"]+"\n", "login", "--server", ct.url+"/")
 	if code != 0 || strings.TrimSpace(out) != "logged in to "+ct.url+" as bob" {
 		t.Fatalf("login: exit %d, %q, %q", code, out, errOut)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,10 +35,17 @@ type Config struct {
 	ReconcileInterval timebox.Duration `yaml:"reconcile_interval"`
 	LogLevel          string           `yaml:"log_level"`
 	// OnCall are the on-call schedules that rules' auto_approve name.
-	OnCall          []oncall.Schedule `yaml:"on_call"`
+	OnCall []oncall.Schedule `yaml:"on_call"`
+	// Tokens bounds the lifetimes of API tokens.
+	Tokens TokensConfig `yaml:"tokens"`
+	// TLS is how the API is served: with a certificate, or behind a TLS-terminating proxy.
+	TLS TLSConfig `yaml:"tls"`
+	// Metrics configures GET /metrics.
+	Metrics         MetricsConfig `yaml:"metrics"`
 	timebox.Catalog `yaml:",inline"`
 
-	path string
+	path      string
+	tlsConfig *tls.Config // loaded from TLS by Validate
 }
 
 // defaultConfig returns a Config with every default set.
@@ -64,7 +72,8 @@ var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+
 
 // durationFields are the configuration keys whose values are durations.
 var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true,
-	"max_lead_time": true, "longer_than": true, "unused_after": true, "refresh": true, "shift": true}
+	"max_lead_time": true, "longer_than": true, "unused_after": true, "refresh": true, "shift": true,
+	"default_ttl": true, "max_ttl": true}
 
 // checkDurations walks the YAML tree and returns an error naming the line and field of the
 // first duration that does not parse (the decoder itself would name neither).
@@ -146,6 +155,8 @@ func (c *Config) Validate() error {
 	}
 	if _, err := logLevel(c.LogLevel); err != nil {
 		return err
+	} else if err := c.validateTransport(); err != nil {
+		return err
 	}
 	if err := c.Catalog.Validate(); err != nil {
 		return err
@@ -220,6 +231,9 @@ func (c *Config) unresolvedSecrets() []string {
 	}
 	if c.StorePassword != "" {
 		check("store_password", c.StorePassword)
+	}
+	if c.Metrics.Token != "" {
+		check("metrics.token", c.Metrics.Token)
 	}
 	for i, s := range c.Servers {
 		check(fmt.Sprintf("servers[%d].password", i), s.Password)

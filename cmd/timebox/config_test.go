@@ -113,7 +113,7 @@ func TestConfigLoadValid(t *testing.T) {
 	}
 
 	// Settings given explicitly win over defaults.
-	c, err = parseConfig([]byte("listen: 0.0.0.0:9000\nlog_level: debug\nstore: postgres://timebox@pg/timebox\n" + cfgValidYAML))
+	c, err = parseConfig([]byte("listen: 0.0.0.0:9000\ntls: {terminated_by_proxy: true}\nlog_level: debug\nstore: postgres://timebox@pg/timebox\n" + cfgValidYAML))
 	if err != nil || c.Listen != "0.0.0.0:9000" || c.LogLevel != "debug" || c.Store != "postgres://timebox@pg/timebox" {
 		t.Errorf("explicit settings: %+v, %v", c, err)
 	}

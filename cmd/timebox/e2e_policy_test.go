@@ -298,6 +298,13 @@ func TestE2ECascades(t *testing.T) {
 		}
 	}
 	e.ok("root", "users", "enable", "alice")
+	// Enabling her again does not revive the tokens she had: an admin issues a new one.
+	e.fails("was revoked by root", "alice", "requests")
+	secret, err := createToken(ctx, e.in.Store, &e.cfg.Catalog, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["alice"] = secret
 	e.ok("alice", "requests")
 
 	// The database "other" leaves the configuration: at the next start, mallory's pending

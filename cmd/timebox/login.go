@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/timebox-dev/timebox"
 	tbhttp "github.com/timebox-dev/timebox/http"
+	"golang.org/x/term"
 )
 
-// cliCredentials is what `timebox login` saves: the API server and the user's token.
+// cliCredentials is what `timebox login` saves: the API server, the user's token, and the
+// CA certificate file that verifies the server's certificate, if any.
 type cliCredentials struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // credentialsFileName is the file, in the client configuration directory, that holds the
@@ -101,32 +105,44 @@ func writeCLICredentials(c cliCredentials) (string, error) {
 
 // newAPIClient returns a client of the API server named by TIMEBOX_SERVER and TIMEBOX_TOKEN,
 // which win over the credentials saved by `timebox login`. A saved token is only ever sent
-// to the server it was saved with.
+// to the server it was saved with. TIMEBOX_CA_FILE (or the saved CA file) names a CA
+// certificate to trust for an https server.
 func newAPIClient() (*tbhttp.Client, error) {
-	server, token := os.Getenv("TIMEBOX_SERVER"), os.Getenv("TIMEBOX_TOKEN")
-	if server == "" || token == "" {
+	server, token, caFile := os.Getenv("TIMEBOX_SERVER"), os.Getenv("TIMEBOX_TOKEN"), os.Getenv("TIMEBOX_CA_FILE")
+	if server == "" || token == "" || caFile == "" {
 		saved, err := readCLICredentials()
-		if err != nil {
+		if err != nil && (server == "" || token == "") { // only the CA file was looked for
 			return nil, err
 		}
 		if server == "" {
 			server = saved.Server
 		}
-		if token == "" && sameServer(server, saved.Server) {
-			token = saved.Token
+		if sameServer(server, saved.Server) {
+			token, caFile = cmp.Or(token, saved.Token), cmp.Or(caFile, saved.CAFile)
 		}
 	}
 	switch {
 	case server == "":
-		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "no server: set TIMEBOX_SERVER or run timebox login")
+		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "no server: set TIMEBOX_SERVER or run timebox login --server URL")
 	case token == "":
-		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "no token for %s: set TIMEBOX_TOKEN or run timebox login --server %s", server, server)
+		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "no token for %s: an admin issues tokens (timebox admin token create --user NAME); then run timebox login --server %s or set TIMEBOX_TOKEN", server, server)
 	}
+	return apiClient(server, token, caFile)
+}
+
+// apiClient returns a client of server with token, trusting caFile when it is set.
+func apiClient(server, token, caFile string) (*tbhttp.Client, error) {
 	base, err := checkServerURL(server)
 	if err != nil {
 		return nil, err
 	}
-	return tbhttp.NewClient(base, token), nil
+	c := tbhttp.NewClient(base, token)
+	if caFile != "" {
+		if err := c.TrustCAFile(caFile); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func sameServer(a, b string) bool {
@@ -159,51 +175,99 @@ func loopbackHost(u string) bool {
 
 // newLoginCommand builds `timebox login`.
 func newLoginCommand() *cobra.Command {
-	var server, token string
+	var server, token, caFile string
 	cmd := &cobra.Command{
-		Use:   "login --server URL --token TOKEN",
+		Use:   "login --server URL [--ca-file FILE]",
 		Short: "Check a token against a server and save both for the other commands",
-		Long: "Checks the token with the server, then saves the server and token to\n" +
-			"$TIMEBOX_CONFIG_DIR (or $XDG_CONFIG_HOME/timebox, or ~/.config/timebox)/credentials.json,\n" +
-			"readable by you only. Use --token - to read the token from standard input, which\n" +
-			"keeps it out of your shell history and the process list.",
-		Args: cobra.NoArgs,
+		Long: "Reads the token at a prompt (without echo) or from standard input, checks it with\n" +
+			"the server, then saves the server and token to $TIMEBOX_CONFIG_DIR (or\n" +
+			"$XDG_CONFIG_HOME/timebox, or ~/.config/timebox)/credentials.json, readable by you\n" +
+			"only. A token is never taken from the command line, where ps and shell history show it.\n" +
+			"Tokens come from an admin: timebox admin token create --user NAME.",
+		Example: "  timebox login --server https://timebox.example.com\n" +
+			"  timebox login --server https://timebox.example.com < token.txt\n" +
+			"  timebox login --server https://timebox.internal:8443 --ca-file ca.pem",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 { // never echo them: one may be the token
+				return usagef("login takes no arguments: %s", argvTokenHint)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case server == "":
 				return usagef("--server is required, e.g. --server https://timebox.example.com")
-			case token == "":
-				return usagef("--token is required (use --token - to read it from standard input)")
+			case token != "" && token != "-":
+				return usagef("--token: a token on the command line is visible to other users (ps) and stays in shell history: %s", argvTokenHint)
 			}
 			base, err := checkServerURL(server)
 			if err != nil {
 				return err
 			}
-			if token == "-" {
-				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if err != nil && line == "" {
-					return usagef("--token -: no token on standard input")
+			if caFile != "" {
+				if caFile, err = filepath.Abs(caFile); err != nil {
+					return usagef("--ca-file: %v", err)
 				}
-				token = strings.TrimSpace(line)
 			}
-			if token == "" || strings.ContainsAny(token, " \t\r\n") {
-				return usagef("the token is empty or contains spaces")
-			}
-			if strings.HasPrefix(base, "http://") && !loopbackHost(base) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is plain HTTP: the token travels unencrypted; use https://\n", base)
-			}
-			me, err := tbhttp.NewClient(base, token).Me(cmd.Context())
+			secret, err := readToken(cmd)
 			if err != nil {
-				return fmt.Errorf("login: %w", err)
-			}
-			if _, err := writeCLICredentials(cliCredentials{Server: base, Token: token}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "logged in to %s as %s\n", base, cleanText(me.User))
-			return nil
+			return login(cmd, cliCredentials{Server: base, Token: secret, CAFile: caFile})
 		},
 	}
 	cmd.Flags().StringVar(&server, "server", "", "URL of the Timebox server")
-	cmd.Flags().StringVar(&token, "token", "", "API token, or - to read it from standard input")
+	cmd.Flags().StringVar(&caFile, "ca-file", "", "CA certificate (PEM) that signed the server's certificate, saved for later commands")
+	cmd.Flags().StringVar(&token, "token", "", "refused with a value: the token is read from the prompt or standard input")
+	cmd.Flags().Lookup("token").Hidden = true
 	return cmd
+}
+
+// argvTokenHint says how to give login a token.
+const argvTokenHint = "type the token at the prompt, or pipe it in (timebox login --server URL < token-file)"
+
+// readToken reads the token: at a prompt without echo when standard input is a terminal,
+// else the first line of standard input.
+func readToken(cmd *cobra.Command) (string, error) {
+	var line string
+	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), "API token: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", usagef("cannot read the token from the terminal: %v", err)
+		}
+		line = string(b)
+	} else {
+		l, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		if err != nil && l == "" {
+			return "", usagef("no token on standard input: %s", argvTokenHint)
+		}
+		line = l
+	}
+	token := strings.TrimSpace(line)
+	if token == "" || strings.ContainsAny(token, " \t\r\n") {
+		return "", usagef("the token is empty or contains spaces")
+	}
+	return token, nil
+}
+
+// login checks creds with the server and saves them.
+func login(cmd *cobra.Command, creds cliCredentials) error {
+	if strings.HasPrefix(creds.Server, "http://") && !loopbackHost(creds.Server) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is plain HTTP: the token travels unencrypted; use https://\n", creds.Server)
+	}
+	c, err := apiClient(creds.Server, creds.Token, creds.CAFile)
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if _, err := writeCLICredentials(creds); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "logged in to %s as %s\n", creds.Server, cleanText(me.User))
+	return nil
 }

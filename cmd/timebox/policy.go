@@ -196,7 +196,7 @@ func newUsersCommand() *cobra.Command {
 	var note string
 	disable := &cobra.Command{
 		Use:   "disable NAME --note TEXT",
-		Short: "Disable a user: no sign-in, no requests, no reviews; their live requests end now",
+		Short: "Disable a user: no sign-in, no requests, no reviews; their live requests end and their tokens are revoked now",
 		Args:  exactArgs("user name"),
 	}
 	disable.Flags().StringVar(&note, "note", "", "why (required)")
@@ -212,7 +212,7 @@ func newUsersCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "user %s disabled; %d live request(s) ended\n", cleanText(args[0]), n)
+		fmt.Fprintf(cmd.OutOrStdout(), "user %s disabled; %d live request(s) ended; their API tokens are revoked\n", cleanText(args[0]), n)
 		return nil
 	}
 	enable := &cobra.Command{Use: "enable NAME", Short: "Lift a disable made with timebox users disable", Args: exactArgs("user name")}
@@ -224,7 +224,7 @@ func newUsersCommand() *cobra.Command {
 		if err := c.EnableUser(cmd.Context(), args[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "user %s enabled\n", cleanText(args[0]))
+		fmt.Fprintf(cmd.OutOrStdout(), "user %s enabled; their old API tokens stay revoked: timebox admin token create --user %s issues a new one\n", cleanText(args[0]), cleanText(args[0]))
 		return nil
 	}
 	cmd.AddCommand(disable, enable)

@@ -108,6 +108,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 		}
 	}
 	in.Service = timebox.NewService(in.Store, &c.Catalog, keys)
+	in.Service.Tokens = c.Tokens.policy()
 	in.Scheduler = scheduler.New(in.Store, &c.Catalog, keys, in.engines)
 	in.Scheduler.Logger = logger
 	in.Scheduler.Leader = in.Store
@@ -139,6 +140,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	in.HTTP.Runner = in.Scheduler
 	in.HTTP.Reporter = in.Scheduler
 	in.HTTP.Logger = logger
+	if err := configureTransport(in.HTTP, c, logger); err != nil {
+		return nil, err
+	}
 	in.Scheduler.Metrics = scheduler.NewMetrics(in.HTTP.Registry)
 	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {
 		return nil, timebox.Errorf(timebox.EUNAVAILABLE, "listen on %s: %s", c.Listen, err.Error())
@@ -183,7 +187,12 @@ func openEngine(s timebox.Server) (timebox.Engine, error) {
 }
 
 // URL returns the base URL the instance serves on.
-func (in *instance) URL() string { return "http://" + in.listener.Addr().String() }
+func (in *instance) URL() string {
+	if in.HTTP.TLS != nil {
+		return "https://" + in.listener.Addr().String()
+	}
+	return "http://" + in.listener.Addr().String()
+}
 
 // Close stops serving, lets work in flight finish, and closes engines and store.
 func (in *instance) Close() error {
