@@ -55,7 +55,7 @@ func newDoctorCommand() *cobra.Command {
 // (an unreachable server is one).
 func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server) int {
 	dbs, roles := managedBy(&c.Catalog, s.Name)
-	e, err := openEngine(s)
+	e, err := openEngine(s, &c.Catalog)
 	if err == nil {
 		defer e.Close()
 	}

@@ -178,8 +178,13 @@ WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = '
 	AND s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = $2)
 ORDER BY 1, 2, 3`
 
+// rowsQuerier is a pool, a connection or a transaction.
+type rowsQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // ownedObjects lists what the role with oid owns in database db (q's database).
-func ownedObjects(ctx context.Context, q pgx.Tx, oid uint32, db string) ([]timebox.OwnedObject, error) {
+func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) ([]timebox.OwnedObject, error) {
 	rows, err := q.Query(ctx, ownedObjectsSQL, oid, db)
 	if err != nil {
 		return nil, err
