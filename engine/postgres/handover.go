@@ -166,7 +166,7 @@ func handoverSQL(login, owner string, s ownerState, memberOf []string) []string 
 }
 
 // ownedObjectsSQL lists what role $1 owns in the current database ($2 its name), from the
-// indexed pg_shdepend: kind, schema, name (its identity when the name alone is ambiguous, a
+// indexed pg_shdepend (default privileges left out: DROP OWNED removes them): kind, schema, name (its identity when the name alone is ambiguous, a
 // large object's oid), the schema quoted as in the identity, and the risk.
 const ownedObjectsSQL = `
 SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(quote_ident(o.schema), ''),
@@ -175,7 +175,7 @@ SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(qu
 		ELSE '' END
 FROM pg_shdepend s, pg_identify_object(s.classid, s.objid, s.objsubid) o
 WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = 'o'
-	AND s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = $2)
+	AND s.classid <> 'pg_default_acl'::regclass AND s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = $2)
 ORDER BY 1, 2, 3`
 
 // rowsQuerier is a pool, a connection or a transaction.
