@@ -28,10 +28,10 @@ var (
 	sqlRelation = regexp.MustCompile(`\bpg_[a-z_]+\b`)
 	// Operators written as keywords, and the operators PostgreSQL resolves for them.
 	sqlKeywordOps = map[*regexp.Regexp][]string{
-		regexp.MustCompile(`\bI?LIKE\b`):                {"~~", "~~*"},
-		regexp.MustCompile(`\bNOT\s+I?LIKE\b`):          {"!~~", "!~~*"},
-		regexp.MustCompile(`\b(IN\s*\(|ANY\()`):         {"="},
-		regexp.MustCompile(`\bNOT\s+IN\b`):              {"<>"},
+		regexp.MustCompile(`\bI?LIKE\b`):                 {"~~", "~~*"},
+		regexp.MustCompile(`\bNOT\s+I?LIKE\b`):           {"!~~", "!~~*"},
+		regexp.MustCompile(`\b(IN\s*\(|ANY\()`):          {"="},
+		regexp.MustCompile(`\bNOT\s+IN\b`):               {"<>"},
 		regexp.MustCompile(`\bIS\s+(NOT\s+)?DISTINCT\b`): {"="},
 	}
 )
@@ -219,4 +219,3 @@ func plantStatements(schema, record string, fns map[string][]builtin, ops []stri
 	}
 	return stmts, planted
 }
-
