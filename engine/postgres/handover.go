@@ -114,7 +114,7 @@ func (e *Engine) ownerProblem(role string, s ownerState) string {
 // requires the new owner of a function, operator or similar to have CREATE on its schema,
 // which the login had through them. EINVALID when the owner role fails the checks.
 func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid uint32, memberOf []string) (string, []timebox.OwnedObject, error) {
-	objs, err := ownedObjects(ctx, tx, oid, db)
+	objs, ids, err := ownedObjects(ctx, tx, oid, db)
 	if err != nil || len(objs) == 0 {
 		if err == nil {
 			_, err = tx.Exec(ctx, "DROP OWNED BY "+QuoteIdent(name))
@@ -139,16 +139,49 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 		return "", nil, timebox.Errorf(timebox.EINVALID, "server %s: database %q: refusing to hand what login %q left to role %q: it %s (see docs/postgres.md, \"Quarantine and owner_role\")",
 			e.name, db, name, owner, why)
 	}
-	if _, err := tx.Exec(ctx, strings.Join(handoverSQL(name, owner, s, memberOf), ";\n")); err != nil {
+	var defuse []string
+	if owner == e.QuarantineRole {
+		if defuse, err = defuseSQL(ctx, tx, objs, ids); err != nil {
+			return "", nil, err
+		}
+	}
+	if _, err := tx.Exec(ctx, strings.Join(handoverSQL(name, owner, s, memberOf, defuse), ";\n")); err != nil {
 		return "", nil, err
 	}
 	return owner, objs, nil
 }
 
-// handoverSQL returns the statements that give what login owns to owner (state s) and revoke
-// the login's privileges. The admin joins owner, and owner the login's roles, only inside
-// the transaction.
-func handoverSQL(login, owner string, s ownerState, memberOf []string) []string {
+// defuseSQL returns the statements that make quarantined code run, and views read, with the
+// rights of whoever calls or reads them instead of their owner's: the quarantine role owns
+// what every removed login left in the database, and a SECURITY DEFINER function or a view one
+// login made would otherwise read what another one left there. ids are the objects'
+// identities. Views can do so from PostgreSQL 15 (security_invoker); a materialized view is
+// read as stored and refreshed only by its owner.
+func defuseSQL(ctx context.Context, tx pgx.Tx, objs []timebox.OwnedObject, ids []string) ([]string, error) {
+	var version int
+	var stmts []string
+	for i, o := range objs {
+		switch {
+		case o.Risk == "security definer":
+			stmts = append(stmts, "ALTER ROUTINE "+ids[i]+" SECURITY INVOKER")
+		case o.Kind == "view":
+			if version == 0 {
+				if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+					return nil, err
+				}
+			}
+			if version >= 150000 {
+				stmts = append(stmts, "ALTER VIEW "+ids[i]+" SET (security_invoker = true)")
+			}
+		}
+	}
+	return stmts, nil
+}
+
+// handoverSQL returns the statements that give what login owns to owner (state s), run the
+// defuse statements and revoke the login's privileges. The admin joins owner, and owner the
+// login's roles, only inside the transaction.
+func handoverSQL(login, owner string, s ownerState, memberOf, defuse []string) []string {
 	who, to := QuoteIdent(login), QuoteIdent(owner)
 	var pre, post []string
 	if !s.adminHas {
@@ -161,15 +194,15 @@ func handoverSQL(login, owner string, s ownerState, memberOf []string) []string 
 			post = append(post, "REVOKE "+QuoteIdent(r)+" FROM "+to)
 		}
 	}
-	stmts := append(pre, "REASSIGN OWNED BY "+who+" TO "+to)
+	stmts := append(append(pre, "REASSIGN OWNED BY "+who+" TO "+to), defuse...)
 	return append(append(stmts, post...), "DROP OWNED BY "+who)
 }
 
 // ownedObjectsSQL lists what role $1 owns in the current database ($2 its name), from the
 // indexed pg_shdepend (default privileges left out: DROP OWNED removes them): kind, schema, name (its identity when the name alone is ambiguous, a
-// large object's oid), the schema quoted as in the identity, and the risk.
+// large object's oid), the schema quoted as in the identity, the identity, and the risk.
 const ownedObjectsSQL = `
-SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(quote_ident(o.schema), ''),
+SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(quote_ident(o.schema), ''), o.identity,
 	CASE WHEN s.classid = 'pg_proc'::regclass AND (SELECT p.prosecdef FROM pg_proc p WHERE p.oid = s.objid) THEN 'security definer'
 		WHEN s.classid = 'pg_class'::regclass AND (SELECT c.relkind FROM pg_class c WHERE c.oid = s.objid) IN ('v', 'm') THEN 'view'
 		ELSE '' END
@@ -183,20 +216,27 @@ type rowsQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// ownedObjects lists what the role with oid owns in database db (q's database).
-func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) ([]timebox.OwnedObject, error) {
+// ownedObjects lists what the role with oid owns in database db (q's database), and the
+// identity of each (its qualified name as SQL takes it, a function's with argument types).
+func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) ([]timebox.OwnedObject, []string, error) {
 	rows, err := q.Query(ctx, ownedObjectsSQL, oid, db)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (timebox.OwnedObject, error) {
+	defer rows.Close()
+	var objs []timebox.OwnedObject
+	var ids []string
+	for rows.Next() {
 		var o timebox.OwnedObject
-		var quoted string
-		err := row.Scan(&o.Kind, &o.Schema, &o.Name, &quoted, &o.Risk)
+		var quoted, id string
+		if err := rows.Scan(&o.Kind, &o.Schema, &o.Name, &quoted, &id, &o.Risk); err != nil {
+			return nil, nil, err
+		}
 		if quoted != "" {
 			o.Name = strings.TrimPrefix(o.Name, quoted+".")
 		}
 		o.Database = db
-		return o, err
-	})
+		objs, ids = append(objs, o), append(ids, id)
+	}
+	return objs, ids, rows.Err()
 }

@@ -121,7 +121,7 @@ func (e *Engine) doctorQuarantined(ctx context.Context, pool *pgxpool.Pool, db s
 	if err := pool.QueryRow(ctx, "SELECT oid FROM pg_roles WHERE rolname = $1", e.QuarantineRole).Scan(&oid); err != nil {
 		return
 	}
-	objs, err := ownedObjects(ctx, pool, oid, db)
+	objs, _, err := ownedObjects(ctx, pool, oid, db)
 	if err != nil || len(objs) == 0 {
 		return
 	}
