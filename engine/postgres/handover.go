@@ -112,8 +112,9 @@ func (e *Engine) ownerProblem(role string, s ownerState) string {
 // cost follows what the login owns, not the size of the catalog). memberOf are the login's
 // roles: the new owner holds them for the length of the transaction only, as PostgreSQL
 // requires the new owner of a function, operator or similar to have CREATE on its schema,
-// which the login had through them. EINVALID when the owner role fails the checks.
-func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid uint32, memberOf []string) (string, []timebox.OwnedObject, error) {
+// which the login had through them. lock is called before the owner role is touched. EINVALID
+// when the owner role fails the checks.
+func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid uint32, memberOf []string, lock func()) (string, []timebox.OwnedObject, error) {
 	objs, ids, err := ownedObjects(ctx, tx, oid, db)
 	if err != nil || len(objs) == 0 {
 		if err == nil {
@@ -121,6 +122,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 		}
 		return "", nil, err
 	}
+	lock()
 	owner := e.ownerOf(db)
 	s, err := e.readOwner(ctx, tx, owner)
 	if err != nil {

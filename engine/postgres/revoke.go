@@ -241,24 +241,32 @@ func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.G
 }
 
 // handoverIn runs handover in a transaction in database db, serialised with the engine's
-// other changes to that database's access list and with its other handovers (which grant
-// and revoke memberships of the same owner role).
+// other changes to that database's access list and, when the login owns objects, with the
+// engine's other handovers (which grant and revoke memberships of the same owner role) until
+// the commit. A quarantine role created meanwhile by another process is retried once.
 func (e *Engine) handoverIn(ctx context.Context, db, name string, oid uint32, memberOf []string) (owner string, objs []timebox.OwnedObject, err error) {
 	pool, err := e.pool(db)
 	if err != nil {
 		return "", nil, err
 	}
 	defer e.lockDatabase(db)()
-	defer e.lockDatabase("")() // no database has an empty name: the handover lock
-	err = retryConcurrent(ctx, func() error {
-		ctx, cancel := e.callContext(ctx)
-		defer cancel()
-		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
-			owner, objs, err = e.handover(ctx, tx, db, name, oid, memberOf)
-			return err
+	for attempt := 0; ; attempt++ {
+		err = retryConcurrent(ctx, func() error {
+			ctx, cancel := e.callContext(ctx)
+			defer cancel()
+			unlock := func() {}
+			defer func() { unlock() }() // after the commit
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+				owner, objs, err = e.handover(ctx, tx, db, name, oid, memberOf, func() {
+					unlock = e.lockDatabase("") // no database has an empty name: the handover lock
+				})
+				return err
+			})
 		})
-	})
-	return owner, objs, err
+		if code := sqlState(err); attempt > 0 || code != "42710" && code != "23505" {
+			return owner, objs, err
+		}
+	}
 }
 
 // ownedSQL returns the statements that give what the role called name owns in the current
