@@ -142,3 +142,43 @@ func TestQuarantineWithMembership(t *testing.T) {
 		t.Errorf("removal after the fix = %+v, %v", res, err)
 	}
 }
+
+// doctor warns where PUBLIC may create large objects and prints the fix; once it ran, a
+// read-only login can no longer store data as large objects and doctor says so.
+func TestDoctorLargeObjects(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"lo_", "loother_", "loreader_"})
+	ctx := t.Context()
+	finding := func() timebox.Finding {
+		t.Helper()
+		_, findings, err := f.eng.Doctor(ctx, []string{f.db}, []string{f.reader})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range findings {
+			if strings.Contains(fd.Message, "large objects") {
+				return fd
+			}
+		}
+		t.Fatalf("no large-object finding: %+v", findings)
+		return timebox.Finding{}
+	}
+	fd := finding()
+	if fd.Severity != SeverityWarn || !strings.Contains(fd.Fix, "REVOKE EXECUTE ON FUNCTION pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), pg_catalog.lo_from_bytea(oid,bytea) FROM PUBLIC;") {
+		t.Fatalf("finding = %+v", fd)
+	}
+	mustExec(t, f.pg, f.db, fd.Fix)
+	if fd := finding(); fd.Severity != SeverityOK {
+		t.Errorf("after the fix: %+v", fd)
+	}
+	p := f.plan("tbx_lo")
+	if err := f.eng.Grant(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := connect(t, f.pg, p.Principal, p.Password, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "SELECT lo_from_bytea(0, 'stored')")
+	wantSQLState(t, err, "42501", "a read-only login creating a large object after the fix")
+}
