@@ -89,6 +89,10 @@ type Database struct {
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// Roles overrides an access level's roles on this database: level name → roles.
 	Roles map[string][]string `yaml:"roles" json:"-"`
+	// OwnerRole (engine postgres) is the existing NOLOGIN role that receives what a removed
+	// login created in this database (a migration's new table); empty: the server's
+	// quarantine role, which holds no privilege. Never Timebox's admin.
+	OwnerRole string `yaml:"owner_role" json:"-"`
 }
 
 // AccessLevel is a named bundle of privileges, mapped per engine to roles (and, on MySQL,
@@ -266,6 +270,10 @@ func (c *Catalog) Validate() error {
 		case servers[d.Server].Engine == EngineMySQL && (strings.EqualFold(d.Database, "mysql") ||
 			strings.EqualFold(d.Database, cmp.Or(servers[d.Server].EventSchema, "timebox"))):
 			return fieldError(f+".database", "%q holds the server's accounts or Timebox's backstop events: no access is granted on it", d.Database)
+		case d.OwnerRole != "" && servers[d.Server].Engine != EnginePostgres:
+			return fieldError(f+".owner_role", "only used with engine postgres")
+		case strings.HasPrefix(d.OwnerRole, "pg_"):
+			return fieldError(f+".owner_role", "%q is a predefined PostgreSQL role: name a NOLOGIN role of your own", Clip(d.OwnerRole))
 		}
 		for lvl, roles := range d.Roles {
 			if !levels[lvl] {

@@ -341,10 +341,10 @@ func (s *Scheduler) removeOrphan(ctx context.Context, server string, m timebox.M
 	if !res.Dropped {
 		outcome = "kept without login: " + res.Detail
 	}
-	s.drifted(ctx, server, "orphan_removed", &timebox.Event{Details: map[string]any{
+	s.drifted(ctx, server, "orphan_removed", &timebox.Event{Details: handedDetails(res, map[string]any{
 		"principal": m.Name, "server": server, "found": "a Timebox login with no live grant",
 		"outcome": outcome, "sessions_ended": res.SessionsEnded,
-	}})
+	})})
 }
 
 // repair puts the principal of request id back to its plan, under the request's in-flight

@@ -77,13 +77,35 @@ func (s *Scheduler) remove(ctx context.Context, id string) (*timebox.Request, er
 		since = r.EndingSince
 		r.State, r.Ending, r.EndingSince, r.EndedAt = to, timebox.EndingNone, time.Time{}, now
 		r.Extension, r.Awaiting = nil, "" // an extension still pending at the end is moot
-		return true, tx.AppendEvent(event(now, "request."+string(to), r, map[string]any{
+		return true, tx.AppendEvent(event(now, "request."+string(to), r, handedDetails(res, map[string]any{
 			"principal": g.Principal, "outcome": g.Outcome, "sessions_ended": res.SessionsEnded,
 			"pending_since": since.Format(time.RFC3339Nano), "attempts": g.Attempts,
-		}))
+		})))
 	})
 	if err == nil && ok && s.Metrics != nil && r.State == timebox.StateExpired {
 		s.Metrics.observeExpiry(r.EndedAt.Sub(since))
 	}
 	return r, err
+}
+
+// handedDetails adds to an event's details what the removal res handed over: "handed_to",
+// the role that received it, and "handed", one entry per object (kind, schema, name,
+// database and, for a SECURITY DEFINER function or a view, risk). It returns details.
+func handedDetails(res timebox.RevokeResult, details map[string]any) map[string]any {
+	if len(res.Handed) == 0 {
+		return details
+	}
+	handed := make([]any, len(res.Handed))
+	for i, o := range res.Handed {
+		m := map[string]any{"kind": o.Kind, "name": o.Name, "database": o.Database}
+		if o.Schema != "" {
+			m["schema"] = o.Schema
+		}
+		if o.Risk != "" {
+			m["risk"] = o.Risk
+		}
+		handed[i] = m
+	}
+	details["handed_to"], details["handed"] = res.HandedTo, handed
+	return details
 }

@@ -160,6 +160,8 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Catalog.Validate(); err != nil {
 		return err
+	} else if err := checkOwnerRoles(&c.Catalog); err != nil {
+		return err
 	} else if err := oncall.ValidateSchedules("on_call", c.OnCall); err != nil {
 		return err
 	}

@@ -23,8 +23,9 @@ func newDoctorCommand() *cobra.Command {
 		Short: "Check each declared server: admin privileges and the one-time hardening",
 		Long: "Connects to every server of the configuration with its admin login and checks what\n" +
 			"Timebox needs: on PostgreSQL (docs/postgres.md) CREATEROLE, pg_signal_backend,\n" +
-			"CONNECT WITH GRANT OPTION on each database, ADMIN OPTION on each role, and no\n" +
-			"database open to PUBLIC; on MySQL/MariaDB (docs/mysql.md) CREATE USER, PROCESS,\n" +
+			"CONNECT WITH GRANT OPTION on each database, ADMIN OPTION on each role, no\n" +
+			"database open to PUBLIC, the owner and quarantine roles that receive what removed\n" +
+			"logins leave, large objects PUBLIC may create, and what waits in quarantine; on MySQL/MariaDB (docs/mysql.md) CREATE USER, PROCESS,\n" +
 			"CONNECTION ADMIN, the grant tables, each database WITH GRANT OPTION, each role WITH\n" +
 			"ADMIN OPTION, and the event scheduler for the backstop.\n" +
 			"Prints each problem with the SQL that fixes it; exits non-zero when there is one.",
@@ -55,7 +56,7 @@ func newDoctorCommand() *cobra.Command {
 // (an unreachable server is one).
 func doctorServer(ctx context.Context, w io.Writer, c *Config, s timebox.Server) int {
 	dbs, roles := managedBy(&c.Catalog, s.Name)
-	e, err := openEngine(s)
+	e, err := openEngine(s, &c.Catalog)
 	if err == nil {
 		defer e.Close()
 	}

@@ -103,7 +103,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 		return nil, err
 	}
 	for _, s := range c.Servers {
-		if in.engines[s.Name], err = openEngine(s); err != nil {
+		if in.engines[s.Name], err = openEngine(s, &c.Catalog); err != nil {
 			return nil, err
 		}
 	}
@@ -161,15 +161,20 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	return in, nil
 }
 
-// openEngine connects (lazily) to one declared server.
-func openEngine(s timebox.Server) (timebox.Engine, error) {
+// openEngine connects (lazily) to one declared server of cat.
+func openEngine(s timebox.Server, cat *timebox.Catalog) (timebox.Engine, error) {
 	password, err := timebox.ResolveSecret(s.Password)
 	if err != nil {
 		return nil, timebox.Errorf(timebox.EINVALID, "server %s: password: %s", s.Name, timebox.ErrorMessage(err))
 	}
 	switch s.Engine {
 	case timebox.EnginePostgres:
-		return postgres.New(s.Name, s.URL, password, s.MaxConns)
+		e, err := postgres.New(s.Name, s.URL, password, s.MaxConns)
+		if err != nil {
+			return nil, err
+		}
+		e.OwnerRoles = ownerRoles(cat, s.Name)
+		return e, nil
 	case timebox.EngineMySQL:
 		e, err := mysql.New(s.Name, s.URL, password, s.MaxConns)
 		if err != nil {

@@ -23,8 +23,11 @@ type Finding = timebox.Finding
 // Doctor checks that the admin role can do its work on the given databases (their names on
 // the server) and roles, and that the one-time hardening is in place: no database of the
 // server is open to PUBLIC, the admin has CONNECT WITH GRANT OPTION on each managed
-// database, ADMIN OPTION on each role it hands out, CREATEROLE and pg_signal_backend. It
-// returns EUNAVAILABLE when the server cannot be reached.
+// database, ADMIN OPTION on each role it hands out, CREATEROLE and pg_signal_backend; that
+// each owner role and the quarantine role may receive what removed logins leave (NOLOGIN, no
+// superuser, CREATEROLE or privileged membership); and, per database, whether PUBLIC may
+// create large objects and what waits in quarantine. It returns EUNAVAILABLE when the server
+// cannot be reached.
 func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version string, findings []Finding, err error) {
 	pool, err := e.pool(e.adminDB)
 	if err != nil {
@@ -70,6 +73,9 @@ func (e *Engine) Doctor(ctx context.Context, databases, roles []string) (version
 		return version, findings, e.wrap(err, nil)
 	}
 	if err := e.doctorManaged(ctx, q, a, versionNum, add); err != nil {
+		return version, findings, e.wrap(err, nil)
+	}
+	if err := e.doctorHandover(ctx, q, a, databases, versionNum, add); err != nil {
 		return version, findings, e.wrap(err, nil)
 	}
 	if !super {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,8 +163,12 @@ func TestRevokeOwner(t *testing.T) {
 	if err := superQueryRow(t, f.pg, f.db, `SELECT tableowner, (SELECT v FROM "mine ""x""") FROM pg_tables WHERE tablename = 'mine "x"'`, nil, &owner, &v); err != nil {
 		t.Fatal(err)
 	}
-	if owner != f.admin || v != "kept" {
-		t.Errorf("table owner = %q, row = %q; want %q and the row kept", owner, v, f.admin)
+	if q := f.eng.QuarantineRole; owner != q || v != "kept" {
+		t.Errorf("table owner = %q, row = %q; want %q and the row kept", owner, v, q)
+	}
+	want := []timebox.OwnedObject{{Kind: "table", Schema: "public", Name: `"mine ""x"""`, Database: f.db}}
+	if res.HandedTo != f.eng.QuarantineRole || !slices.Equal(res.Handed, want) {
+		t.Errorf("handed to %q: %+v; want %q: %+v", res.HandedTo, res.Handed, f.eng.QuarantineRole, want)
 	}
 	if roleExists(t, f.pg, p.Principal) {
 		t.Error("role still exists")

@@ -60,8 +60,8 @@ func (e *Engine) checkGrantable(p timebox.GrantPlan) error {
 		return timebox.Errorf(timebox.EINVALID, "server %s: bookkeeping role %q: %v", e.name, e.ManagedRole, err)
 	}
 	for _, r := range p.Roles {
-		if r == e.config.ConnConfig.User || r == e.ManagedRole || strings.HasPrefix(r, e.connectPrefix()) {
-			return timebox.Errorf(timebox.EINVALID, "server %s: role %q is Timebox's own (admin, bookkeeping or connect role) and is never handed out", e.name, r)
+		if r == e.config.ConnConfig.User || r == e.ManagedRole || r == e.QuarantineRole || strings.HasPrefix(r, e.connectPrefix()) {
+			return timebox.Errorf(timebox.EINVALID, "server %s: role %q is Timebox's own (admin, bookkeeping, quarantine or connect role) and is never handed out", e.name, r)
 		}
 	}
 	return nil

@@ -72,7 +72,9 @@ func (e *Engine) PasswordWorks(ctx context.Context, p timebox.GrantPlan) (bool, 
 	cfg := e.config.ConnConfig.Copy()
 	cfg.User, cfg.Password, cfg.Database = p.Principal, p.Password, p.Database
 	cfg.ConnectTimeout = e.ConnectTimeout
-	cfg.RuntimeParams = map[string]string{"application_name": "timebox password check"}
+	// The session runs as the login, not the admin, and issues no statement; its
+	// search_path is pinned all the same, and the URL's options are not sent.
+	cfg.RuntimeParams = map[string]string{"application_name": "timebox password check", "search_path": adminSearchPath}
 	ctx, cancel := e.callContext(ctx)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)

@@ -64,9 +64,9 @@ func (e *Engine) planEphemeral(p timebox.GrantPlan, tables []timebox.TableGrant)
 	if len(tables) > 0 {
 		where = " -- in database " + commentName(p.Database) + ", where it holds the table privileges"
 	}
-	for _, s := range ownedSQL(p.Principal) {
-		revoke = append(revoke, s+where)
-	}
+	owned := ownedSQL(p.Principal, e.ownerOf(p.Database))
+	revoke = append(revoke, owned[0]+" -- in database "+commentName(p.Database)+", only if the login owns objects there (never to the admin)",
+		owned[1]+where)
 	return grant, append(revoke, dropRoleSQL(p.Principal),
 		signalByOID+" -- again, for a session that began just before NOLOGIN")
 }

@@ -56,7 +56,7 @@ func TestPlanStatementsEphemeral(t *testing.T) {
 		`ALTER ROLE "tbx_x" NOLOGIN`,
 		`GRANT "tbx_x" TO CURRENT_USER`,
 		signalByOID + ` -- $1: the role's oid; repeated until no session is left`,
-		`REASSIGN OWNED BY "tbx_x" TO CURRENT_USER -- in database "shop", where it holds the table privileges`,
+		`REASSIGN OWNED BY "tbx_x" TO "timebox_quarantine" -- in database "shop", only if the login owns objects there (never to the admin)`,
 		`DROP OWNED BY "tbx_x" -- in database "shop", where it holds the table privileges`,
 		`DROP ROLE IF EXISTS "tbx_x"`,
 		signalByOID + ` -- again, for a session that began just before NOLOGIN`,
@@ -66,8 +66,12 @@ func TestPlanStatementsEphemeral(t *testing.T) {
 	}
 	p.Tables = nil
 	_, revoke, _ = e.PlanStatements(p)
-	if !strings.HasSuffix(revoke[3], `-- in database "shop", only if the login owns objects or holds privileges there`) {
-		t.Errorf("REASSIGN OWNED without tables: %s", revoke[3])
+	if !strings.HasSuffix(revoke[4], `-- in database "shop", only if the login owns objects or holds privileges there`) {
+		t.Errorf("DROP OWNED without tables: %s", revoke[4])
+	}
+	e.OwnerRoles = map[string]string{"shop": "app_owner"}
+	if _, revoke, _ = e.PlanStatements(p); !strings.HasPrefix(revoke[3], `REASSIGN OWNED BY "tbx_x" TO "app_owner" --`) {
+		t.Errorf("REASSIGN OWNED with an owner role: %s", revoke[3])
 	}
 	noSecret(t, p)
 }

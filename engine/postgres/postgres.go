@@ -46,6 +46,13 @@ type Engine struct {
 	// member of (default ManagedRoleName of the admin role). The engine creates it when it
 	// is missing.
 	ManagedRole string
+	// QuarantineRole receives what a removed login owned in a database without an owner role
+	// (default QuarantineRoleName of the admin role): NOLOGIN, member of nothing, holding no
+	// privilege. The engine creates it when it is first needed.
+	QuarantineRole string
+	// OwnerRoles maps a database's name on the server to the role that receives what a removed
+	// login owned there, instead of the quarantine role (the catalog's owner_role).
+	OwnerRoles map[string]string
 
 	name    string
 	config  *pgxpool.Config // admin pool configuration; copied for each database
@@ -92,6 +99,9 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "timebox"
 	}
+	if err := pinSearchPath(name, cfg.ConnConfig.RuntimeParams); err != nil {
+		return nil, err
+	}
 	db := cfg.ConnConfig.Database
 	if db == "" {
 		db = cfg.ConnConfig.User // PostgreSQL's default database
@@ -102,6 +112,7 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		LockTimeout:      5 * time.Second,
 		ConnectTimeout:   5 * time.Second,
 		ManagedRole:      ManagedRoleName(cfg.ConnConfig.User),
+		QuarantineRole:   QuarantineRoleName(cfg.ConnConfig.User),
 		name:             name,
 		config:           cfg,
 		adminDB:          db,
@@ -110,6 +121,34 @@ func New(name, adminURL, password string, maxConns int) (*Engine, error) {
 		connect:          map[string]bool{},
 	}, nil
 }
+
+// adminSearchPath is the search_path of every session the engine opens, sent as a startup
+// parameter so that no statement runs before it: only PostgreSQL's own catalog, then the
+// session's temporary schema (never searched for functions or operators), so that no
+// function, operator, type or table a user created can be picked by the engine's SQL (see
+// docs/postgres.md, "What Timebox's admin will not run").
+const adminSearchPath = "pg_catalog, pg_temp"
+
+// pinSearchPath sets adminSearchPath in params, the startup parameters of an admin session.
+// It refuses an admin URL that sets its own search_path, in a parameter or in options: that
+// would put a schema users may write to before or beside pg_catalog.
+func pinSearchPath(name string, params map[string]string) error {
+	for k, v := range params {
+		switch {
+		case gucName(k) != "search_path":
+		case k != "search_path" || strings.ReplaceAll(v, " ", "") != strings.ReplaceAll(adminSearchPath, " ", ""):
+			return timebox.Errorf(timebox.EINVALID, "server %s: the admin URL must not set search_path: Timebox pins it to %q", name, adminSearchPath)
+		}
+	}
+	if strings.Contains(gucName(params["options"]), "search_path") {
+		return timebox.Errorf(timebox.EINVALID, "server %s: the admin URL's options must not set search_path: Timebox pins it to %q", name, adminSearchPath)
+	}
+	params["search_path"] = adminSearchPath
+	return nil
+}
+
+// gucName folds s as PostgreSQL folds setting names: case-insensitive, '-' as '_'.
+func gucName(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
 
 // Ping runs SELECT 1 on the admin database. It returns an EUNAVAILABLE error when the server
 // cannot be reached or refuses the admin credentials.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +22,9 @@ const terminateWait = 5 * time.Second
 
 // Revoke removes p's principal in an order that leaves no access behind at any step:
 // it disables the login, ends every session of the role (waiting until each backend is gone),
-// reassigns what the role owns to the admin and drops its privileges in every database where
-// it has any, revokes CONNECT and memberships, and drops the role. When the drop is blocked
+// hands what the role owns to the database's owner role or the quarantine role (never the
+// admin; RevokeResult.Handed lists it) and drops its privileges in every database where it
+// has any, revokes CONNECT and memberships, and drops the role. When the drop is blocked
 // (for example by objects in a database the admin cannot reach), the role is kept with NOLOGIN,
 // no password and no memberships, and the result says why; that is not an error. Revoking a
 // role that does not exist ends any session under its name and reports it dropped.
@@ -58,7 +60,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 		res.Dropped, res.Absent = err == nil, err == nil && res.SessionsEnded == 0
 		return res, e.wrap(err, secrets)
 	}
-	t, err := e.dropOwned(ctx, admin, p, oid)
+	t, err := e.dropOwned(ctx, admin, p, role)
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
@@ -73,6 +75,7 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
+	res.HandedTo, res.Handed = strings.Join(t.handedTo, ", "), t.handed
 	if kept != "" {
 		res.Detail = "kept without login, password or memberships: " + strings.Join(append(t.blocked, kept), "; ")
 		return res, nil
@@ -194,26 +197,39 @@ func (e *Engine) waitGone(ctx context.Context, admin *pgxpool.Pool, pids []int32
 
 // ownedResult is what dropOwned found.
 type ownedResult struct {
-	cleaned bool     // REASSIGN and DROP OWNED ran in the target database
-	blocked []string // why they failed in some databases
+	cleaned  bool     // REASSIGN and DROP OWNED ran in the target database
+	blocked  []string // why they failed in some databases
+	handedTo []string // the roles that received objects, once each
+	handed   []timebox.OwnedObject
 }
 
-// dropOwned runs REASSIGN OWNED and DROP OWNED in every database where the role owns objects
-// or holds privileges (found through the indexed pg_shdepend, whatever the size of the
-// schemas; usually none: a login that created nothing needs no visit to its database).
-// Databases where that fails for a lasting reason are returned as blocked; the drop will then
-// be refused and the role kept disabled.
-func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.GrantPlan, oid uint32) (ownedResult, error) {
+// dropOwned hands what the role owns to the owner or quarantine role and runs DROP OWNED in
+// every database where the role owns objects or holds privileges (found through the indexed
+// pg_shdepend, whatever the size of the schemas; usually none: a login that created nothing
+// needs no visit to its database). Databases where that fails for a lasting reason are
+// returned as blocked; the drop will then be refused and the role kept disabled. An owner
+// role that fails its checks is an EINVALID error: the removal is retried once it is fixed.
+func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.GrantPlan, role *roleInfo) (ownedResult, error) {
 	var r ownedResult
-	dbs, err := e.roleDatabases(ctx, admin, oid)
+	dbs, err := e.roleDatabases(ctx, admin, role.oid)
 	if err != nil {
 		return r, err
 	}
+	var memberOf []string
+	for _, m := range role.member {
+		if !strings.HasPrefix(m, e.connectPrefix()) {
+			memberOf = append(memberOf, m)
+		}
+	}
 	for _, db := range dbs {
-		err := e.execIn(ctx, db, db, strings.Join(ownedSQL(p.Principal), ";\n"))
+		owner, objs, err := e.handoverIn(ctx, db, p.Principal, role.oid, memberOf)
 		switch {
 		case err == nil:
 			r.cleaned = r.cleaned || db == p.Database
+			if owner != "" && !slices.Contains(r.handedTo, owner) {
+				r.handedTo = append(r.handedTo, owner)
+			}
+			r.handed = append(r.handed, objs...)
 		case sqlState(err) == "3D000": // invalid_catalog_name: database dropped meanwhile
 		case transient(err):
 			return r, err
@@ -224,11 +240,40 @@ func (e *Engine) dropOwned(ctx context.Context, admin *pgxpool.Pool, p timebox.G
 	return r, nil
 }
 
+// handoverIn runs handover in a transaction in database db, serialised with the engine's
+// other changes to that database's access list and, when the login owns objects, with the
+// engine's other handovers (which grant and revoke memberships of the same owner role) until
+// the commit. A quarantine role created meanwhile by another process is retried once.
+func (e *Engine) handoverIn(ctx context.Context, db, name string, oid uint32, memberOf []string) (owner string, objs []timebox.OwnedObject, err error) {
+	pool, err := e.pool(db)
+	if err != nil {
+		return "", nil, err
+	}
+	defer e.lockDatabase(db)()
+	for attempt := 0; ; attempt++ {
+		err = retryConcurrent(ctx, func() error {
+			ctx, cancel := e.callContext(ctx)
+			defer cancel()
+			unlock := func() {}
+			defer func() { unlock() }() // after the commit
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+				owner, objs, err = e.handover(ctx, tx, db, name, oid, memberOf, func() {
+					unlock = e.lockDatabase("") // no database has an empty name: the handover lock
+				})
+				return err
+			})
+		})
+		if code := sqlState(err); attempt > 0 || code != "42710" && code != "23505" {
+			return owner, objs, err
+		}
+	}
+}
+
 // ownedSQL returns the statements that give what the role called name owns in the current
-// database to the admin and revoke its privileges there.
-func ownedSQL(name string) []string {
+// database to owner and revoke its privileges there, as PlanStatements shows them.
+func ownedSQL(name, owner string) []string {
 	who := QuoteIdent(name)
-	return []string{"REASSIGN OWNED BY " + who + " TO CURRENT_USER", "DROP OWNED BY " + who}
+	return []string{"REASSIGN OWNED BY " + who + " TO " + QuoteIdent(owner), "DROP OWNED BY " + who}
 }
 
 // roleDatabases lists the databases where the role with oid has dependencies.

@@ -40,7 +40,7 @@ func TestCheckTablesSchemaUsage(t *testing.T) {
 	}
 }
 
-// TestDoctorFixComment: the fix doctorTables prints starts with an SQL line comment naming
+// TestDoctorFixComment: the fixes doctorTables and doctorLargeObjects print starts with an SQL line comment naming
 // the database: a newline in the name must not turn the rest of it into a statement of the
 // fix an administrator runs as a superuser.
 func TestDoctorFixComment(t *testing.T) {
@@ -58,9 +58,11 @@ func TestDoctorFixComment(t *testing.T) {
 		if !strings.HasPrefix(fd.Fix, "-- in database") {
 			continue // the other fixes keep the name inside a quoted identifier
 		}
-		checked++
+		if strings.Contains(fd.Fix, "for ad-hoc requests") {
+			checked++
+		}
 		for _, line := range strings.Split(fd.Fix, "\n") {
-			if !strings.HasPrefix(line, "--") && !strings.HasPrefix(line, "GRANT ") {
+			if !strings.HasPrefix(line, "--") && !strings.HasPrefix(line, "GRANT ") && !strings.HasPrefix(line, "REVOKE EXECUTE ON FUNCTION pg_catalog.lo_") {
 				t.Errorf("a line of the ad-hoc fix is a statement taken from the database name: %q\nfix:\n%s", line, fd.Fix)
 			}
 		}

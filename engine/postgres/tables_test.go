@@ -286,9 +286,9 @@ func TestTableStatementRefused(t *testing.T) {
 	}
 	who := QuoteIdent(f.reader)
 	stmts := []tableStmt{
-		{"GRANT SELECT ON orders TO " + who, `table "public"."orders"`},
-		{"GRANT SELECT ON later TO " + who, `table "public"."later"`},
-		{"GRANT SELECT ON events TO " + who, `table "public"."events"`},
+		{"GRANT SELECT ON public.orders TO " + who, `table "public"."orders"`},
+		{"GRANT SELECT ON public.later TO " + who, `table "public"."later"`},
+		{"GRANT SELECT ON public.events TO " + who, `table "public"."events"`},
 	}
 	err = pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
 		return f.eng.runTableStatements(t.Context(), tx, timebox.GrantPlan{Database: f.db}, stmts)

@@ -1,0 +1,244 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/timebox-dev/timebox"
+)
+
+// quarantineComment marks the quarantine role.
+const quarantineComment = "timebox: owns what removed logins left behind; holds no privilege"
+
+// QuarantineRoleName returns the default quarantine role of the installation whose admin role
+// is admin: admin + "_quarantine", the admin part cut to fit PostgreSQL's 63-byte names.
+func QuarantineRoleName(admin string) string {
+	const suffix = "_quarantine"
+	if len(admin) > 63-len(suffix) {
+		admin = strings.ToValidUTF8(admin[:63-len(suffix)], "")
+	}
+	return admin + suffix
+}
+
+// ownerOf returns the role that receives what a removed login owns in database db: the
+// database's configured owner role, or the quarantine role.
+func (e *Engine) ownerOf(db string) string {
+	if r := e.OwnerRoles[db]; r != "" {
+		return r
+	}
+	return e.QuarantineRole
+}
+
+// CheckOwnerRoleName refuses, without connecting, an owner role that is one of Timebox's own
+// roles (the admin, bookkeeping, connect or quarantine role) or a predefined pg_ role. It
+// returns EINVALID naming the problem.
+func (e *Engine) CheckOwnerRoleName(role string) error {
+	if err := ValidIdent(role); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "server %s: owner role %q: %v", e.name, role, err)
+	}
+	switch {
+	case role == e.config.ConnConfig.User || role == e.ManagedRole || role == e.QuarantineRole || strings.HasPrefix(role, e.connectPrefix()):
+		return timebox.Errorf(timebox.EINVALID, "server %s: owner role %q is Timebox's own (admin, bookkeeping, connect or quarantine role); leave owner_role empty to use the quarantine role", e.name, role)
+	case strings.HasPrefix(role, "pg_"):
+		return timebox.Errorf(timebox.EINVALID, "server %s: owner role %q is a predefined PostgreSQL role", e.name, role)
+	}
+	return nil
+}
+
+// ownerCheckSQL reads what decides whether role $1 may receive a removed login's objects:
+// its attributes, whether it belongs to a privileged role ($2: the bookkeeping role), the
+// roles it is a direct member of, whether it holds privileges on anything, and whether the
+// admin has its privileges already. No row when it does not exist.
+const ownerCheckSQL = `
+SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolreplication OR r.rolbypassrls,
+	EXISTS (SELECT 1 FROM pg_roles g WHERE g.oid <> r.oid
+		AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls OR g.rolname LIKE 'pg\_%' OR g.rolname = current_user OR g.rolname = $2)
+		AND pg_has_role(r.oid, g.oid, 'MEMBER')),
+	array(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1),
+	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'),
+	pg_has_role(current_user, r.oid, 'USAGE')
+FROM pg_roles r WHERE r.rolname = $1`
+
+// ownerState is what ownerCheckSQL found.
+type ownerState struct {
+	exists                               bool
+	login, super, createRole, bypass, in bool
+	member                               []string
+	privileged                           bool // holds privileges on some object
+	adminHas                             bool
+}
+
+// readOwner reads role's state with q.
+func (e *Engine) readOwner(ctx context.Context, q querier, role string) (ownerState, error) {
+	var s ownerState
+	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
+		&s.member, &s.privileged, &s.adminHas)
+	if err == pgx.ErrNoRows {
+		return s, nil
+	}
+	s.exists = err == nil
+	return s, err
+}
+
+// ownerProblem returns why role, in state s, may not receive a removed login's objects, or "".
+// The quarantine role must also be a member of nothing and hold no privilege.
+func (e *Engine) ownerProblem(role string, s ownerState) string {
+	if err := e.CheckOwnerRoleName(role); err != nil && role != e.QuarantineRole {
+		return timebox.ErrorMessage(err)
+	}
+	var why []string
+	for _, c := range []struct {
+		bad  bool
+		what string
+	}{
+		{!s.exists, "does not exist"}, {s.login, "can log in"}, {s.super, "is a superuser"},
+		{s.createRole, "has CREATEROLE"}, {s.bypass, "has REPLICATION or BYPASSRLS"},
+		{s.in, "is a member of a privileged or Timebox role"},
+		{role == e.QuarantineRole && len(s.member) > 0, "is a member of " + strings.Join(s.member, ", ")},
+		{role == e.QuarantineRole && s.privileged, "holds privileges"},
+	} {
+		if c.bad {
+			why = append(why, c.what)
+		}
+	}
+	return strings.Join(why, ", ")
+}
+
+// handover gives what the login (oid, name) owns in tx's database to the database's owner
+// role, or the quarantine role (created when missing), and revokes the login's privileges
+// there. It returns the objects handed over, listed from pg_shdepend (indexed by role: the
+// cost follows what the login owns, not the size of the catalog). memberOf are the login's
+// roles: the new owner holds them for the length of the transaction only, as PostgreSQL
+// requires the new owner of a function, operator or similar to have CREATE on its schema,
+// which the login had through them. lock is called before the owner role is touched. EINVALID
+// when the owner role fails the checks.
+func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid uint32, memberOf []string, lock func()) (string, []timebox.OwnedObject, error) {
+	objs, ids, err := ownedObjects(ctx, tx, oid, db)
+	if err != nil || len(objs) == 0 {
+		if err == nil {
+			_, err = tx.Exec(ctx, "DROP OWNED BY "+QuoteIdent(name))
+		}
+		return "", nil, err
+	}
+	lock()
+	owner := e.ownerOf(db)
+	s, err := e.readOwner(ctx, tx, owner)
+	if err != nil {
+		return "", nil, err
+	}
+	if !s.exists && owner == e.QuarantineRole {
+		q := QuoteIdent(owner)
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+q+" NOLOGIN;\nCOMMENT ON ROLE "+q+" IS "+QuoteLiteral(quarantineComment)); err != nil {
+			return "", nil, err
+		}
+		if s, err = e.readOwner(ctx, tx, owner); err != nil {
+			return "", nil, err
+		}
+	}
+	if why := e.ownerProblem(owner, s); why != "" {
+		return "", nil, timebox.Errorf(timebox.EINVALID, "server %s: database %q: refusing to hand what login %q left to role %q: it %s (see docs/postgres.md, \"Quarantine and owner_role\")",
+			e.name, db, name, owner, why)
+	}
+	var defuse []string
+	if owner == e.QuarantineRole {
+		if defuse, err = defuseSQL(ctx, tx, objs, ids); err != nil {
+			return "", nil, err
+		}
+	}
+	if _, err := tx.Exec(ctx, strings.Join(handoverSQL(name, owner, s, memberOf, defuse), ";\n")); err != nil {
+		return "", nil, err
+	}
+	return owner, objs, nil
+}
+
+// defuseSQL returns the statements that make quarantined code run, and views read, with the
+// rights of whoever calls or reads them instead of their owner's: the quarantine role owns
+// what every removed login left in the database, and a SECURITY DEFINER function or a view one
+// login made would otherwise read what another one left there. ids are the objects'
+// identities. Views can do so from PostgreSQL 15 (security_invoker); a materialized view is
+// read as stored and refreshed only by its owner.
+func defuseSQL(ctx context.Context, tx pgx.Tx, objs []timebox.OwnedObject, ids []string) ([]string, error) {
+	var version int
+	var stmts []string
+	for i, o := range objs {
+		switch {
+		case o.Risk == "security definer":
+			stmts = append(stmts, "ALTER ROUTINE "+ids[i]+" SECURITY INVOKER")
+		case o.Kind == "view":
+			if version == 0 {
+				if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+					return nil, err
+				}
+			}
+			if version >= 150000 {
+				stmts = append(stmts, "ALTER VIEW "+ids[i]+" SET (security_invoker = true)")
+			}
+		}
+	}
+	return stmts, nil
+}
+
+// handoverSQL returns the statements that give what login owns to owner (state s), run the
+// defuse statements and revoke the login's privileges. The admin joins owner, and owner the
+// login's roles, only inside the transaction.
+func handoverSQL(login, owner string, s ownerState, memberOf, defuse []string) []string {
+	who, to := QuoteIdent(login), QuoteIdent(owner)
+	var pre, post []string
+	if !s.adminHas {
+		pre = append(pre, "GRANT "+to+" TO CURRENT_USER")
+		post = append(post, "REVOKE "+to+" FROM CURRENT_USER")
+	}
+	for _, r := range memberOf {
+		if r != owner && !slices.Contains(s.member, r) {
+			pre = append(pre, "GRANT "+QuoteIdent(r)+" TO "+to)
+			post = append(post, "REVOKE "+QuoteIdent(r)+" FROM "+to)
+		}
+	}
+	stmts := append(append(pre, "REASSIGN OWNED BY "+who+" TO "+to), defuse...)
+	return append(append(stmts, post...), "DROP OWNED BY "+who)
+}
+
+// ownedObjectsSQL lists what role $1 owns in the current database ($2 its name), from the
+// indexed pg_shdepend (default privileges left out: DROP OWNED removes them): kind, schema, name (its identity when the name alone is ambiguous, a
+// large object's oid), the schema quoted as in the identity, the identity, and the risk.
+const ownedObjectsSQL = `
+SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(quote_ident(o.schema), ''), o.identity,
+	CASE WHEN s.classid = 'pg_proc'::regclass AND (SELECT p.prosecdef FROM pg_proc p WHERE p.oid = s.objid) THEN 'security definer'
+		WHEN s.classid = 'pg_class'::regclass AND (SELECT c.relkind FROM pg_class c WHERE c.oid = s.objid) IN ('v', 'm') THEN 'view'
+		ELSE '' END
+FROM pg_shdepend s, pg_identify_object(s.classid, s.objid, s.objsubid) o
+WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = 'o'
+	AND s.classid <> 'pg_default_acl'::regclass AND s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = $2)
+ORDER BY 1, 2, 3`
+
+// rowsQuerier is a pool, a connection or a transaction.
+type rowsQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ownedObjects lists what the role with oid owns in database db (q's database), and the
+// identity of each (its qualified name as SQL takes it, a function's with argument types).
+func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) ([]timebox.OwnedObject, []string, error) {
+	rows, err := q.Query(ctx, ownedObjectsSQL, oid, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var objs []timebox.OwnedObject
+	var ids []string
+	for rows.Next() {
+		var o timebox.OwnedObject
+		var quoted, id string
+		if err := rows.Scan(&o.Kind, &o.Schema, &o.Name, &quoted, &id, &o.Risk); err != nil {
+			return nil, nil, err
+		}
+		if quoted != "" {
+			o.Name = strings.TrimPrefix(o.Name, quoted+".")
+		}
+		o.Database = db
+		objs, ids = append(objs, o), append(ids, id)
+	}
+	return objs, ids, rows.Err()
+}
