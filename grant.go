@@ -210,6 +210,11 @@ type ServerStatus struct {
 	Removing   int `json:"removing"`
 	Retrying   int `json:"retrying"`
 	Active     int `json:"active"`
+	// Failing counts the active grants whose last step failed: a plan that cannot be
+	// applied (its sealed password cannot be opened, say) or an expiry not yet moved to an
+	// extended end; Problems has one line for each (request id, principal, last error).
+	Failing  int      `json:"failing"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Status is the state of the servers as seen by one Timebox process.

@@ -252,6 +252,8 @@ func (r *Request) Status() string {
 		}
 	} else if r.State == StateApproved && r.Grant != nil && r.Grant.LastError != "" {
 		s += ", activation retrying, last error: " + r.Grant.LastError
+	} else if r.State == StateActive && r.Grant != nil && r.Grant.LastError != "" {
+		s += ", last error: " + r.Grant.LastError // a plan that cannot be applied, an extension retrying
 	}
 	return s
 }

@@ -73,6 +73,9 @@ func (s *Scheduler) Status(ctx context.Context) (*timebox.Status, error) {
 		}
 		if g.LastError != "" && (g.Status == timebox.GrantCreating || g.Status == timebox.GrantRevoking) {
 			ss.Retrying++
+		} else if g.LastError != "" && g.Status == timebox.GrantActive && r.Ending == timebox.EndingNone {
+			ss.Failing++
+			ss.Problems = append(ss.Problems, "request "+r.ID+" ("+g.Principal+"): "+g.LastError)
 		}
 	}
 	return st, nil

@@ -228,6 +228,7 @@ func shortStatus(r *timebox.Request) string {
 		s += ", " + verb + " pending since " + localTime(r.EndingSince)
 	case r.State == timebox.StateApproved && lastErr != "":
 		s += ", activation retrying"
+	case r.State == timebox.StateActive && lastErr != "":
 	default:
 		lastErr = ""
 	}

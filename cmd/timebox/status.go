@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -33,12 +34,18 @@ func newStatusCommand() *cobra.Command {
 				reach = map[bool]string{true: "yes", false: "NO"}[*s.Reachable]
 			}
 			rows = append(rows, []string{s.Name, s.Engine, reach, localTime(s.LastOKAt), cleanText(s.LastError),
-				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying)})
+				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying), strconv.Itoa(s.Failing)})
 		}
 		if !st.Leader {
 			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
 		}
-		return outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING"}, rows)
+		err = outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "FAILING"}, rows)
+		for _, s := range st.Servers { // what cannot be applied, not only in the server's log
+			for _, p := range s.Problems {
+				fmt.Fprintf(cmd.OutOrStdout(), "FAILING on %s: %s\n", s.Name, cleanText(p))
+			}
+		}
+		return err
 	}
 	return cmd
 }
