@@ -286,13 +286,29 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 			return act(cmd, c, args[0], note)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
 			fmt.Fprintf(w, "request %s: %s\n", r.ID, cleanText(r.PolicyStatus(r.Status)))
-			if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
-				fmt.Fprintf(w, "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
+			if cmd.Name() == "approve" {
+				approvalChanges(w, r)
 			}
 			return nil
 		})
 	}
 	return cmd
+}
+
+// approvalChanges says what an approval just changed: "extended" when it applied an
+// extension, "narrowed" when it narrowed the window or tables, nothing when it only added an
+// approval (the status line says what is still awaited).
+func approvalChanges(w io.Writer, r *tbhttp.RequestView) {
+	n := len(r.Reviews)
+	if n == 0 || r.Reviews[n-1].Changes == "" || r.Extension != nil {
+		return // an approval of an extension that still awaits others changed nothing yet
+	}
+	switch last := r.Reviews[n-1]; last.Decision {
+	case timebox.ActionExtend:
+		fmt.Fprintf(w, "extended: %s\n", cleanText(last.Changes))
+	case timebox.ActionApprove:
+		fmt.Fprintf(w, "narrowed: %s\n", cleanText(last.Changes))
+	}
 }
 
 func newApproveCommand() *cobra.Command {

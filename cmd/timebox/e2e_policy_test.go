@@ -231,8 +231,10 @@ func TestE2EExtensionWithoutGap(t *testing.T) {
 	if s := e.ok("bob", "show", id); !strings.Contains(s, "extension") {
 		t.Errorf("show lacks the pending extension:\n%s", s)
 	}
-	e.ok("bob", "approve", id)
 	newEnd := r.End.Add(time.Minute)
+	if out := e.ok("bob", "approve", id); !strings.Contains(out, "extended: end ") || strings.Contains(out, "narrowed") {
+		t.Errorf("approving the extension says:\n%s", out)
+	}
 	time.Sleep(time.Until(r.End.Add(1500 * time.Millisecond)))
 	if s := e.show("alice", id); s.State != "active" || !s.End.Equal(newEnd) {
 		t.Fatalf("after the old end: %s, end %s, want active until %s", s.State, s.End, newEnd)
