@@ -79,7 +79,7 @@ func (s *Scheduler) CheckTables(ctx context.Context, r *timebox.Request) error {
 // request's status line carry and Status counts, and a "grant.plan_failed" event the first
 // time. Nothing on the database changes; the access stays until its end, as planned.
 func (s *Scheduler) planFailed(ctx context.Context, id string, cause error) {
-	msg := "its plan cannot be applied: " + timebox.ErrorMessage(cause)
+	msg := timebox.PlanFailure + ": " + timebox.ErrorMessage(cause)
 	s.Logger.Warn("scheduler: a grant's plan cannot be applied", "request", id, "err", timebox.ErrorMessage(cause))
 	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		g := r.Grant
@@ -101,7 +101,7 @@ func (s *Scheduler) planFailed(ctx context.Context, id string, cause error) {
 func (s *Scheduler) planApplied(ctx context.Context, id string) {
 	s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		g := r.Grant
-		if r.State != timebox.StateActive || g == nil || g.Status != timebox.GrantActive || !strings.HasPrefix(g.LastError, "its plan cannot be applied") {
+		if r.State != timebox.StateActive || g == nil || g.Status != timebox.GrantActive || !strings.HasPrefix(g.LastError, timebox.PlanFailure) {
 			return false, nil
 		}
 		g.LastError, g.UpdatedAt = "", now

@@ -18,7 +18,7 @@ func clientCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newLoginCommand(), newWhoamiCommand(), newDatabasesCommand(),
 		newRequestCommand(), newRequestsCommand(), newShowCommand(),
-		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(),
+		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(), newReleaseCommand(),
 		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
 		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(),
 	}
@@ -266,7 +266,7 @@ func exactArgs(name string) cobra.PositionalArgs {
 	}
 }
 
-// reviewCommand builds approve, deny, revoke or cancel: one request ID, a note (required
+// reviewCommand builds approve, deny, revoke, cancel or release: one request ID, a note (required
 // when noteRequired names the decision, e.g. "a denial"), and an action that returns the
 // resulting request, which is printed.
 func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error)) *cobra.Command {
@@ -344,6 +344,13 @@ func newRevokeCommand() *cobra.Command {
 	return reviewCommand("revoke ID --note TEXT", "Revoke an approved or active request now, saying why", "a revocation",
 		func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error) {
 			return c.Revoke(cmd.Context(), id, note)
+		})
+}
+
+func newReleaseCommand() *cobra.Command {
+	return reviewCommand("release ID", "Give up your own active request before its end (its login and sessions go now)", "",
+		func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error) {
+			return c.Release(cmd.Context(), id, note)
 		})
 }
 
