@@ -44,6 +44,9 @@ const (
 	ActionRevoke   Action = "revoke"
 	// ActionRelease is the requester giving up an active grant before its end.
 	ActionRelease Action = "release"
+	// ActionReopen sends an approved request back to pending when an approval it needed no
+	// longer counts (its approver was disabled before the window started).
+	ActionReopen Action = "reopen"
 	// ActionExtend is recorded as the review that moved a request's end.
 	ActionExtend Action = "extend"
 )
@@ -61,6 +64,7 @@ var transitions = map[State]map[Action]State{
 		ActionRevoke:   StateRevoked,
 		ActionCancel:   StateCancelled,
 		ActionExpire:   StateExpired, // the window ended before activation succeeded
+		ActionReopen:   StatePending, // an approval no longer counts (see Service.reopenApprovals)
 	},
 	StateActive: {
 		ActionExpire:  StateExpired,
@@ -169,11 +173,13 @@ func (r *Request) unusedCap(due time.Time) time.Time {
 
 // Review is one decision on a request.
 type Review struct {
-	Reviewer string    `json:"reviewer"`
-	Decision Action    `json:"decision"`
-	Note     string    `json:"note,omitempty"`
-	Changes  string    `json:"changes,omitempty"`
-	At       time.Time `json:"at"`
+	Reviewer string `json:"reviewer"`
+	Decision Action `json:"decision"`
+	Note     string `json:"note,omitempty"`
+	Changes  string `json:"changes,omitempty"`
+	// Voids names the approvers whose earlier approvals this review (a reopen) cancels.
+	Voids []string  `json:"voids,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Request is a person's request for access to one database at one access level for a window.

@@ -29,7 +29,7 @@ func wantErr(t *testing.T, err error, code string, parts ...string) {
 
 var allActions = []timebox.Action{
 	timebox.ActionApprove, timebox.ActionDeny, timebox.ActionCancel,
-	timebox.ActionActivate, timebox.ActionExpire, timebox.ActionRevoke, timebox.ActionRelease,
+	timebox.ActionActivate, timebox.ActionExpire, timebox.ActionRevoke, timebox.ActionRelease, timebox.ActionReopen,
 }
 
 func TestTransitionTable(t *testing.T) {
@@ -46,6 +46,7 @@ func TestTransitionTable(t *testing.T) {
 			timebox.ActionRevoke:   timebox.StateRevoked,
 			timebox.ActionCancel:   timebox.StateCancelled,
 			timebox.ActionExpire:   timebox.StateExpired,
+			timebox.ActionReopen:   timebox.StatePending,
 		},
 		timebox.StateActive: {
 			timebox.ActionExpire:  timebox.StateExpired,
@@ -79,8 +80,8 @@ func TestTransitionTable(t *testing.T) {
 			})
 		}
 	}
-	if n != 11 {
-		t.Errorf("%d allowed transitions, want 11", n)
+	if n != 12 {
+		t.Errorf("%d allowed transitions, want 12", n)
 	}
 	// Unknown states and actions are refused too.
 	_, err := timebox.Transition("bogus", timebox.ActionApprove)

@@ -376,11 +376,14 @@ func (s *Service) narrowTables(r *Request, keep []TableGrant) (string, error) {
 	return changes, nil
 }
 
-// reviewers returns who gave reviews of decision, once each, in order.
+// reviewers returns who gave reviews of decision, once each, in order. An approval that a
+// later reopen voided is not among the approvers (its approver may approve again).
 func reviewers(reviews []Review, decision Action) []string {
 	var out []string
 	for _, rv := range reviews {
-		if rv.Decision == decision && !slices.Contains(out, rv.Reviewer) {
+		if decision == ActionApprove && len(rv.Voids) > 0 {
+			out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(rv.Voids, n) })
+		} else if rv.Decision == decision && !slices.Contains(out, rv.Reviewer) {
 			out = append(out, rv.Reviewer)
 		}
 	}
