@@ -59,7 +59,9 @@ func TestE2EOnCallAutoApproval(t *testing.T) {
 		t.Fatalf("before the shift: %+v", r)
 	}
 	if out := e.ok("olga", "policy", "explain", "--db", "shop", "--access", "read-only", "--for", "30m"); !strings.Contains(out, "prod-read-oncall") ||
-		!strings.Contains(out, "not on call in primary now") {
+		!strings.Contains(out, "not on call in primary now") ||
+		!strings.Contains(out, "ticket         required") || !strings.Contains(out, "prod databases: a ticket is required (--ticket), except for break-glass") ||
+		!strings.Contains(out, "prod databases: a window of at most 1h0m0s") {
 		t.Errorf("explain before the shift:\n%s", out)
 	}
 	// During the shift: approved at once, activated, the window cut at the shift's end.
