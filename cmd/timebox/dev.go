@@ -109,6 +109,8 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	}
 	if info.Tokens, err = devTokens(ctx, in, cfg, data); err != nil {
 		return err
+	} else if _, err := writeDevTokens(data, info.Tokens); err != nil {
+		return err
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(filepath.Join(data, "dev.json"), b, 0o600); err != nil {
@@ -296,6 +298,7 @@ func printWalkthrough(w io.Writer, info devInfo, data string) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), dave (on call: his read-only requests are approved at once), admin.\n")
+	fmt.Fprintf(&b, "Their tokens, for your shell (ALICE, BOB, CAROL, DAVE, ADMIN): . %s\n", filepath.Join(data, "tokens.env"))
 	// {name} in the walkthrough stands for that user's token.
 	pairs := []string{"{url}", info.URL, "{config}", info.Config}
 	for _, u := range devUsers {
@@ -313,6 +316,8 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   # alice connects with psql; after two minutes the login and the session are gone:
   TIMEBOX_TOKEN={alice} ./timebox connect ID -- -c "SELECT * FROM orders"
   TIMEBOX_TOKEN={alice} ./timebox show ID
+  # or, done early, she gives it back at once (login dropped, sessions ended):
+  TIMEBOX_TOKEN={alice} ./timebox release ID
   # before deciding, bob can read the exact statements Timebox will run:
   TIMEBOX_TOKEN={bob} ./timebox show ID --plan
   # ad-hoc: two columns of one table; read-write on prod takes two owners (bob and carol):

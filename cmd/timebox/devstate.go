@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -65,4 +66,16 @@ func devTokens(ctx context.Context, in *instance, cfg *Config, data string) (map
 		tokens[u.Name] = t
 	}
 	return tokens, nil
+}
+
+// writeDevTokens writes <data>/tokens.env: one NAME=token line per dev user (ALICE=tbx_…),
+// for a shell to source (`. DIR/tokens.env`), readable by its owner only.
+func writeDevTokens(data string, tokens map[string]string) (string, error) {
+	var b strings.Builder
+	b.WriteString("# Written by timebox dev: the API tokens of its users. Source it: . " + filepath.Join(data, "tokens.env") + "\n")
+	for _, u := range devUsers {
+		fmt.Fprintf(&b, "%s=%s\n", strings.ToUpper(u.Name), tokens[u.Name])
+	}
+	path := filepath.Join(data, "tokens.env")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
