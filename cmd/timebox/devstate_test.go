@@ -102,6 +102,10 @@ func TestDevAgain(t *testing.T) {
 			t.Errorf("the walkthrough does not show %s's token", name)
 		}
 	}
+	if env, err := os.ReadFile(filepath.Join(data, "tokens.env")); err != nil || !strings.Contains(string(env), "\nALICE="+first.info.Tokens["alice"]+"\n") ||
+		!strings.Contains(string(env), "\nADMIN="+first.info.Tokens["admin"]+"\n") {
+		t.Errorf("tokens.env: %v\n%s", err, env)
+	}
 	alice = tbhttp.NewClient(second.info.URL, first.info.Tokens["alice"])
 	c, err := alice.Credentials(ctx, r.ID)
 	if err != nil {
