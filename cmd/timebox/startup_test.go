@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/timebox-dev/timebox/internal/testdb"
 )
 
 // runMain runs the test binary as `timebox args...` in a child process (as a person would
@@ -93,4 +95,18 @@ func TestServerStartupFailures(t *testing.T) {
 		stderr, code := runMain(t, 30*time.Second, "server", "--config", cfg)
 		wantOneLine(t, c.name, stderr, code, c.want)
 	}
+}
+
+// TestDevStartupFailure runs `timebox dev` on a taken port: one line naming the cause, no
+// panic, and the throwaway database servers it started are stopped again.
+func TestDevStartupFailure(t *testing.T) {
+	testdb.RequirePostgres(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := t.TempDir()
+	stderr, code := runMain(t, 120*time.Second, "dev", "--data", data, "--listen", taken.Addr().String())
+	wantOneLine(t, "dev, port taken", stderr, code, "cannot listen on "+taken.Addr().String()+": bind: address already in use")
 }
