@@ -29,7 +29,11 @@ func openStore(ctx context.Context, c *Config) (*store.DB, error) {
 	if scheme, rest, _ := strings.Cut(c.Store, ":"); strings.EqualFold(scheme, "sqlite") {
 		return nil, timebox.WrapError(timebox.EUNAVAILABLE, err, "store %s cannot be opened: %s", where, sqliteProblem(strings.TrimPrefix(rest, "//")))
 	}
-	return nil, timebox.WrapError(timebox.EUNAVAILABLE, err, "store %s cannot be opened: %s", where, timebox.ConnReason(errors.Unwrap(err)))
+	reason := timebox.ErrorMessage(err)
+	if cause := errors.Unwrap(err); cause != nil {
+		reason = timebox.ConnReason(cause)
+	}
+	return nil, timebox.WrapError(timebox.EUNAVAILABLE, err, "store %s cannot be opened: %s", where, reason)
 }
 
 // sqliteProblem says why the SQLite file at path could not be opened, from what the file
