@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,28 @@ func TestDevStartupFailure(t *testing.T) {
 	data := t.TempDir()
 	stderr, code := runMain(t, 120*time.Second, "dev", "--data", data, "--listen", taken.Addr().String())
 	wantOneLine(t, "dev, port taken", stderr, code, "cannot listen on "+taken.Addr().String()+": bind: address already in use")
+}
+
+// TestServerStartupStoreRefusesLogin: a PostgreSQL store that refuses the password is named
+// in one line, without the password.
+func TestServerStartupStoreRefusesLogin(t *testing.T) {
+	pg := testdb.RequirePostgres(t)
+	dir := t.TempDir()
+	write := func(name, v string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := write("timebox.yaml", "listen: 127.0.0.1:0\n"+
+		"store: postgres://"+pg.SuperUser+"@127.0.0.1:"+strconv.Itoa(pg.Port)+"/postgres?sslmode=disable\n"+
+		"store_password: file:"+write("store.password", "Wrong-password-123")+"\n"+
+		"secret_key: file:"+write("secret.key", "0123456789abcdef0123456789abcdef")+"\n"+
+		"users: [{name: alice, email: alice@example.com}]\n")
+	stderr, code := runMain(t, 30*time.Second, "server", "--config", cfg)
+	wantOneLine(t, "wrong store password", stderr, code, "password authentication failed")
+	if strings.Contains(stderr, "Wrong-password-123") {
+		t.Errorf("the password is in the error: %q", stderr)
+	}
 }
