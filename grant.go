@@ -212,7 +212,8 @@ type ServerStatus struct {
 	Active     int `json:"active"`
 	// Failing counts the active grants whose last step failed: a plan that cannot be
 	// applied (its sealed password cannot be opened, say) or an expiry not yet moved to an
-	// extended end; Problems has one line for each (request id, principal, last error).
+	// extended end. Problems has one line for each failing and each retrying grant (request
+	// id, principal, last error), so that what the server's log says is here too.
 	Failing  int      `json:"failing"`
 	Problems []string `json:"problems,omitempty"`
 }

@@ -42,7 +42,7 @@ func TestE2EPlanCannotBeApplied(t *testing.T) {
 	if out := e.ok("alice", "show", id); !strings.Contains(out, "last error") || !strings.Contains(out, want) {
 		t.Errorf("show (table) does not carry the failure:\n%s", out)
 	}
-	if out := e.ok("root", "status"); !strings.Contains(out, "FAILING on pg: request "+id) || !strings.Contains(out, want) {
+	if out := e.ok("root", "status"); !strings.Contains(out, "\npg: request "+id) || !strings.Contains(out, want) {
 		t.Errorf("status does not name the failing grant:\n%s", out)
 	}
 	if n := countActions(e.events(id), "grant.plan_failed"); n != 1 {

@@ -40,9 +40,9 @@ func newStatusCommand() *cobra.Command {
 			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
 		}
 		err = outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "FAILING"}, rows)
-		for _, s := range st.Servers { // what cannot be applied, not only in the server's log
+		for _, s := range st.Servers { // what fails or retries, not only in the server's log
 			for _, p := range s.Problems {
-				fmt.Fprintf(cmd.OutOrStdout(), "FAILING on %s: %s\n", s.Name, cleanText(p))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.Name, cleanText(p))
 			}
 		}
 		return err
