@@ -72,7 +72,7 @@ type AccessRecord struct {
 // AccessReport answers "who had access to which database, from when to when, at what level,
 // approved by whom, with which ticket" for access that overlapped [since, until).
 func (s *Service) AccessReport(ctx context.Context, actor string, since, until time.Time) ([]AccessRecord, error) {
-	rs, err := s.FindRequests(ctx, actor, RequestFilter{States: []State{StateActive, StateExpired, StateRevoked, StateApproved, StateCancelled}})
+	rs, err := s.FindRequests(ctx, actor, RequestFilter{States: []State{StateActive, StateExpired, StateRevoked, StateApproved, StateCancelled, StateReleased}})
 	if err != nil {
 		return nil, err
 	}

@@ -18,19 +18,8 @@ const (
 // cascadeCause returns why live request r must end under the current catalog and the users
 // disabled through the API ("" when it may go on): a cause and a sentence for people.
 func (s *Service) cascadeCause(r *Request, disabled map[string]*DisabledUser) (string, string) {
-	u, err := s.Catalog.User(r.Requester)
-	switch {
-	case err != nil:
-		return CauseUserRemoved, fmt.Sprintf("user %s was removed from the configuration", r.Requester)
-	case u.Disabled:
-		return CauseUserDisabled, fmt.Sprintf("user %s is disabled in the configuration", r.Requester)
-	case disabled[r.Requester] != nil:
-		d := disabled[r.Requester]
-		note := fmt.Sprintf("user %s was disabled by %s", r.Requester, d.By)
-		if d.Note != "" {
-			note += ": " + d.Note
-		}
-		return CauseUserDisabled, note
+	if cause, note := s.userGone(r.Requester, disabled); cause != "" {
+		return cause, note
 	}
 	db, err := s.Catalog.Database(r.Database)
 	if err != nil {
@@ -46,22 +35,47 @@ func (s *Service) cascadeCause(r *Request, disabled map[string]*DisabledUser) (s
 	return "", ""
 }
 
+// userGone says why user may no longer act ("" when they may): removed from the
+// configuration, disabled there, or disabled through the API.
+func (s *Service) userGone(user string, disabled map[string]*DisabledUser) (string, string) {
+	u, err := s.Catalog.User(user)
+	switch {
+	case err != nil:
+		return CauseUserRemoved, fmt.Sprintf("user %s was removed from the configuration", user)
+	case u.Disabled:
+		return CauseUserDisabled, fmt.Sprintf("user %s is disabled in the configuration", user)
+	case disabled[user] != nil:
+		d := disabled[user]
+		note := fmt.Sprintf("user %s was disabled by %s", user, d.By)
+		if d.Note != "" {
+			note += ": " + d.Note
+		}
+		return CauseUserDisabled, note
+	}
+	return "", ""
+}
+
 // Cascade ends the live requests that the catalog (or a user disabled through the API) no
 // longer allows: a removed or disabled user's pending requests are cancelled and approved or
 // active ones revoked; a removed database's or access level's pending requests are denied
-// and approved or active ones revoked. Each change is recorded with an audit event by
-// "timebox" naming the cause. The API tokens of removed or disabled users are revoked, so
-// that a user enabled again needs a new one. It returns how many requests it ended; the
-// server runs it at start, and after a user is disabled.
+// and approved or active ones revoked. Approved requests whose window has not started go
+// back to pending when they needed the approval of a user removed or disabled since (see
+// reopenApprovals). Each change is recorded with an audit event by "timebox" naming the
+// cause. The API tokens of removed or disabled users are revoked, so that a user enabled
+// again needs a new one. It returns how many requests it ended; the server runs it at
+// start, and after a user is disabled.
 func (s *Service) Cascade(ctx context.Context) (int, error) {
-	n := 0
+	n, reopened := 0, 0
 	err := s.Store.Update(ctx, func(tx Tx) (err error) {
 		if n, err = s.cascade(tx, ""); err != nil {
 			return err
 		}
+		if reopened, err = s.reopenApprovals(tx, s.now()); err != nil {
+			return err
+		}
 		return s.revokeUnusableTokens(tx)
 	})
-	if n > 0 {
+	if n+reopened > 0 {
 		s.wake()
 	}
 	return n, err
@@ -108,8 +122,10 @@ func (s *Service) endFor(tx Tx, r *Request, action Action, note, cause string, n
 }
 
 // DisableUser disables a user through the API (admins only): they can no longer sign in,
-// request or review, their live requests end at once (see Cascade) and their API tokens are
-// revoked (enabling them again does not revive those), in one transaction.
+// request or review, their live requests end at once (see Cascade), requests whose window
+// has not started go back to pending when they needed the user's approval (see
+// reopenApprovals), and their API tokens are revoked (enabling them again does not revive
+// those), in one transaction.
 // ENOTFOUND for a user the catalog does not know.
 func (s *Service) DisableUser(ctx context.Context, actor, name, note string) (int, error) {
 	if !s.Catalog.IsAdmin(actor) {
@@ -131,6 +147,9 @@ func (s *Service) DisableUser(ctx context.Context, actor, name, note string) (in
 			return err
 		}
 		if n, err = s.cascade(tx, name); err != nil {
+			return err
+		}
+		if _, err = s.reopenApprovals(tx, now); err != nil {
 			return err
 		}
 		// Enabling the user again does not bring these back: an admin issues new ones.

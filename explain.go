@@ -34,8 +34,14 @@ type Explanation struct {
 	Approvers []string `json:"approvers,omitempty"`
 	// AutoApproval says whether it would be approved automatically right now, and why.
 	AutoApproval string `json:"auto_approval,omitempty"`
-	// Ticket is the pattern a ticket must match, when the rule has one.
-	Ticket string `json:"ticket,omitempty"`
+	// Ticket is the pattern a ticket must match, when the rule has one; TicketRequired says
+	// whether the environment requires a ticket at all.
+	Ticket         string `json:"ticket,omitempty"`
+	TicketRequired bool   `json:"ticket_required"`
+	// Limits states every limit that applies, one sentence each: the environment's (longest
+	// and shortest window, how far ahead it may start, whether a ticket is required) and the
+	// deciding rule's (its maximum duration, ticket pattern, unused_after).
+	Limits []string `json:"limits"`
 	// BreakGlass says whether the requester could use break-glass instead.
 	BreakGlass string `json:"break_glass,omitempty"`
 }
@@ -67,6 +73,7 @@ func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*
 	x := &Explanation{Requester: as, Database: db.Name, Access: access, Duration: d.String(), Why: []RuleMiss{}}
 	now := s.now()
 	limits := s.Catalog.LimitsFor(db.Environment)
+	x.TicketRequired, x.Limits = limits.RequireTicket, environmentLimits(limits, db.Environment)
 	rin := RuleInput{Requester: user, Database: db, Access: access, Operations: TableOperations(tables), Duration: d}
 	x.BreakGlass = s.explainBreakGlass(user, db, d)
 	rule, misses, err := s.Catalog.Rule(rin)
@@ -76,6 +83,7 @@ func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*
 		return x, nil
 	}
 	x.Rule = rule
+	x.Limits = append(x.Limits, ruleLimits(rule, db)...)
 	for i := range s.Catalog.Rules {
 		other := &s.Catalog.Rules[i]
 		if other.Name != rule.Name && other.miss(rin) == "" {
@@ -107,6 +115,38 @@ func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*
 	}
 	x.AutoApproval = s.explainAuto(ctx, rule, user, now)
 	return x, nil
+}
+
+// environmentLimits states the limits of environment env, l.
+func environmentLimits(l Limits, env string) []string {
+	out := []string{fmt.Sprintf("%s databases: a window of at most %s", env, time.Duration(l.MaxDuration))}
+	if l.MinDuration > 0 {
+		out = append(out, fmt.Sprintf("%s databases: a window of at least %s", env, time.Duration(l.MinDuration)))
+	}
+	if l.MaxLeadTime > 0 {
+		out = append(out, fmt.Sprintf("%s databases: starting at most %s ahead", env, time.Duration(l.MaxLeadTime)))
+	}
+	if l.RequireTicket {
+		out = append(out, fmt.Sprintf("%s databases: a ticket is required (--ticket), except for break-glass", env))
+	} else {
+		out = append(out, fmt.Sprintf("%s databases: a ticket is optional", env))
+	}
+	return out
+}
+
+// ruleLimits states the limits that rule adds for a request on db.
+func ruleLimits(rule *Rule, db *Database) []string {
+	var out []string
+	if rule.MaxDuration > 0 {
+		out = append(out, fmt.Sprintf("rule %s: a window of at most %s", rule.Name, time.Duration(rule.MaxDuration)))
+	}
+	if rule.Ticket != "" {
+		out = append(out, fmt.Sprintf("rule %s: a ticket matching %s is required", rule.Name, rule.Ticket))
+	}
+	if u := unusedAfter(rule, db); u > 0 {
+		out = append(out, fmt.Sprintf("rule %s: ends early if nobody fetches the credentials within %s of the activation", rule.Name, time.Duration(u)))
+	}
+	return out
 }
 
 // explainAuto says whether rule would approve user's request by itself right now.

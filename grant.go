@@ -240,6 +240,12 @@ type ServerStatus struct {
 	// NoBackstop counts the live grants whose access has no database-side end (see
 	// Grant.NoBackstop): they outlive a Timebox outage.
 	NoBackstop int `json:"no_backstop"`
+	// Failing counts the active grants whose last step failed: a plan that cannot be
+	// applied (its sealed password cannot be opened, say) or an expiry not yet moved to an
+	// extended end. Problems has one line for each failing and each retrying grant (request
+	// id, principal, last error), so that what the server's log says is here too.
+	Failing  int      `json:"failing"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Status is the state of the servers as seen by one Timebox process.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -424,6 +425,13 @@ func TestPolicyExplain(t *testing.T) {
 		x.Takes != "1 of db-owners and 1 of security (distinct people; the requester never counts)" || x.Ticket != "^CHG-[0-9]+$" {
 		t.Errorf("explain: %+v", x)
 	}
+	if got := strings.Join(x.Limits, "\n"); got != strings.Join([]string{
+		"prod databases: a window of at most 8h0m0s", "prod databases: a window of at least 1m0s",
+		"prod databases: starting at most 168h0m0s ahead", "prod databases: a ticket is optional",
+		"rule prod-ddl: a window of at most 2h0m0s", "rule prod-ddl: a ticket matching ^CHG-[0-9]+$ is required",
+	}, "\n") || x.TicketRequired {
+		t.Errorf("limits:\n%s", got)
+	}
 	why := map[string]string{}
 	for _, m := range x.Why {
 		why[m.Rule] = m.Reason
@@ -445,6 +453,13 @@ func TestPolicyExplain(t *testing.T) {
 	}
 	if _, err := e.svc.Explain(e.ctx, "alice", timebox.ExplainInput{Database: "shop", Access: "ddl", Duration: "1h", As: "olga"}); timebox.ErrorCode(err) != timebox.EFORBIDDEN {
 		t.Errorf("explain as someone else: %v", err)
+	}
+	// The environment's ticket requirement is stated even where the rule has no pattern.
+	e.svc.Catalog.Limits = map[string]timebox.Limits{"prod": {MaxDuration: timebox.Duration(6 * time.Hour), RequireTicket: true}}
+	if x, err := e.svc.Explain(e.ctx, "alice", timebox.ExplainInput{Database: "crm", Access: "read-only", Duration: "1h"}); err != nil || !x.TicketRequired ||
+		!slices.Contains(x.Limits, "prod databases: a ticket is required (--ticket), except for break-glass") ||
+		!slices.Contains(x.Limits, "prod databases: a window of at most 6h0m0s") || !slices.Contains(x.Limits, "rule prod-default: a window of at most 4h0m0s") {
+		t.Errorf("explain with a required ticket: %+v %v", x, err)
 	}
 	e.svc.OnCall = &fakeOnCall{who: "olga", until: e.now.Add(time.Hour)}
 	if x, err := e.svc.Explain(e.ctx, "root", timebox.ExplainInput{Database: "shop", Access: "read-only", Duration: "1h", As: "olga"}); err != nil ||

@@ -20,10 +20,13 @@ const (
 	StateDenied    State = "denied"
 	StateRevoked   State = "revoked"
 	StateCancelled State = "cancelled"
+	// StateReleased is the end of an active request whose requester gave it up early, once
+	// the database confirmed the removal.
+	StateReleased State = "released"
 )
 
 // States lists every request state.
-var States = []State{StatePending, StateApproved, StateActive, StateExpired, StateDenied, StateRevoked, StateCancelled}
+var States = []State{StatePending, StateApproved, StateActive, StateExpired, StateDenied, StateRevoked, StateCancelled, StateReleased}
 
 // Live reports whether the state may still hold or gain database access.
 func (s State) Live() bool { return s == StatePending || s == StateApproved || s == StateActive }
@@ -39,6 +42,11 @@ const (
 	ActionActivate Action = "activate"
 	ActionExpire   Action = "expire"
 	ActionRevoke   Action = "revoke"
+	// ActionRelease is the requester giving up an active grant before its end.
+	ActionRelease Action = "release"
+	// ActionReopen sends an approved request back to pending when an approval it needed no
+	// longer counts (its approver was disabled before the window started).
+	ActionReopen Action = "reopen"
 	// ActionExtend is recorded as the review that moved a request's end.
 	ActionExtend Action = "extend"
 )
@@ -56,10 +64,12 @@ var transitions = map[State]map[Action]State{
 		ActionRevoke:   StateRevoked,
 		ActionCancel:   StateCancelled,
 		ActionExpire:   StateExpired, // the window ended before activation succeeded
+		ActionReopen:   StatePending, // an approval no longer counts (see Service.reopenApprovals)
 	},
 	StateActive: {
-		ActionExpire: StateExpired,
-		ActionRevoke: StateRevoked,
+		ActionExpire:  StateExpired,
+		ActionRevoke:  StateRevoked,
+		ActionRelease: StateReleased, // approved, not yet active: cancel instead
 	},
 }
 
@@ -81,6 +91,8 @@ const (
 	EndingExpire Ending = "expire"
 	EndingRevoke Ending = "revoke"
 	EndingCancel Ending = "cancel"
+	// EndingRelease is a removal the requester asked for (see Service.Release).
+	EndingRelease Ending = "release"
 )
 
 // Action returns the transition that completes the ending.
@@ -90,6 +102,8 @@ func (e Ending) Action() Action {
 		return ActionRevoke
 	case EndingCancel:
 		return ActionCancel
+	case EndingRelease:
+		return ActionRelease
 	}
 	return ActionExpire
 }
@@ -159,11 +173,13 @@ func (r *Request) unusedCap(due time.Time) time.Time {
 
 // Review is one decision on a request.
 type Review struct {
-	Reviewer string    `json:"reviewer"`
-	Decision Action    `json:"decision"`
-	Note     string    `json:"note,omitempty"`
-	Changes  string    `json:"changes,omitempty"`
-	At       time.Time `json:"at"`
+	Reviewer string `json:"reviewer"`
+	Decision Action `json:"decision"`
+	Note     string `json:"note,omitempty"`
+	Changes  string `json:"changes,omitempty"`
+	// Voids names the approvers whose earlier approvals this review (a reopen) cancels.
+	Voids []string  `json:"voids,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Request is a person's request for access to one database at one access level for a window.
@@ -241,17 +257,23 @@ type Extension struct {
 	Reviews     []Review  `json:"reviews"`
 }
 
+// PlanFailure starts the last error of an active grant whose plan cannot be applied (its
+// sealed password cannot be opened, say), which its status line shows.
+const PlanFailure = "its plan cannot be applied"
+
 // Status is a one-line human summary of the request's state, including pending removal.
 func (r *Request) Status() string {
 	s := string(r.State)
 	if r.Ending != EndingNone {
-		verb := map[Ending]string{EndingExpire: "expiry", EndingRevoke: "revoke", EndingCancel: "cancel"}[r.Ending]
+		verb := map[Ending]string{EndingExpire: "expiry", EndingRevoke: "revoke", EndingCancel: "cancel", EndingRelease: "release"}[r.Ending]
 		s += ", " + verb + " pending since " + r.EndingSince.UTC().Format(time.RFC3339)
 		if r.Grant != nil && r.Grant.LastError != "" {
 			s += ", last error: " + r.Grant.LastError
 		}
 	} else if r.State == StateApproved && r.Grant != nil && r.Grant.LastError != "" {
 		s += ", activation retrying, last error: " + r.Grant.LastError
+	} else if r.State == StateActive && r.Grant != nil && strings.HasPrefix(r.Grant.LastError, PlanFailure) {
+		s += ", last error: " + r.Grant.LastError
 	}
 	return s
 }

@@ -29,7 +29,7 @@ func wantErr(t *testing.T, err error, code string, parts ...string) {
 
 var allActions = []timebox.Action{
 	timebox.ActionApprove, timebox.ActionDeny, timebox.ActionCancel,
-	timebox.ActionActivate, timebox.ActionExpire, timebox.ActionRevoke,
+	timebox.ActionActivate, timebox.ActionExpire, timebox.ActionRevoke, timebox.ActionRelease, timebox.ActionReopen,
 }
 
 func TestTransitionTable(t *testing.T) {
@@ -46,14 +46,16 @@ func TestTransitionTable(t *testing.T) {
 			timebox.ActionRevoke:   timebox.StateRevoked,
 			timebox.ActionCancel:   timebox.StateCancelled,
 			timebox.ActionExpire:   timebox.StateExpired,
+			timebox.ActionReopen:   timebox.StatePending,
 		},
 		timebox.StateActive: {
-			timebox.ActionExpire: timebox.StateExpired,
-			timebox.ActionRevoke: timebox.StateRevoked,
+			timebox.ActionExpire:  timebox.StateExpired,
+			timebox.ActionRevoke:  timebox.StateRevoked,
+			timebox.ActionRelease: timebox.StateReleased,
 		},
 	}
-	if len(timebox.States) != 7 {
-		t.Fatalf("States has %d entries, want 7: update this test", len(timebox.States))
+	if len(timebox.States) != 8 {
+		t.Fatalf("States has %d entries, want 8: update this test", len(timebox.States))
 	}
 	n := 0
 	for _, from := range timebox.States {
@@ -78,8 +80,8 @@ func TestTransitionTable(t *testing.T) {
 			})
 		}
 	}
-	if n != 10 {
-		t.Errorf("%d allowed transitions, want 10", n)
+	if n != 12 {
+		t.Errorf("%d allowed transitions, want 12", n)
 	}
 	// Unknown states and actions are refused too.
 	_, err := timebox.Transition("bogus", timebox.ActionApprove)
@@ -109,10 +111,11 @@ func TestStateLive(t *testing.T) {
 
 func TestEndingAction(t *testing.T) {
 	for e, want := range map[timebox.Ending]timebox.Action{
-		timebox.EndingExpire: timebox.ActionExpire,
-		timebox.EndingRevoke: timebox.ActionRevoke,
-		timebox.EndingCancel: timebox.ActionCancel,
-		timebox.EndingNone:   timebox.ActionExpire,
+		timebox.EndingExpire:  timebox.ActionExpire,
+		timebox.EndingRevoke:  timebox.ActionRevoke,
+		timebox.EndingCancel:  timebox.ActionCancel,
+		timebox.EndingRelease: timebox.ActionRelease,
+		timebox.EndingNone:    timebox.ActionExpire,
 	} {
 		if got := e.Action(); got != want {
 			t.Errorf("Ending(%q).Action() = %q, want %q", e, got, want)
@@ -149,6 +152,10 @@ func TestRequestStatus(t *testing.T) {
 		{"approved without grant", timebox.Request{State: timebox.StateApproved}, "approved"},
 		// An old error on an active grant is not news.
 		{"active with old error", timebox.Request{State: timebox.StateActive, Grant: failing}, "active"},
+		{"plan cannot be applied", timebox.Request{State: timebox.StateActive, Grant: &timebox.Grant{Status: timebox.GrantActive, LastError: timebox.PlanFailure + ": stored secret cannot be decrypted"}},
+			"active, last error: its plan cannot be applied: stored secret cannot be decrypted"},
+		{"release", timebox.Request{State: timebox.StateActive, Ending: timebox.EndingRelease, EndingSince: since, Grant: clean},
+			"active, release pending since " + sinceUTC},
 	} {
 		if got := tc.r.Status(); got != tc.want {
 			t.Errorf("%s: Status() = %q, want %q", tc.name, got, tc.want)

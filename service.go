@@ -378,11 +378,14 @@ func (s *Service) narrowTables(r *Request, keep []TableGrant) (string, error) {
 	return changes, nil
 }
 
-// reviewers returns who gave reviews of decision, once each, in order.
+// reviewers returns who gave reviews of decision, once each, in order. An approval that a
+// later reopen voided is not among the approvers (its approver may approve again).
 func reviewers(reviews []Review, decision Action) []string {
 	var out []string
 	for _, rv := range reviews {
-		if rv.Decision == decision && !slices.Contains(out, rv.Reviewer) {
+		if decision == ActionApprove && len(rv.Voids) > 0 {
+			out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(rv.Voids, n) })
+		} else if rv.Decision == decision && !slices.Contains(out, rv.Reviewer) {
 			out = append(out, rv.Reviewer)
 		}
 	}
@@ -518,7 +521,33 @@ func (s *Service) Cancel(ctx context.Context, actor, id, note string) (*Request,
 	return r, nil
 }
 
-// end revokes or cancels r: at once when nothing can exist on the database, otherwise by
+// Release gives up the actor's own active request before its end: its access is removed
+// from the database exactly as at expiry (login disabled, sessions ended, dropped), and the
+// request is released once the database confirmed it, with a "request.released" event. An
+// approved request that is not active yet is cancelled instead (Cancel); ECONFLICT says so.
+func (s *Service) Release(ctx context.Context, actor, id, note string) (*Request, error) {
+	if err := checkText("note", note, false); err != nil {
+		return nil, err
+	}
+	var r *Request
+	err := s.retryStale(ctx, func(tx Tx) (err error) {
+		if r, err = s.visibleRequest(tx, actor, id); err != nil {
+			return err
+		} else if r.Requester != actor {
+			return Errorf(EFORBIDDEN, "only the requester may release request %s", id)
+		} else if r.State == StatePending || r.State == StateApproved {
+			return Errorf(ECONFLICT, "request %s is %s, not active: cancel it instead (timebox cancel %s)", id, r.State, id)
+		}
+		return s.end(tx, r, actor, ActionRelease, note, s.now())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	s.wake()
+	return r, nil
+}
+
+// end revokes, cancels or releases r: at once when nothing can exist on the database, otherwise by
 // recording the ending for the scheduler, which completes the transition once the database
 // confirmed the removal.
 func (s *Service) end(tx Tx, r *Request, actor string, action Action, note string, now time.Time) error {

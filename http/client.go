@@ -134,6 +134,11 @@ func (c *Client) Revoke(ctx context.Context, id, note string) (*RequestView, err
 	return c.requestCall(ctx, "POST", id, "/revoke", noteInput{Note: note})
 }
 
+// Release gives up the caller's own active request before its end.
+func (c *Client) Release(ctx context.Context, id, note string) (*RequestView, error) {
+	return c.requestCall(ctx, "POST", id, "/release", noteInput{Note: note})
+}
+
 // Cancel withdraws the caller's own pending or approved request.
 func (c *Client) Cancel(ctx context.Context, id, note string) (*RequestView, error) {
 	return c.requestCall(ctx, "POST", id, "/cancel", noteInput{Note: note})

@@ -28,7 +28,7 @@ type requestList struct {
 	Requests []*RequestView `json:"requests"`
 }
 
-// noteInput is the body of deny, revoke and cancel.
+// noteInput is the body of deny, revoke, cancel and release.
 type noteInput struct {
 	Note string `json:"note"`
 }
@@ -117,7 +117,7 @@ func (s *Server) handleDeny(w http.ResponseWriter, r *http.Request, u *timebox.U
 	return s.noted(w, r, u, s.Service.Deny)
 }
 
-// noted serves a decision on one request that takes a note (deny, revoke, cancel, close a
+// noted serves a decision on one request that takes a note (deny, revoke, cancel, release, close a
 // follow-up). When access must first be removed from the database it lets the runner try
 // before answering; it answers with the request as it is then.
 func (s *Server) noted(w http.ResponseWriter, r *http.Request, u *timebox.User,
@@ -147,6 +147,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, u *timebox
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
 	return s.noted(w, r, u, s.Service.Cancel)
+}
+
+func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
+	return s.noted(w, r, u, s.Service.Release)
 }
 
 // requestID returns the request id in r's path, or EINVALID when it cannot be one (see

@@ -46,6 +46,7 @@ func (s *Server) routes() []route {
 		{Method: "POST", Path: "/api/v1/requests/{id}/deny", h: s.handleDeny},
 		{Method: "POST", Path: "/api/v1/requests/{id}/revoke", h: s.handleRevoke},
 		{Method: "POST", Path: "/api/v1/requests/{id}/cancel", h: s.handleCancel},
+		{Method: "POST", Path: "/api/v1/requests/{id}/release", h: s.handleRelease},
 		{Method: "GET", Path: "/api/v1/requests/{id}/credentials", h: s.handleCredentials},
 		{Method: "POST", Path: "/api/v1/requests/{id}/extend", h: s.handleExtend},
 		{Method: "POST", Path: "/api/v1/requests/{id}/follow-up", h: s.handleFollowUp},

@@ -172,6 +172,9 @@ func (s *Scheduler) principal(db *timebox.Database, requester, id string) (strin
 func (s *Scheduler) call(ctx context.Context, r *timebox.Request, granting bool, op func(context.Context, timebox.Engine, timebox.GrantPlan) error) error {
 	p, err := s.plan(r, granting)
 	if err != nil {
+		if r.State == timebox.StateActive { // a repair or a password check: shown on the request
+			s.planFailed(ctx, r.ID, err)
+		} // an activation records its failure itself
 		return err
 	}
 	if r.Grant.Method == timebox.MethodRoleMembership {

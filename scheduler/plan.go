@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"strings"
+	"time"
 
 	"github.com/timebox-dev/timebox"
 )
@@ -70,4 +72,39 @@ func (s *Scheduler) CheckTables(ctx context.Context, r *timebox.Request) error {
 	ctx, cancel := context.WithTimeout(ctx, s.StepTimeout)
 	defer cancel()
 	return tc.CheckTables(ctx, timebox.GrantPlan{Method: db.Method, Database: db.Database, Tables: r.Tables})
+}
+
+// planFailed records on the active grant of request id that its plan cannot be applied
+// (its sealed password cannot be opened, say): the grant's last error, which `show` and the
+// request's status line carry and Status counts, and a "grant.plan_failed" event the first
+// time. Nothing on the database changes; the access stays until its end, as planned.
+func (s *Scheduler) planFailed(ctx context.Context, id string, cause error) {
+	msg := timebox.PlanFailure + ": " + timebox.ErrorMessage(cause)
+	s.Logger.Warn("scheduler: a grant's plan cannot be applied", "request", id, "err", timebox.ErrorMessage(cause))
+	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		g := r.Grant
+		if r.State != timebox.StateActive || g == nil || g.Status != timebox.GrantActive || g.LastError == msg {
+			return false, nil
+		}
+		g.LastError, g.UpdatedAt = msg, now
+		if err := tx.PutGrant(g); err != nil {
+			return false, err
+		}
+		return true, tx.AppendEvent(event(now, "grant.plan_failed", r, map[string]any{"principal": g.Principal, "error": msg}))
+	})
+	if err != nil && ctx.Err() == nil {
+		s.Logger.Error("scheduler: record a grant whose plan cannot be applied", "request", id, "err", err)
+	}
+}
+
+// planApplied clears what planFailed recorded on request id, once its plan was applied.
+func (s *Scheduler) planApplied(ctx context.Context, id string) {
+	s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		g := r.Grant
+		if r.State != timebox.StateActive || g == nil || g.Status != timebox.GrantActive || !strings.HasPrefix(g.LastError, timebox.PlanFailure) {
+			return false, nil
+		}
+		g.LastError, g.UpdatedAt = "", now
+		return true, tx.PutGrant(g)
+	})
 }

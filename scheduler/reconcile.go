@@ -378,6 +378,7 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 		s.Logger.Warn("reconciler: cannot repair a grant", "request", id, "drift", drift, "err", timebox.ErrorMessage(err))
 		return
 	}
+	s.planApplied(ctx, id)
 	s.drifted(ctx, r.Grant.Server, "grant_restored", &timebox.Event{RequestID: r.ID, Database: r.Database, Details: map[string]any{
 		"principal": r.Grant.Principal, "server": r.Grant.Server, "found": drift, "outcome": "restored to its plan",
 	}})

@@ -76,6 +76,11 @@ func (s *Scheduler) Status(ctx context.Context) (*timebox.Status, error) {
 		}
 		if g.LastError != "" && (g.Status == timebox.GrantCreating || g.Status == timebox.GrantRevoking) {
 			ss.Retrying++
+			step := map[timebox.GrantStatus]string{timebox.GrantCreating: "activation", timebox.GrantRevoking: "removal"}[g.Status]
+			ss.Problems = append(ss.Problems, "request "+r.ID+" ("+g.Principal+"): "+step+" retrying: "+g.LastError)
+		} else if g.LastError != "" && g.Status == timebox.GrantActive && r.Ending == timebox.EndingNone {
+			ss.Failing++
+			ss.Problems = append(ss.Problems, "request "+r.ID+" ("+g.Principal+"): "+g.LastError)
 		}
 	}
 	return st, nil

@@ -18,7 +18,7 @@ func clientCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newLoginCommand(), newWhoamiCommand(), newDatabasesCommand(),
 		newRequestCommand(), newRequestsCommand(), newShowCommand(),
-		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(),
+		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(), newReleaseCommand(),
 		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
 		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(), newTokenCommand(),
 	}
@@ -266,7 +266,7 @@ func exactArgs(name string) cobra.PositionalArgs {
 	}
 }
 
-// reviewCommand builds approve, deny, revoke or cancel: one request ID, a note (required
+// reviewCommand builds approve, deny, revoke, cancel or release: one request ID, a note (required
 // when noteRequired names the decision, e.g. "a denial"), and an action that returns the
 // resulting request, which is printed.
 func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error)) *cobra.Command {
@@ -286,13 +286,29 @@ func reviewCommand(use, short, noteRequired string, act func(cmd *cobra.Command,
 			return act(cmd, c, args[0], note)
 		}, func(w io.Writer, r *tbhttp.RequestView) error {
 			fmt.Fprintf(w, "request %s: %s\n", r.ID, cleanText(r.PolicyStatus(r.Status)))
-			if n := len(r.Reviews); cmd.Name() == "approve" && n > 0 && r.Reviews[n-1].Changes != "" {
-				fmt.Fprintf(w, "narrowed: %s\n", cleanText(r.Reviews[n-1].Changes))
+			if cmd.Name() == "approve" {
+				approvalChanges(w, r)
 			}
 			return nil
 		})
 	}
 	return cmd
+}
+
+// approvalChanges says what an approval just changed: "extended" when it applied an
+// extension, "narrowed" when it narrowed the window or tables, nothing when it only added an
+// approval (the status line says what is still awaited).
+func approvalChanges(w io.Writer, r *tbhttp.RequestView) {
+	n := len(r.Reviews)
+	if n == 0 || r.Reviews[n-1].Changes == "" || r.Extension != nil {
+		return // an approval of an extension that still awaits others changed nothing yet
+	}
+	switch last := r.Reviews[n-1]; last.Decision {
+	case timebox.ActionExtend:
+		fmt.Fprintf(w, "extended: %s\n", cleanText(last.Changes))
+	case timebox.ActionApprove:
+		fmt.Fprintf(w, "narrowed: %s\n", cleanText(last.Changes))
+	}
 }
 
 func newApproveCommand() *cobra.Command {
@@ -328,6 +344,13 @@ func newRevokeCommand() *cobra.Command {
 	return reviewCommand("revoke ID --note TEXT", "Revoke an approved or active request now, saying why", "a revocation",
 		func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error) {
 			return c.Revoke(cmd.Context(), id, note)
+		})
+}
+
+func newReleaseCommand() *cobra.Command {
+	return reviewCommand("release ID", "Give up your own active request before its end (its login and sessions go now)", "",
+		func(cmd *cobra.Command, c *tbhttp.Client, id, note string) (*tbhttp.RequestView, error) {
+			return c.Release(cmd.Context(), id, note)
 		})
 }
 

@@ -82,6 +82,14 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	} else {
 		defer maria.Close()
 	}
+	kept, err := devKey(data)
+	if err != nil {
+		return err
+	} else if kept {
+		fmt.Fprintf(stdout, "reusing the secret key and store of %s (its tokens stay valid)\n", data)
+	} else {
+		fmt.Fprintf(stdout, "new secret key and store in %s\n", data)
+	}
 	cfg, err := setupDev(ctx, pg, maria, data, listen)
 	if err != nil {
 		return err
@@ -99,10 +107,10 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	if maria != nil {
 		info.MariaDB = &devServer{maria.Host, maria.Port}
 	}
-	for _, u := range devUsers {
-		if info.Tokens[u.Name], err = createToken(ctx, in.Store, &cfg.Catalog, u.Name); err != nil {
-			return err
-		}
+	if info.Tokens, err = devTokens(ctx, in, cfg, data); err != nil {
+		return err
+	} else if _, err := writeDevTokens(data, info.Tokens); err != nil {
+		return err
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(filepath.Join(data, "dev.json"), b, 0o600); err != nil {
@@ -126,7 +134,10 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, d
 	if err != nil {
 		return nil, err
 	}
-	secrets := map[string]string{"pg-admin.password": pgPassword, "secret.key": timebox.RandomPassword(40)}
+	secrets := map[string]string{"pg-admin.password": pgPassword}
+	if _, err := os.Stat(filepath.Join(data, "secret.key")); err != nil { // devKey kept it otherwise
+		secrets["secret.key"] = timebox.RandomPassword(40)
+	}
 	mariaPort := 0
 	if maria != nil {
 		if secrets["maria-admin.password"], err = setupDevMariaDB(ctx, maria); err != nil {
@@ -287,6 +298,7 @@ func printWalkthrough(w io.Writer, info devInfo, data string) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), dave (on call: his read-only requests are approved at once), admin.\n")
+	fmt.Fprintf(&b, "Their tokens, for your shell (ALICE, BOB, CAROL, DAVE, ADMIN): . %s\n", filepath.Join(data, "tokens.env"))
 	// {name} in the walkthrough stands for that user's token.
 	pairs := []string{"{url}", info.URL, "{config}", info.Config}
 	for _, u := range devUsers {
@@ -304,6 +316,8 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   # alice connects with psql; after two minutes the login and the session are gone:
   TIMEBOX_TOKEN={alice} ./timebox connect ID -- -c "SELECT * FROM orders"
   TIMEBOX_TOKEN={alice} ./timebox show ID
+  # or, done early, she gives it back at once (login dropped, sessions ended):
+  TIMEBOX_TOKEN={alice} ./timebox release ID
   # before deciding, bob can read the exact statements Timebox will run:
   TIMEBOX_TOKEN={bob} ./timebox show ID --plan
   # ad-hoc: two columns of one table; read-write on prod takes two owners (bob and carol):

@@ -162,7 +162,7 @@ func TestE2ETargetDownAtExpiry(t *testing.T) {
 		t.Fatalf("status while the server is down: %+v", st)
 	}
 	e.fails("only admins and auditors", "alice", "status")
-	if out := e.ok("root", "status"); !strings.Contains(out, "NO") {
+	if out := e.ok("root", "status"); !strings.Contains(out, "NO") || !strings.Contains(out, "pg: request "+id+" ("+got.Grant.Principal+"): removal retrying: ") {
 		t.Fatalf("status table:\n%s", out)
 	}
 	if err := pg.Start(); err != nil {

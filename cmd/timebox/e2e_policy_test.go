@@ -59,7 +59,9 @@ func TestE2EOnCallAutoApproval(t *testing.T) {
 		t.Fatalf("before the shift: %+v", r)
 	}
 	if out := e.ok("olga", "policy", "explain", "--db", "shop", "--access", "read-only", "--for", "30m"); !strings.Contains(out, "prod-read-oncall") ||
-		!strings.Contains(out, "not on call in primary now") {
+		!strings.Contains(out, "not on call in primary now") ||
+		!strings.Contains(out, "ticket         required") || !strings.Contains(out, "prod databases: a ticket is required (--ticket), except for break-glass") ||
+		!strings.Contains(out, "prod databases: a window of at most 1h0m0s") {
 		t.Errorf("explain before the shift:\n%s", out)
 	}
 	// During the shift: approved at once, activated, the window cut at the shift's end.
@@ -231,8 +233,10 @@ func TestE2EExtensionWithoutGap(t *testing.T) {
 	if s := e.ok("bob", "show", id); !strings.Contains(s, "extension") {
 		t.Errorf("show lacks the pending extension:\n%s", s)
 	}
-	e.ok("bob", "approve", id)
 	newEnd := r.End.Add(time.Minute)
+	if out := e.ok("bob", "approve", id); !strings.Contains(out, "extended: end ") || strings.Contains(out, "narrowed") {
+		t.Errorf("approving the extension says:\n%s", out)
+	}
 	time.Sleep(time.Until(r.End.Add(1500 * time.Millisecond)))
 	if s := e.show("alice", id); s.State != "active" || !s.End.Equal(newEnd) {
 		t.Fatalf("after the old end: %s, end %s, want active until %s", s.State, s.End, newEnd)

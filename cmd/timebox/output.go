@@ -221,13 +221,14 @@ func shortStatus(r *timebox.Request) string {
 	}
 	switch {
 	case r.Ending != timebox.EndingNone:
-		verb := "revoke"
-		if r.Ending == timebox.EndingExpire {
-			verb = "expiry"
+		verb := map[timebox.Ending]string{timebox.EndingExpire: "expiry", timebox.EndingCancel: "cancel", timebox.EndingRelease: "release"}[r.Ending]
+		if verb == "" {
+			verb = "revoke"
 		}
 		s += ", " + verb + " pending since " + localTime(r.EndingSince)
 	case r.State == timebox.StateApproved && lastErr != "":
 		s += ", activation retrying"
+	case r.State == timebox.StateActive && strings.HasPrefix(lastErr, timebox.PlanFailure):
 	default:
 		lastErr = ""
 	}

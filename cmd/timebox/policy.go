@@ -173,12 +173,25 @@ func outExplanation(w io.Writer, x *timebox.Explanation) error {
 	if x.Rule != nil {
 		rule = x.Rule.Name
 	}
+	ticket := "optional"
+	if x.TicketRequired {
+		ticket = "required"
+	}
+	if x.Ticket != "" {
+		ticket = "required, matching " + x.Ticket
+	}
 	if err := outFields(w, [][2]string{
 		{"request", fmt.Sprintf("%s: %s on %s for %s", x.Requester, x.Access, x.Database, x.Duration)},
 		{"rule", rule}, {"verdict", verdict}, {"takes", x.Takes}, {"approvers", strings.Join(x.Approvers, ", ")},
-		{"auto-approval", x.AutoApproval}, {"ticket", x.Ticket}, {"break-glass", x.BreakGlass},
+		{"auto-approval", x.AutoApproval}, {"ticket", ticket}, {"break-glass", x.BreakGlass},
 	}); err != nil {
 		return err
+	}
+	if len(x.Limits) > 0 {
+		fmt.Fprintln(w, "\nlimits:")
+		for _, l := range x.Limits {
+			fmt.Fprintf(w, "  %s\n", cleanText(l))
+		}
 	}
 	if len(x.Why) > 0 {
 		fmt.Fprintln(w, "\nother rules:")

@@ -84,22 +84,20 @@ type instance struct {
 }
 
 // startInstance opens everything c declares and starts serving. Close stops it.
-func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *instance, err error) {
+// On an error, what it opened is closed again (the returned instance is nil then, so the
+// cleanup holds its own reference).
+func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *instance, err error) {
 	keys, err := c.keyring()
 	if err != nil {
 		return nil, err
 	}
-	in = &instance{engines: map[string]timebox.Engine{}, done: make(chan struct{})}
+	in := &instance{engines: map[string]timebox.Engine{}, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			in.closeResources()
 		}
 	}()
-	dsn, err := c.storeDSN()
-	if err != nil {
-		return nil, err
-	}
-	if in.Store, err = store.Open(ctx, dsn); err != nil {
+	if in.Store, err = openStore(ctx, c); err != nil {
 		return nil, err
 	}
 	for _, s := range c.Servers {
@@ -145,7 +143,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 	}
 	in.Scheduler.Metrics = scheduler.NewMetrics(in.HTTP.Registry)
 	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {
-		return nil, timebox.Errorf(timebox.EUNAVAILABLE, "listen on %s: %s", c.Listen, err.Error())
+		return nil, err // "cannot listen on ADDR: address already in use"
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	in.cancel = cancel

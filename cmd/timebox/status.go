@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -34,12 +35,18 @@ func newStatusCommand() *cobra.Command {
 			}
 			rows = append(rows, []string{s.Name, s.Engine, reach, localTime(s.LastOKAt), cleanText(s.LastError),
 				strconv.Itoa(s.Active), strconv.Itoa(s.Activating), strconv.Itoa(s.Removing), strconv.Itoa(s.Retrying),
-				noBackstopText(s.NoBackstop)})
+				strconv.Itoa(s.Failing), noBackstopText(s.NoBackstop)})
 		}
 		if !st.Leader {
 			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
 		}
-		return outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "NO BACKSTOP"}, rows)
+		err = outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "FAILING", "NO BACKSTOP"}, rows)
+		for _, s := range st.Servers { // what fails or retries, not only in the server's log
+			for _, p := range s.Problems {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.Name, cleanText(p))
+			}
+		}
+		return err
 	}
 	return cmd
 }
