@@ -32,6 +32,9 @@ type Service struct {
 	// stored (EINVALID for a missing table or column); an unreachable server does not stop
 	// the request, whose activation checks again.
 	CheckTables func(ctx context.Context, r *Request) error
+	// Checkpoint, when set, is the audit head checkpoint kept outside the store, which
+	// VerifyAudit compares with the store (without it, truncation and rollback go unseen).
+	Checkpoint *CheckpointFile
 }
 
 // OnCallResolver tells who is on call (package oncall implements it).
