@@ -61,9 +61,11 @@ type CheckpointFile struct {
 	f       *os.File
 	prevMAC string
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	wake      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // OpenCheckpointFile opens (or creates, mode 0600) the checkpoint file at path, locks it and
@@ -122,6 +124,13 @@ func (c *CheckpointFile) resume() error {
 	return nil
 }
 
+// Noted returns the highest Seq noted or found in the file when it was opened (0: none).
+func (c *CheckpointFile) Noted() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noted
+}
+
 // Note records that the audit head is now (seq, hash, keyID). It returns at once: the head is
 // written within Interval, unless a higher one is noted first. Heads at or below one already
 // noted are ignored.
@@ -161,7 +170,11 @@ func (c *CheckpointFile) run() {
 }
 
 // Flush writes the pending head now, if there is one, and syncs the file.
+// Once it returns, every head noted before the call is on disk (fmu is held while the
+// pending head is taken, so a write in progress finishes first).
 func (c *CheckpointFile) Flush() error {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
 	c.mu.Lock()
 	cp := c.pending
 	c.pending = nil
@@ -169,8 +182,6 @@ func (c *CheckpointFile) Flush() error {
 	if cp == nil {
 		return nil
 	}
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
 	cp.Time = time.Now().UTC().Truncate(time.Microsecond)
 	cp.MAC = c.keys.MAC(PurposeCheckpoint, cp.message(c.prevMAC))
 	line, _ := json.Marshal(cp)
@@ -192,13 +203,17 @@ func (c *CheckpointFile) Read() *CheckpointLog {
 	return ReadCheckpoints(c.Path, c.keys)
 }
 
-// Close writes the pending head, stops the writer and releases the file.
+// Close writes the pending head, stops the writer and releases the file. Later calls do
+// nothing.
 func (c *CheckpointFile) Close() error {
-	close(c.stop)
-	<-c.done
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	return c.f.Close()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.fmu.Lock()
+		defer c.fmu.Unlock()
+		c.closeErr = c.f.Close()
+	})
+	return c.closeErr
 }
 
 // CheckpointLog is a checkpoint file as read for verification.

@@ -87,7 +87,8 @@ func (e *Event) Chain(prev *Event, keys *Keyring) {
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if keys == nil {
-		e.KeyID, e.Hash = "", e.ComputeHash()
+		e.KeyID = ""
+		e.Hash = e.ComputeHash()
 		return
 	}
 	id, key := keys.Key(PurposeAudit)

@@ -32,6 +32,8 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventFilters", testEventFilters},
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"Tamper", testTamper},
+		{"AuditKeyed", testAuditKeyed},
+		{"AuditRotation", testAuditRotation},
 		{"Token", testToken},
 		{"PolicyRoundTrip", testPolicyRoundTrip},
 		{"DisabledUsers", testDisabledUsers},

@@ -64,11 +64,16 @@ func newAdminCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			keys, err := c.keyring()
+			if err != nil {
+				return err
+			}
 			db, err := store.Open(cmd.Context(), dsn)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
+			db.Keys = keys // its event joins the keyed audit chain
 			secret, err := createToken(cmd.Context(), db, &c.Catalog, user)
 			if err != nil {
 				return err
