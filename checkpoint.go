@@ -332,9 +332,9 @@ func CompareCheckpoint(events []*Event, l *CheckpointLog) (problems []ChainProbl
 	}
 	if first != nil {
 		if e := bySeq[first.Seq]; e.KeyID == "" && first.KeyID != "" {
-			add(first.Seq, "event %d has a plain SHA-256 hash but the checkpoint recorded it keyed (at %s): the log was rewritten without the key from there on (%d checkpoints disagree)", first.Seq, at(first), differ)
+			add(first.Seq, "event %d has a plain SHA-256 hash but the checkpoint recorded it keyed (at %s): the log was rewritten without the key from there on (checkpoint lines that disagree: %d)", first.Seq, at(first), differ)
 		} else {
-			add(first.Seq, "event %d is not the event the checkpoint recorded at %s (%d checkpoints disagree): the store was rolled back to an older copy and went on, or its events were rewritten", first.Seq, at(first), differ)
+			add(first.Seq, "event %d is not the event the checkpoint recorded at %s (checkpoint lines that disagree: %d): the store was rolled back to an older copy and went on, or its events were rewritten", first.Seq, at(first), differ)
 		}
 	}
 	return problems, checkpointNotes(l, top, last)
