@@ -153,3 +153,21 @@ func mustKeys(t *testing.T, secret string) *timebox.Keyring {
 	}
 	return k
 }
+
+// The checkpoint file is audit_checkpoint, or sits next to a SQLite store, or in the working
+// directory for a PostgreSQL store.
+func TestCheckpointPath(t *testing.T) {
+	for _, tt := range []struct{ store, setting, want string }{
+		{"sqlite:///var/lib/timebox/timebox.db", "", "/var/lib/timebox/audit-checkpoint.log"},
+		{"sqlite://timebox.db", "", "audit-checkpoint.log"},
+		{"sqlite://data/timebox.db", "", "data/audit-checkpoint.log"},
+		{"postgres://timebox@db/timebox", "", "audit-checkpoint.log"},
+		{"postgres://timebox@db/timebox", "/srv/a.log", "/srv/a.log"},
+		{"sqlite:///var/lib/timebox/timebox.db", "/srv/b.log", "/srv/b.log"},
+	} {
+		c := &Config{Store: tt.store, AuditCheckpoint: tt.setting}
+		if got := c.checkpointPath(); got != tt.want {
+			t.Errorf("store %s, audit_checkpoint %q: %s, want %s", tt.store, tt.setting, got, tt.want)
+		}
+	}
+}

@@ -91,9 +91,10 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (in *ins
 		return nil, err
 	}
 	in = &instance{engines: map[string]timebox.Engine{}, done: make(chan struct{})}
+	opened := in // "return nil, err" sets in to nil before this runs
 	defer func() {
 		if err != nil {
-			in.closeResources()
+			opened.closeResources()
 		}
 	}()
 	dsn, err := c.storeDSN()
