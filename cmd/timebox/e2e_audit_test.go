@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"database/sql"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
