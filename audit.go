@@ -16,41 +16,78 @@ func (s *Service) FindEvents(ctx context.Context, actor string, f EventFilter) (
 	return es, err
 }
 
-// AuditVerification is the outcome of checking the whole audit chain.
+// AuditVerification is the outcome of checking the whole audit chain and its checkpoint.
 type AuditVerification struct {
-	Events   int            `json:"events"`
-	HeadSeq  int64          `json:"head_seq"`
-	OK       bool           `json:"ok"`
+	Events  int   `json:"events"`
+	HeadSeq int64 `json:"head_seq"`
+	// KeyedFrom is the first keyed event (0: the chain has only plain SHA-256 events).
+	KeyedFrom int64 `json:"keyed_from"`
+	OK        bool  `json:"ok"`
+	// Problems are what proves an edit, a deletion, a truncation or a rollback, or what keeps
+	// the log from being called intact (a missing or edited checkpoint file).
 	Problems []ChainProblem `json:"problems"`
+	// Checkpoint summarises the checkpoint file compared with the store (nil: none).
+	Checkpoint *CheckpointSummary `json:"checkpoint,omitempty"`
+	// Notes say what the verification could not cover (events newer than the checkpoint).
+	Notes []string `json:"notes"`
 }
 
-// VerifyAudit checks the whole hash chain. Only admins and auditors may run it (EFORBIDDEN).
+// CheckpointSummary is the last head a checkpoint file recorded.
+type CheckpointSummary struct {
+	Path  string    `json:"path"`
+	Lines int       `json:"lines"`
+	Seq   int64     `json:"seq"`
+	Time  time.Time `json:"time,omitzero"`
+}
+
+// VerifyAudit checks the whole hash chain and compares it with the checkpoint. Only admins
+// and auditors may run it (EFORBIDDEN).
 func (s *Service) VerifyAudit(ctx context.Context, actor string) (*AuditVerification, error) {
 	if s.visibility(actor) != nil {
 		return nil, Errorf(EFORBIDDEN, "only admins and auditors may verify the whole audit log")
 	}
-	var v AuditVerification
-	err := s.Store.View(ctx, func(tx Tx) error {
-		events, err := tx.FindEvents(EventFilter{})
-		if err != nil {
+	// The checkpoint is read first: each of its lines was written after its event was
+	// committed, so the store's snapshot, taken later, holds every event it names.
+	var cp *CheckpointLog
+	if s.Checkpoint != nil {
+		cp = s.Checkpoint.Read()
+	}
+	var events []*Event
+	var seq int64
+	var hash string
+	err := s.Store.View(ctx, func(tx Tx) (err error) {
+		if events, err = tx.FindEvents(EventFilter{}); err != nil {
 			return err
 		}
-		seq, hash, err := tx.AuditHead()
-		if err != nil {
-			return err
-		}
-		v.Events, v.HeadSeq = len(events), seq
-		v.Problems = VerifyChain(events, seq, hash)
-		return nil
+		seq, hash, err = tx.AuditHead()
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return VerifyAuditLog(events, seq, hash, cp, s.Keys), nil
+}
+
+// VerifyAuditLog checks events (every event, in Seq order) and the store's head with keys,
+// and compares them with cp, the checkpoint read before the events (nil: none configured).
+func VerifyAuditLog(events []*Event, headSeq int64, headHash string, cp *CheckpointLog, keys *Keyring) *AuditVerification {
+	v := &AuditVerification{Events: len(events), HeadSeq: headSeq, Notes: []string{}}
+	v.KeyedFrom, v.Problems = verifyChain(events, headSeq, headHash, keys)
+	if cp == nil {
+		v.Notes = append(v.Notes, "no checkpoint file is configured: a truncated or rolled-back log cannot be detected")
+	} else {
+		problems, notes := CompareCheckpoint(events, cp)
+		v.Problems, v.Notes = append(v.Problems, problems...), append(v.Notes, notes...)
+		v.Checkpoint = &CheckpointSummary{Path: cp.Path, Lines: len(cp.Lines)}
+		if top := cp.top(); top != nil {
+			v.Checkpoint.Seq, v.Checkpoint.Time = top.Seq, top.Time
+		}
 	}
 	v.OK = len(v.Problems) == 0
 	if v.Problems == nil {
 		v.Problems = []ChainProblem{}
 	}
-	return &v, nil
+	return v
 }
 
 // AccessRecord is one period during which a person held access to a database.

@@ -21,7 +21,7 @@ func chainOf(n int) ([]*timebox.Event, int64, string) {
 			RequestID: fmt.Sprintf("req%d", i), Database: "prod",
 			Details: map[string]any{"note": fmt.Sprintf("n%d", i), "attempts": i, "nested": map[string]any{"b": 1, "a": []any{"x"}}},
 		}
-		e.Chain(prev)
+		e.Chain(prev, nil)
 		events, prev = append(events, e), e
 	}
 	return events, prev.Seq, prev.Hash
@@ -59,10 +59,10 @@ func TestEventChain(t *testing.T) {
 			t.Errorf("event %d hash %q", e.Seq, e.Hash)
 		}
 	}
-	if ps := timebox.VerifyChain(events, headSeq, headHash); len(ps) != 0 {
+	if ps := timebox.VerifyChain(events, headSeq, headHash, nil); len(ps) != 0 {
 		t.Fatalf("intact chain has problems:%s", problemsText(ps))
 	}
-	if ps := timebox.VerifyChain(nil, 0, ""); len(ps) != 0 {
+	if ps := timebox.VerifyChain(nil, 0, "", nil); len(ps) != 0 {
 		t.Fatalf("empty log has problems:%s", problemsText(ps))
 	}
 }
@@ -100,7 +100,7 @@ func TestComputeHashCoversEveryField(t *testing.T) {
 func TestVerifyChainEdited(t *testing.T) {
 	events, headSeq, headHash := chainOf(5)
 	events[2].Details["note"] = "rewritten"
-	ps := timebox.VerifyChain(events, headSeq, headHash)
+	ps := timebox.VerifyChain(events, headSeq, headHash, nil)
 	if len(ps) != 1 || !hasProblem(ps, 3, "edited") {
 		t.Fatalf("want exactly one problem, 'edited' at seq 3; got:%s", problemsText(ps))
 	}
@@ -111,7 +111,7 @@ func TestVerifyChainEditedAndRehashed(t *testing.T) {
 	events, headSeq, headHash := chainOf(5)
 	events[1].Actor = "mallory"
 	events[1].Hash = events[1].ComputeHash()
-	ps := timebox.VerifyChain(events, headSeq, headHash)
+	ps := timebox.VerifyChain(events, headSeq, headHash, nil)
 	if len(ps) == 0 || !hasProblem(ps, 3, "does not follow") {
 		t.Fatalf("want a broken link at seq 3; got:%s", problemsText(ps))
 	}
@@ -122,7 +122,7 @@ func TestVerifyChainLastEditedAndRehashed(t *testing.T) {
 	events, headSeq, headHash := chainOf(4)
 	events[3].Actor = "mallory"
 	events[3].Hash = events[3].ComputeHash()
-	ps := timebox.VerifyChain(events, headSeq, headHash)
+	ps := timebox.VerifyChain(events, headSeq, headHash, nil)
 	if len(ps) != 1 || !hasProblem(ps, 4, "edited") {
 		t.Fatalf("want one 'edited' problem at seq 4; got:%s", problemsText(ps))
 	}
@@ -131,7 +131,7 @@ func TestVerifyChainLastEditedAndRehashed(t *testing.T) {
 func TestVerifyChainDeletedMiddle(t *testing.T) {
 	events, headSeq, headHash := chainOf(5)
 	events = slices.Delete(events, 2, 3) // seq 3
-	ps := timebox.VerifyChain(events, headSeq, headHash)
+	ps := timebox.VerifyChain(events, headSeq, headHash, nil)
 	if !hasProblem(ps, 3, "missing") {
 		t.Fatalf("want 'missing' at seq 3; got:%s", problemsText(ps))
 	}
@@ -144,7 +144,7 @@ func TestVerifyChainDeletedMiddle(t *testing.T) {
 
 func TestVerifyChainDeletedFirst(t *testing.T) {
 	events, headSeq, headHash := chainOf(3)
-	ps := timebox.VerifyChain(events[1:], headSeq, headHash)
+	ps := timebox.VerifyChain(events[1:], headSeq, headHash, nil)
 	if !hasProblem(ps, 1, "missing") {
 		t.Fatalf("want 'missing' at seq 1; got:%s", problemsText(ps))
 	}
@@ -152,12 +152,12 @@ func TestVerifyChainDeletedFirst(t *testing.T) {
 
 func TestVerifyChainDeletedLast(t *testing.T) {
 	events, headSeq, headHash := chainOf(5)
-	ps := timebox.VerifyChain(events[:3], headSeq, headHash)
+	ps := timebox.VerifyChain(events[:3], headSeq, headHash, nil)
 	if len(ps) != 1 || !hasProblem(ps, 4, "missing at the end") || !strings.Contains(ps[0].Problem, "4 to 5") {
 		t.Fatalf("want one 'missing at the end' problem for 4 to 5; got:%s", problemsText(ps))
 	}
 	// Everything deleted.
-	ps = timebox.VerifyChain(nil, headSeq, headHash)
+	ps = timebox.VerifyChain(nil, headSeq, headHash, nil)
 	if len(ps) != 1 || !hasProblem(ps, 1, "missing at the end") {
 		t.Fatalf("want 'missing at the end' from seq 1; got:%s", problemsText(ps))
 	}
@@ -167,8 +167,8 @@ func TestVerifyChainInserted(t *testing.T) {
 	// A forged event appended after the recorded head, properly chained.
 	events, headSeq, headHash := chainOf(4)
 	forged := &timebox.Event{Time: time.Now(), Actor: "mallory", Action: "request.approved"}
-	forged.Chain(events[3])
-	ps := timebox.VerifyChain(append(events, forged), headSeq, headHash)
+	forged.Chain(events[3], nil)
+	ps := timebox.VerifyChain(append(events, forged), headSeq, headHash, nil)
 	if len(ps) != 1 || !hasProblem(ps, 5, "inserted") {
 		t.Fatalf("want one 'inserted' problem at seq 5; got:%s", problemsText(ps))
 	}
@@ -176,9 +176,9 @@ func TestVerifyChainInserted(t *testing.T) {
 	// A forged event slipped in between 2 and 3 with a duplicate seq.
 	events, headSeq, headHash = chainOf(4)
 	dup := &timebox.Event{Time: time.Now(), Actor: "mallory", Action: "request.approved"}
-	dup.Chain(events[0]) // seq 2
+	dup.Chain(events[0], nil) // seq 2
 	tampered := slices.Insert(slices.Clone(events), 2, dup)
-	ps = timebox.VerifyChain(tampered, headSeq, headHash)
+	ps = timebox.VerifyChain(tampered, headSeq, headHash, nil)
 	if !hasProblem(ps, 2, "inserted") {
 		t.Fatalf("want 'inserted' at seq 2; got:%s", problemsText(ps))
 	}
@@ -187,7 +187,7 @@ func TestVerifyChainInserted(t *testing.T) {
 func TestVerifyChainReordered(t *testing.T) {
 	events, headSeq, headHash := chainOf(5)
 	events[1], events[2] = events[2], events[1]
-	ps := timebox.VerifyChain(events, headSeq, headHash)
+	ps := timebox.VerifyChain(events, headSeq, headHash, nil)
 	if len(ps) == 0 {
 		t.Fatal("reordered chain verifies")
 	}
@@ -200,7 +200,7 @@ func TestVerifyChainReordered(t *testing.T) {
 
 func TestVerifyChainWrongHead(t *testing.T) {
 	events, headSeq, _ := chainOf(3)
-	ps := timebox.VerifyChain(events, headSeq, strings.Repeat("f", 64))
+	ps := timebox.VerifyChain(events, headSeq, strings.Repeat("f", 64), nil)
 	if len(ps) != 1 || !hasProblem(ps, 3, "recorded head") {
 		t.Fatalf("want a head mismatch at seq 3; got:%s", problemsText(ps))
 	}

@@ -46,6 +46,11 @@ type DB struct {
 	// path is the SQLite file (empty on PostgreSQL); leader holds the scheduler lock.
 	path   string
 	leader leader
+	// Keys, when set, key the audit chain: each new event's hash is an HMAC-SHA256 with the
+	// audit key (cmd sets it; without it events get a plain SHA-256, as before).
+	Keys *timebox.Keyring
+	// Checkpoint, when set, is told the audit head after every commit that appended events.
+	Checkpoint *timebox.CheckpointFile
 }
 
 var _ timebox.Store = (*DB)(nil)
@@ -164,11 +169,15 @@ func (db *DB) Update(ctx context.Context, fn func(timebox.Tx) error) error {
 			return internal(err, "take the writer lock")
 		}
 	}
-	if err := fn(&tx{ctx: ctx, tx: sqlTx, dialect: db.dialect}); err != nil {
+	t := &tx{ctx: ctx, tx: sqlTx, dialect: db.dialect, keys: db.Keys}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return internal(err, "commit transaction")
+	}
+	if h := t.appended; h != nil && db.Checkpoint != nil {
+		db.Checkpoint.Note(h.seq, h.hash, h.key)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"slices"
@@ -9,43 +10,73 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
+// head is the audit head: the last event's Seq, Hash and KeyID.
+type head struct {
+	seq       int64
+	hash, key string
+}
+
 // AppendEvent chains e to the last recorded event, stores it and moves the audit head to it.
-// It sets e.Seq, e.PrevHash and e.Hash; e.Time becomes UTC to the microsecond (now when zero)
-// and e.Details becomes what reading it back returns: its JSON decoded into map[string]any,
-// nil when empty. So the hash covers exactly what is stored.
+// It sets e.Seq, e.PrevHash, e.KeyID and e.Hash; e.Time becomes UTC to the microsecond (now
+// when zero) and e.Details becomes what reading it back returns: its JSON decoded into
+// map[string]any, nil when empty. So the hash covers exactly what is stored.
+//
+// With the store's Keys the hash is keyed; the first keyed event after plain (legacy) ones is
+// preceded by the switch event (ActionAuditKeyed). Without Keys a plain event is appended,
+// unless the chain is keyed already (EINTERNAL: it would read as forged).
 func (t *tx) AppendEvent(e *timebox.Event) error {
 	details, text, err := normDetails(e.Details)
 	if err != nil {
 		return timebox.WrapError(timebox.EINVALID, err, "store: the details of a %q event cannot be encoded as JSON", e.Action)
 	}
-	seq, hash, err := t.AuditHead()
+	h, err := t.head()
 	if err != nil {
 		return err
-	}
-	var prev *timebox.Event
-	if seq > 0 {
-		prev = &timebox.Event{Seq: seq, Hash: hash}
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	switch {
+	case t.keys == nil && h.key != "":
+		return timebox.Errorf(timebox.EINTERNAL, "store: the audit chain is keyed, but this store was opened without the keys of secret_key")
+	case t.keys != nil && h.seq > 0 && h.key == "":
+		id, _ := t.keys.Key(timebox.PurposeAudit)
+		swDetails, swText, _ := normDetails(map[string]any{
+			"key_id": id, "note": "from this event on, every event's hash is an HMAC-SHA256 keyed from secret_key",
+		})
+		sw := &timebox.Event{Time: e.Time, Actor: timebox.Actor, Action: timebox.ActionAuditKeyed, Details: swDetails}
+		if h, err = t.insertEvent(sw, h, swText); err != nil {
+			return err
+		}
+	}
 	e.Details = details
-	e.Chain(prev)
-	_, err = t.exec(`
-		INSERT INTO events (seq, time, actor, action, request_id, database, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, t.timeArg(e.Time), e.Actor, e.Action, e.RequestID, e.Database, text, e.PrevHash, e.Hash)
+	_, err = t.insertEvent(e, h, text)
+	return err
+}
+
+// insertEvent chains e to h, stores it with details text and moves the head to it.
+func (t *tx) insertEvent(e *timebox.Event, h head, text any) (head, error) {
+	var prev *timebox.Event
+	if h.seq > 0 {
+		prev = &timebox.Event{Seq: h.seq, Hash: h.hash}
+	}
+	e.Chain(prev, t.keys)
+	_, err := t.exec(`
+		INSERT INTO events (seq, time, actor, action, request_id, database, details, prev_hash, hash, key_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, t.timeArg(e.Time), e.Actor, e.Action, e.RequestID, e.Database, text, e.PrevHash, e.Hash, e.KeyID)
 	if err != nil {
-		return internal(err, "insert audit event %d", e.Seq)
+		return h, internal(err, "insert audit event %d", e.Seq)
 	}
 	_, err = t.exec(`
-		INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`,
-		e.Seq, e.Hash)
+		INSERT INTO audit_head (id, seq, hash, key_id) VALUES (1, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id`,
+		e.Seq, e.Hash, e.KeyID)
 	if err != nil {
-		return internal(err, "move the audit head to event %d", e.Seq)
+		return h, internal(err, "move the audit head to event %d", e.Seq)
 	}
-	return nil
+	t.appended = &head{e.Seq, e.Hash, e.KeyID}
+	return *t.appended, nil
 }
 
 // normDetails returns d as it reads back from the store, and the text to store (NULL when d
@@ -119,7 +150,7 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 		}
 		where = append(where, cond)
 	}
-	query := `SELECT seq, time, actor, action, request_id, database, details, prev_hash, hash
+	query := `SELECT seq, time, actor, action, request_id, database, details, prev_hash, hash, key_id
 		FROM events` + whereClause(where)
 	if f.Limit > 0 {
 		query, args = query+` ORDER BY seq DESC LIMIT ?`, append(args, f.Limit)
@@ -147,7 +178,7 @@ func (t *tx) scanEvents(query string, args ...any) ([]*timebox.Event, error) {
 		var e timebox.Event
 		var details sql.NullString
 		err := rows.Scan(&e.Seq, timeCol{&e.Time}, &e.Actor, &e.Action, &e.RequestID, &e.Database,
-			&details, &e.PrevHash, &e.Hash)
+			&details, &e.PrevHash, &e.Hash, &e.KeyID)
 		if err != nil {
 			return nil, internal(err, "read audit events")
 		}
@@ -167,14 +198,33 @@ func (t *tx) scanEvents(query string, args ...any) ([]*timebox.Event, error) {
 // AuditHead returns the Seq and Hash of the last event the store recorded, or 0 and "" when
 // there is none.
 func (t *tx) AuditHead() (int64, string, error) {
-	var seq int64
-	var hash string
-	err := t.queryRow(`SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash)
+	h, err := t.head()
+	return h.seq, h.hash, err
+}
+
+func (t *tx) head() (head, error) {
+	var h head
+	err := t.queryRow(`SELECT seq, hash, key_id FROM audit_head WHERE id = 1`).Scan(&h.seq, &h.hash, &h.key)
 	switch {
 	case err == sql.ErrNoRows:
-		return 0, "", nil
+		return head{}, nil
 	case err != nil:
-		return 0, "", internal(err, "read the audit head")
+		return head{}, internal(err, "read the audit head")
 	}
-	return seq, hash, nil
+	return h, nil
+}
+
+// NoteHead hands the current audit head to the Checkpoint (when set): after opening the
+// store, so that a checkpoint file records the head the server starts from.
+func (db *DB) NoteHead(ctx context.Context) error {
+	if db.Checkpoint == nil {
+		return nil
+	}
+	return db.View(ctx, func(ttx timebox.Tx) error {
+		h, err := ttx.(*tx).head()
+		if err == nil && h.seq > 0 {
+			db.Checkpoint.Note(h.seq, h.hash, h.key)
+		}
+		return err
+	})
 }

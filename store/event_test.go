@@ -103,7 +103,7 @@ func testEventRoundTrip(t *testing.T, db *store.DB) {
 	if got[0].Time != utc(base) {
 		t.Errorf("time %v, want %v", got[0].Time, utc(base))
 	}
-	if problems := timebox.VerifyChain(got, seq, hash); len(problems) > 0 {
+	if problems := timebox.VerifyChain(got, seq, hash, nil); len(problems) > 0 {
 		t.Errorf("VerifyChain: %+v", problems)
 	}
 	if seq != 4 || hash != events[3].Hash {
@@ -201,7 +201,7 @@ func testEventConcurrentAppend(t *testing.T, db *store.DB) {
 	if seq != 20 || hash != events[19].Hash {
 		t.Errorf("AuditHead = %d %s, want 20 %s", seq, hash, events[19].Hash)
 	}
-	if problems := timebox.VerifyChain(events, seq, hash); len(problems) > 0 {
+	if problems := timebox.VerifyChain(events, seq, hash, nil); len(problems) > 0 {
 		t.Errorf("VerifyChain: %+v", problems)
 	}
 }
@@ -261,7 +261,7 @@ func testTamper(t *testing.T, db *store.DB) {
 			return nil
 		})
 		events, seq, hash := allEvents(t, db)
-		if problems := timebox.VerifyChain(events, seq, hash); len(problems) > 0 {
+		if problems := timebox.VerifyChain(events, seq, hash, nil); len(problems) > 0 {
 			t.Fatalf("%s: VerifyChain before tampering: %+v", tt.name, problems)
 		}
 		query, args := tt.tamper(events)
@@ -270,7 +270,7 @@ func testTamper(t *testing.T, db *store.DB) {
 		}
 		events, seq, hash = allEvents(t, db)
 		var got []string
-		for _, p := range timebox.VerifyChain(events, seq, hash) {
+		for _, p := range timebox.VerifyChain(events, seq, hash, nil) {
 			got = append(got, fmt.Sprintf("%d: %s", p.Seq, p.Problem))
 		}
 		ok := len(got) == len(tt.want)

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ExecRaw runs one statement, written with ? placeholders, on the database behind the store's
 // back. Tests use it to tamper with the tables.
@@ -24,3 +27,6 @@ func (db *DB) QueryRaw(ctx context.Context, query string, args ...any) (string, 
 	err := db.write.QueryRowContext(ctx, query, args...).Scan(&v)
 	return v, err
 }
+
+// TimeArg returns v as the store passes a time to its dialect, for ExecRaw.
+func (db *DB) TimeArg(v time.Time) any { return (&tx{dialect: db.dialect}).timeArg(v) }

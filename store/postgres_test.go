@@ -53,3 +53,7 @@ func TestPostgresReopen(t *testing.T) {
 func TestPostgresTwoHandles(t *testing.T) {
 	testTwoHandles(t, postgresDSN(t))
 }
+
+func TestPostgresAuditReplicas(t *testing.T) {
+	testAuditReplicas(t, postgresDSN(t))
+}

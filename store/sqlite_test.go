@@ -54,3 +54,7 @@ func TestSQLiteSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLiteAuditReplicas(t *testing.T) {
+	testAuditReplicas(t, sqliteDSN(t))
+}

@@ -32,6 +32,8 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"EventFilters", testEventFilters},
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"Tamper", testTamper},
+		{"AuditKeyed", testAuditKeyed},
+		{"AuditRotation", testAuditRotation},
 		{"Token", testToken},
 		{"TokenLifecycle", testTokenLifecycle},
 		{"PolicyRoundTrip", testPolicyRoundTrip},
@@ -92,7 +94,7 @@ func testTwoHandles(t *testing.T, dsn string) {
 	appendConcurrently(t, 20, func(i int) *store.DB { return dbs[i%2] })
 	events, seq, hash := allEvents(t, dbs[0])
 	checkSeqs(t, events, 20)
-	if problems := timebox.VerifyChain(events, seq, hash); len(problems) > 0 {
+	if problems := timebox.VerifyChain(events, seq, hash, nil); len(problems) > 0 {
 		t.Fatalf("VerifyChain: %+v", problems)
 	}
 }

@@ -14,6 +14,10 @@ type tx struct {
 	ctx     context.Context
 	tx      *sql.Tx
 	dialect dialect
+	// keys key the audit chain (nil: plain SHA-256); appended is the head after the last
+	// event this transaction appended (nil: none), for the checkpoint after the commit.
+	keys     *timebox.Keyring
+	appended *head
 }
 
 var _ timebox.Tx = (*tx)(nil)

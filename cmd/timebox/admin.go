@@ -70,11 +70,16 @@ func newAdminCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			keys, err := c.keyring()
+			if err != nil {
+				return err
+			}
 			db, err := store.Open(cmd.Context(), dsn)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
+			db.Keys = keys // its event joins the keyed audit chain
 			svc := &timebox.Service{Store: db, Catalog: &c.Catalog, Now: time.Now, Tokens: c.Tokens.policy()}
 			secret, t, err := svc.IssueToken(cmd.Context(), "admin-cli", user, name, d)
 			if err != nil {

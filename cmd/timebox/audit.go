@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,17 +97,12 @@ func verifyAudit(cmd *cobra.Command, format string) error {
 		return err
 	}
 	w := cmd.OutOrStdout()
-	switch {
-	case format == outputJSON:
+	if format == outputJSON {
 		if err := outJSON(w, v); err != nil {
 			return err
 		}
-	case v.OK:
-		fmt.Fprintf(w, "audit log OK: %d events, chain intact\n", v.Events)
-	default:
-		for _, p := range v.Problems {
-			fmt.Fprintf(w, "seq %d: %s\n", p.Seq, cleanText(p.Problem))
-		}
+	} else {
+		printVerification(w, v)
 	}
 	if !v.OK {
 		n := max(len(v.Problems), 1)
@@ -117,6 +113,32 @@ func verifyAudit(cmd *cobra.Command, format string) error {
 		return timebox.Errorf(timebox.ECONFLICT, "audit log verification failed: %d problem%s", n, plural)
 	}
 	return nil
+}
+
+// printVerification prints the outcome of audit --verify: a summary line when the log is
+// intact, else one line per problem; then what the check could not cover.
+func printVerification(w io.Writer, v *timebox.AuditVerification) {
+	if v.OK {
+		keyed := "plain SHA-256, not keyed yet"
+		if v.KeyedFrom > 0 {
+			keyed = fmt.Sprintf("keyed since event %d", v.KeyedFrom)
+		}
+		checkpoint := "no checkpoint"
+		if cp := v.Checkpoint; cp != nil && cp.Lines > 0 {
+			checkpoint = fmt.Sprintf("checkpoint at event %d (%s, %s)", cp.Seq, cp.Time.Local().Format(time.DateTime), cp.Path)
+		}
+		fmt.Fprintf(w, "audit log OK: %d events, chain intact (%s), %s\n", v.Events, keyed, checkpoint)
+	}
+	for _, p := range v.Problems {
+		if p.Seq == 0 {
+			fmt.Fprintf(w, "checkpoint: %s\n", cleanText(p.Problem))
+		} else {
+			fmt.Fprintf(w, "seq %d: %s\n", p.Seq, cleanText(p.Problem))
+		}
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(w, "note: %s\n", cleanText(n))
+	}
 }
 
 func newReportCommand() *cobra.Command {

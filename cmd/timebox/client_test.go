@@ -24,6 +24,7 @@ import (
 type cliTest struct {
 	t      *testing.T
 	db     *store.DB
+	svc    *timebox.Service
 	sealer *timebox.Sealer
 	url    string
 	tokens map[string]string
@@ -59,8 +60,14 @@ func testCatalog(t *testing.T) *timebox.Catalog {
 // configuration directory.
 func newCLITest(t *testing.T) *cliTest {
 	t.Helper()
+	return newCLITestOn(t, "sqlite:///"+filepath.Join(t.TempDir(), "t.db"))
+}
+
+// newCLITestOn is newCLITest on the store at dsn.
+func newCLITestOn(t *testing.T, dsn string) *cliTest {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:///"+filepath.Join(t.TempDir(), "t.db"))
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -74,7 +81,7 @@ func newCLITest(t *testing.T) *cliTest {
 	api.Logger = slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	ct := &cliTest{t: t, db: db, sealer: keys.Sealer(), url: srv.URL, tokens: map[string]string{}}
+	ct := &cliTest{t: t, db: db, svc: svc, sealer: keys.Sealer(), url: srv.URL, tokens: map[string]string{}}
 	err = db.Update(ctx, func(tx timebox.Tx) error {
 		for _, u := range []string{"alice", "bob", "admin", "audrey"} {
 			secret, tok := timebox.NewToken(u, time.Now())

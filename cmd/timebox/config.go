@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,6 +30,10 @@ type Config struct {
 	// so that what they sealed or authenticated (passwords, grants, the audit chain) stays
 	// readable; new values always use secret_key.
 	PreviousSecretKeys []string `yaml:"previous_secret_keys"`
+	// AuditCheckpoint is the file where the server checkpoints the audit head outside the
+	// store (default: audit-checkpoint.log next to a SQLite store, in the working directory
+	// for a PostgreSQL store). Give each server replica its own.
+	AuditCheckpoint string `yaml:"audit_checkpoint"`
 	// SweepInterval is the longest the scheduler goes without looking at the store.
 	SweepInterval timebox.Duration `yaml:"sweep_interval"`
 	// ReconcileInterval is how often the databases are compared with the store (default 10s).
@@ -189,6 +194,21 @@ func (c *Config) keyring() (*timebox.Keyring, error) {
 	}
 	return timebox.NewKeyring(secret, previous...)
 }
+
+// checkpointPath returns the audit checkpoint file: audit_checkpoint, or audit-checkpoint.log
+// in the SQLite store's directory, or in the working directory for PostgreSQL.
+func (c *Config) checkpointPath() string {
+	if c.AuditCheckpoint != "" {
+		return c.AuditCheckpoint
+	}
+	if rest, ok := strings.CutPrefix(c.Store, "sqlite://"); ok {
+		return filepath.Join(filepath.Dir(rest), defaultCheckpointName)
+	}
+	return defaultCheckpointName
+}
+
+// defaultCheckpointName is the audit checkpoint's file name when audit_checkpoint is unset.
+const defaultCheckpointName = "audit-checkpoint.log"
 
 // storeDSN returns the store's data source name, with store_password filled in.
 func (c *Config) storeDSN() (string, error) {

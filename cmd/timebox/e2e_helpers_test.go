@@ -180,8 +180,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.storePG != nil {
 		name := "store_" + suffix
 		must(o.storePG.CreateDatabase(ctx, name))
-		storeLines = fmt.Sprintf("store: postgres://%s@127.0.0.1:%d/%s?sslmode=disable\nstore_password: %s",
-			o.storePG.SuperUser, o.storePG.Port, name, writeSecret("store.password", o.storePG.SuperPassword))
+		storeLines = fmt.Sprintf("store: postgres://%s@127.0.0.1:%d/%s?sslmode=disable\nstore_password: %s\naudit_checkpoint: %s",
+			o.storePG.SuperUser, o.storePG.Port, name, writeSecret("store.password", o.storePG.SuperPassword),
+			filepath.Join(e.dir, "audit-checkpoint.log"))
 	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
 %s

@@ -73,14 +73,15 @@ func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.L
 
 // instance is one running Timebox: store, engines, service, scheduler and HTTP server.
 type instance struct {
-	Store     *store.DB
-	Service   *timebox.Service
-	Scheduler *scheduler.Scheduler
-	HTTP      *tbhttp.Server
-	engines   map[string]timebox.Engine
-	listener  net.Listener
-	cancel    context.CancelFunc
-	done      chan struct{}
+	Store      *store.DB
+	Checkpoint *timebox.CheckpointFile
+	Service    *timebox.Service
+	Scheduler  *scheduler.Scheduler
+	HTTP       *tbhttp.Server
+	engines    map[string]timebox.Engine
+	listener   net.Listener
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // startInstance opens everything c declares and starts serving. Close stops it.
@@ -100,6 +101,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 	if in.Store, err = openStore(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := in.openCheckpoint(ctx, c, keys, logger); err != nil {
+		return nil, err
+	}
 	for _, s := range c.Servers {
 		if in.engines[s.Name], err = openEngine(s, &c.Catalog); err != nil {
 			return nil, err
@@ -107,6 +111,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 	}
 	in.Service = timebox.NewService(in.Store, &c.Catalog, keys)
 	in.Service.Tokens = c.Tokens.policy()
+	in.Service.Checkpoint = in.Checkpoint
 	in.Scheduler = scheduler.New(in.Store, &c.Catalog, keys, in.engines)
 	in.Scheduler.Logger = logger
 	in.Scheduler.Leader = in.Store
@@ -157,6 +162,29 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 		}
 	}()
 	return in, nil
+}
+
+// openCheckpoint keys the store's audit chain and opens its checkpoint file, which starts
+// from the store's head; a head below what the file recorded is logged at once.
+func (in *instance) openCheckpoint(ctx context.Context, c *Config, keys *timebox.Keyring, logger *slog.Logger) error {
+	in.Store.Keys = keys
+	cp, err := timebox.OpenCheckpointFile(c.checkpointPath(), keys, 0)
+	if err != nil {
+		return err
+	}
+	cp.Logger = logger
+	in.Checkpoint, in.Store.Checkpoint = cp, cp
+	if seq := cp.Noted(); seq > 0 {
+		var head int64
+		if err := in.Store.View(ctx, func(tx timebox.Tx) (err error) { head, _, err = tx.AuditHead(); return err }); err != nil {
+			return err
+		}
+		if head < seq {
+			logger.Error("the audit log ends before the checkpoint: events were deleted or the store was restored; run timebox audit --verify",
+				"store_head", head, "checkpoint", seq, "path", cp.Path)
+		}
+	}
+	return in.Store.NoteHead(ctx)
 }
 
 // openEngine connects (lazily) to one declared server of cat.
@@ -214,6 +242,9 @@ func (in *instance) closeResources() {
 	}
 	if in.Store != nil {
 		in.Store.Close()
+	}
+	if in.Checkpoint != nil { // after the store: no commit notes a head any more
+		in.Checkpoint.Close()
 	}
 }
 
