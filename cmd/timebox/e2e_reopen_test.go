@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -34,6 +35,11 @@ func TestE2EApproverDisabledBeforeWindow(t *testing.T) {
 	// bob enabled, approves again; then disabled in the configuration: at the next start,
 	// the first request goes back to pending again.
 	e.ok("root", "users", "enable", "bob")
+	secret, err := createToken(context.Background(), e.in.Store, &e.cfg.Catalog, "bob") // his old token stays revoked
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["bob"] = secret
 	e.ok("bob", "approve", first)
 	if r := e.show("alice", first); r.State != "approved" {
 		t.Fatalf("bob's new approval: %s", r.State)
