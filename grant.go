@@ -41,7 +41,9 @@ type Grant struct {
 	LastAttemptAt  time.Time `json:"last_attempt_at,omitzero"`
 	NextAttemptAt  time.Time `json:"next_attempt_at,omitzero"`
 	// Outcome records how the removal ended, e.g. "dropped" or why the role was kept NOLOGIN.
-	Outcome   string    `json:"outcome,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Intended authenticates what the scheduler planned for the grant (see Intent).
+	Intended  Proof     `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -195,6 +195,11 @@ type Request struct {
 	Version int `json:"version"`
 	// Grant is the request's materialisation on the database, when there is one.
 	Grant *Grant `json:"grant,omitempty"`
+	// Decided authenticates what the approval allowed (see Decision); empty until approved.
+	Decided Proof `json:"-"`
+	// Tampered names the fields that failed their integrity check when the scheduler found
+	// the request edited in the store without the key; its access was then removed.
+	Tampered string `json:"tampered,omitempty"`
 	Policy
 }
 
@@ -291,6 +296,8 @@ type RequestFilter struct {
 	DueAfter time.Time
 	// FollowUpOpen keeps the break-glass requests whose follow-up review is still open.
 	FollowUpOpen bool
+	// Tampered keeps the requests found edited in the store without the key.
+	Tampered bool
 	// Visible, when set, limits the result to what one non-admin user may see.
 	Visible *Visibility
 	Limit   int

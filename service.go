@@ -343,6 +343,7 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 	r.State, r.Awaiting = StateApproved, ""
 	r.UnusedAfter = unusedAfter(rule, db)
 	details["approvers"] = approvers
+	s.Keys.SealDecision(r) // the quorum is met: what it allowed is authenticated now
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}

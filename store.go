@@ -53,6 +53,11 @@ type Tx interface {
 	EnableUser(name string) error
 	// DisabledUsers returns the users disabled through the API, by name.
 	DisabledUsers() (map[string]*DisabledUser, error)
+	// PendingUpgrade reports whether the one-time upgrade name (left by a migration, e.g.
+	// "integrity") is still to be done.
+	PendingUpgrade(name string) (bool, error)
+	// FinishUpgrade records that the upgrade name is done.
+	FinishUpgrade(name string) error
 }
 
 // DisabledUser records who disabled a user through the API, when and why.

@@ -67,6 +67,7 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		s.Logger.Error("reconciler: read the store", "err", err)
 		return
 	}
+	s.dropTampered(ctx, after)
 	for _, server := range slices.Sorted(maps.Keys(found)) {
 		b, a := before[server], after[server]
 		if b == nil {
@@ -171,6 +172,44 @@ func (s *Scheduler) checkPasswords(ctx context.Context, server string, expected 
 			s.repair(ctx, r.ID, "its password was changed by hand")
 		}
 	}
+}
+
+// dropTampered fails closed every request of l that does not verify (an HMAC each, no store
+// round trip for those that do) and takes it out of l: nothing is repaired for it, and its
+// removal runs through the normal path.
+func (s *Scheduler) dropTampered(ctx context.Context, l map[string]*live) {
+	for _, sl := range l {
+		for name, r := range sl.byPrincipal {
+			if len(s.check(r)) > 0 {
+				s.failTampered(ctx, r.ID)
+				delete(sl.byPrincipal, name)
+			}
+		}
+		for name, rs := range sl.persons {
+			sl.persons[name] = slices.DeleteFunc(rs, func(r *timebox.Request) bool {
+				if len(s.check(r)) == 0 {
+					return false
+				}
+				s.failTampered(ctx, r.ID)
+				return true
+			})
+		}
+	}
+}
+
+// failTampered fails request id closed unless the scheduler is working on it (its own
+// checks then do it), and wakes the loop for its removal.
+func (s *Scheduler) failTampered(ctx context.Context, id string) {
+	s.mu.Lock()
+	busy := s.inflight[id]
+	s.mu.Unlock()
+	if busy {
+		return
+	}
+	if _, err := s.failClosed(ctx, id); err != nil {
+		s.Logger.Error("reconciler: fail a tampered request closed", "request", id, "err", err)
+	}
+	s.Wake()
 }
 
 // live is what the store says should exist on one server: the grants by principal, and
@@ -365,6 +404,12 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 	}()
 	r, err := s.load(ctx, id)
 	if err != nil {
+		return
+	}
+	if len(s.check(r)) > 0 { // edited in the store: never put back, removed instead
+		if _, err := s.failClosed(ctx, id); err != nil {
+			s.Logger.Error("reconciler: fail a tampered request closed", "request", id, "err", err)
+		}
 		return
 	}
 	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || r.Grant == nil ||
