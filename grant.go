@@ -220,6 +220,19 @@ type Status struct {
 	// the servers is known only there.
 	Leader  bool           `json:"leader"`
 	Servers []ServerStatus `json:"servers"`
+	// Tampered lists the requests found edited in the store without the key, newest first
+	// (at most 100): their access was removed and nothing of the edit applied.
+	Tampered []TamperedRequest `json:"tampered"`
+}
+
+// TamperedRequest is a request found edited in the store without the key.
+type TamperedRequest struct {
+	ID        string `json:"id"`
+	Requester string `json:"requester"`
+	Database  string `json:"database"`
+	State     State  `json:"state"`
+	// Fields names what did not verify ("decision" or "intent": no valid proof at all).
+	Fields string `json:"fields"`
 }
 
 // Severities of a Finding.

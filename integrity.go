@@ -171,6 +171,23 @@ func (k *Keyring) CheckIntent(g *Grant) (*Intent, []string) {
 	return &in, bad
 }
 
+// CheckRequest returns the fields of r that fail their integrity check, nil when everything
+// that may give access verifies: an approved or active request needs a valid decision proof
+// that matches its fields, its grant a valid intent proof that matches its fields and does
+// not outlast the decided end. Other states give nothing and are not checked.
+func (k *Keyring) CheckRequest(r *Request) []string {
+	d, bad := k.CheckDecision(r)
+	if r.Grant == nil || d == nil && bad == nil { // nothing decided, nothing to give
+		return bad
+	}
+	in, gbad := k.CheckIntent(r.Grant)
+	bad = append(bad, gbad...)
+	if in != nil && d != nil && in.ValidUntil.After(d.End) {
+		bad = append(bad, "valid_until (after the decided end)")
+	}
+	return bad
+}
+
 // open verifies proof p and decodes it into v; false unless its tag verifies (with the current
 // or a previous key), it decodes, and its version and request id (read into version and
 // request) are this encoding's and id.

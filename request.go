@@ -261,11 +261,14 @@ func (r *Request) Status() string {
 	return s
 }
 
-// PolicyStatus adds to a status line s what the approval policy says about r: the
-// break-glass banner and its open follow-up, a pending extension, what a pending request
+// PolicyStatus adds to a status line s what the approval policy says about r: that it was
+// found edited in the store without the key, the break-glass banner and its open follow-up, a pending extension, what a pending request
 // or extension still awaits. The API's status stays the state and its removal or retry
 // (clients match on it); the API carries these as fields, listings show them through this.
 func (r *Request) PolicyStatus(s string) string {
+	if r.Tampered != "" {
+		s = "TAMPERED in the store (" + r.Tampered + " did not verify; access removed) " + s
+	}
 	if r.BreakGlass {
 		s = "BREAK-GLASS " + s
 		if r.FollowUp != nil && r.FollowUp.Open {

@@ -12,25 +12,14 @@ import (
 // requests of a store made before decisions were authenticated get their proofs.
 const upgradeIntegrity = "integrity"
 
-// check returns the fields of r that fail their integrity check, nil when everything that
-// may give access verifies: an approved or active request needs a valid decision proof that
-// matches its fields, a grant a valid intent proof that matches its fields and does not
-// outlast the decided end. A scheduler without keys checks nothing (tests only: the server
-// always has them).
+// check returns the fields of r that fail their integrity check (see
+// timebox.Keyring.CheckRequest). A scheduler without keys checks nothing (tests only: the
+// server always has them).
 func (s *Scheduler) check(r *timebox.Request) []string {
 	if s.Keys == nil {
 		return nil
 	}
-	d, bad := s.Keys.CheckDecision(r)
-	if r.Grant == nil {
-		return bad
-	}
-	in, gbad := s.Keys.CheckIntent(r.Grant)
-	bad = append(bad, gbad...)
-	if in != nil && d != nil && in.ValidUntil.After(d.End) {
-		bad = append(bad, "valid_until (after the decided end)")
-	}
-	return bad
+	return s.Keys.CheckRequest(r)
 }
 
 // authentic returns g with the fields of its authenticated intent when its proof verifies, so
