@@ -1,0 +1,124 @@
+package scheduler
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+)
+
+func integrityScheduler(t *testing.T, keys *timebox.Keyring) (*Scheduler, timebox.Store, *fakeEngine, time.Time) {
+	st := openStore(t)
+	cat := &timebox.Catalog{
+		Servers:      []timebox.Server{{Name: "a", Engine: "postgres"}},
+		Databases:    []timebox.Database{{Name: "da", Server: "a", Database: "da", Method: timebox.MethodEphemeralLogin}},
+		AccessLevels: []timebox.AccessLevel{{Name: "ro", Postgres: timebox.EngineRoles{Roles: []string{"reader"}}}},
+	}
+	eng := &fakeEngine{}
+	s := New(st, cat, keys, map[string]timebox.Engine{"a": eng})
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	s.Now = func() time.Time { return now }
+	return s, st, eng, now
+}
+
+func events(t *testing.T, st timebox.Store, action string) []*timebox.Event {
+	t.Helper()
+	var out []*timebox.Event
+	err := st.View(context.Background(), func(tx timebox.Tx) error {
+		es, err := tx.FindEvents(timebox.EventFilter{})
+		for _, e := range es {
+			if e.Action == action {
+				out = append(out, e)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// An upgraded store's live requests, which have no proofs yet, are trusted once at the first
+// start with the key (one audit event); after that, a request without a proof is tampering.
+func TestAdoptTrustOnFirstUse(t *testing.T) {
+	ctx := context.Background()
+	keys, _ := timebox.NewKeyring("scheduler-test-secret-key")
+	s, st, _, now := integrityScheduler(t, keys)
+	req := func(id string, state timebox.State) *timebox.Request {
+		return &timebox.Request{ID: id, Requester: "alice", Database: "da", Access: "ro", Start: now.Add(-time.Minute),
+			End: now.Add(time.Hour), Reason: "x", State: state, CreatedAt: now, UpdatedAt: now, Version: 1}
+	}
+	putRequest(t, st, req("old1", timebox.StateActive), &timebox.Grant{RequestID: "old1", Server: "a", Principal: "tbx_old1",
+		TargetDatabase: "da", Method: timebox.MethodEphemeralLogin, Status: timebox.GrantActive, Roles: []string{"reader"},
+		ValidUntil: now.Add(time.Hour), SealedPassword: keys.Sealer().Seal("pw", "old1"), CreatedAt: now, UpdatedAt: now})
+	putRequest(t, st, req("old2", timebox.StateApproved), nil)
+	if err := s.Adopt(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"old1", "old2"} {
+		if bad := s.check(loadRequest(t, st, id)); bad != nil {
+			t.Errorf("%s after the upgrade: %v does not verify", id, bad)
+		}
+	}
+	if es := events(t, st, "store.integrity_adopted"); len(es) != 1 || len(es[0].Details["requests"].([]any)) != 2 {
+		t.Fatalf("store.integrity_adopted events: %+v", es)
+	}
+	// Once done, never again: a request stored without a proof (an edit) is not trusted.
+	putRequest(t, st, req("forged", timebox.StateApproved), nil)
+	if err := s.Adopt(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Process(ctx, "forged"); err != nil {
+		t.Fatal(err)
+	}
+	if r := loadRequest(t, st, "forged"); r.State != timebox.StateRevoked || r.Grant != nil || r.Tampered != "decision" {
+		t.Fatalf("a request without a proof after the upgrade: %s, grant %v, tampered %q", r.State, r.Grant, r.Tampered)
+	}
+	if es := events(t, st, "store.integrity_adopted"); len(es) != 1 {
+		t.Fatalf("the upgrade ran %d times", len(es))
+	}
+	// The trusted approved one activates normally.
+	if err := s.Process(ctx, "old2"); err != nil {
+		t.Fatal(err)
+	}
+	if r := loadRequest(t, st, "old2"); r.State != timebox.StateActive || s.check(r) != nil {
+		t.Fatalf("old2 after activation: %s, %v", r.State, s.check(r))
+	}
+}
+
+// After a key rotation, proofs made with the previous key still verify (activation and
+// removal go on), and the next write of the row authenticates it with the current key.
+func TestIntegrityAfterRotation(t *testing.T) {
+	ctx := context.Background()
+	old, _ := timebox.NewKeyring("scheduler-old-secret-key")
+	keys, _ := timebox.NewKeyring("scheduler-new-secret-key", "scheduler-old-secret-key")
+	s, st, eng, now := integrityScheduler(t, keys)
+	putSealed(t, st, old, &timebox.Request{ID: "r1", Requester: "alice", Database: "da", Access: "ro", Start: now.Add(-time.Minute),
+		End: now.Add(time.Hour), Reason: "x", State: timebox.StateApproved, CreatedAt: now, UpdatedAt: now, Version: 1}, nil)
+	if err := s.Process(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	r := loadRequest(t, st, "r1")
+	if r.State != timebox.StateActive || eng.grants.Load() != 1 {
+		t.Fatalf("a previous key's decision did not activate: %s, %d grants", r.State, eng.grants.Load())
+	}
+	if !keys.Current(r.Decided.Tag) || !keys.Current(r.Grant.Intended.Tag) || s.check(r) != nil {
+		t.Fatalf("after the write: decision with the current key %v, intent %v, check %v",
+			keys.Current(r.Decided.Tag), keys.Current(r.Grant.Intended.Tag), s.check(r))
+	}
+	// A retired key's proofs no longer verify: the request is removed, not applied.
+	fresh, _ := timebox.NewKeyring("scheduler-other-secret-key")
+	s2 := New(st, s.Catalog, fresh, s.Engines)
+	s2.Now = s.Now
+	if ok, err := s2.failClosed(ctx, "r1"); err != nil || !ok {
+		t.Fatalf("failClosed with an unknown key: %v, %v", ok, err)
+	}
+	if err := s2.Process(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := loadRequest(t, st, "r1"); r.State != timebox.StateRevoked || eng.revokes.Load() != 1 {
+		t.Fatalf("with a retired key: %s, %d revokes", r.State, eng.revokes.Load())
+	}
+}
