@@ -24,6 +24,12 @@ func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, 
 			return true, s.tampered(tx, r, bad, now)
 		}
 		if r.Grant == nil {
+			var err error
+			if bad, err = s.replayed(tx, r); err != nil {
+				return false, err
+			} else if len(bad) > 0 { // an ended request's rows written back
+				return true, s.tampered(tx, r, bad, now)
+			}
 			g, err := s.newGrant(r, now)
 			if err != nil {
 				return false, err

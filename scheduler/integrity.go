@@ -22,6 +22,37 @@ func (s *Scheduler) check(r *timebox.Request) []string {
 	return s.Keys.CheckRequest(r)
 }
 
+// ended returns the audit event that ended request id ("" when none): a live request with
+// one is an older copy of its rows written back into the store (a replay), whose proofs still
+// verify. Activation (before its first intent) and every repair look, with one indexed read
+// of the request's events; deleting that event breaks the keyed audit chain.
+func ended(tx timebox.Tx, id string) (string, error) {
+	es, err := tx.FindEvents(timebox.EventFilter{RequestID: id})
+	if err != nil {
+		return "", err
+	}
+	for _, e := range es {
+		switch e.Action {
+		case "request.revoked", "request.expired", "request.cancelled", "request.denied":
+			return e.Action, nil
+		}
+	}
+	return "", nil
+}
+
+// replayed returns why r fails its integrity check inside tx, with the audit log looked at
+// too (see ended): nil when it verifies.
+func (s *Scheduler) replayed(tx timebox.Tx, r *timebox.Request) ([]string, error) {
+	if bad := s.check(r); len(bad) > 0 || s.Keys == nil {
+		return bad, nil
+	}
+	action, err := ended(tx, r.ID)
+	if err != nil || action == "" {
+		return nil, err
+	}
+	return []string{"state (replayed: the audit log has " + action + ")"}, nil
+}
+
 // authentic returns g with the fields of its authenticated intent when its proof verifies, so
 // that a removal never uses a principal, server or role edited in the store; g otherwise.
 func (s *Scheduler) authentic(g *timebox.Grant) *timebox.Grant {
@@ -87,9 +118,9 @@ func (s *Scheduler) failClosed(ctx context.Context, id string) (bool, error) {
 		if !r.State.Live() {
 			return false, nil
 		}
-		bad := s.check(r)
-		if len(bad) == 0 {
-			return false, nil
+		bad, err := s.replayed(tx, r)
+		if err != nil || len(bad) == 0 {
+			return false, err
 		}
 		return true, s.tampered(tx, r, bad, now)
 	})

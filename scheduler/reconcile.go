@@ -402,14 +402,16 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 		s.mu.Unlock()
 		s.Wake() // work skipped while this held the request (e.g. its end) runs now
 	}()
-	r, err := s.load(ctx, id)
-	if err != nil {
-		return
-	}
-	if len(s.check(r)) > 0 { // edited in the store: never put back, removed instead
-		if _, err := s.failClosed(ctx, id); err != nil {
+	// Edited in the store, or an ended request's rows written back: never put back, removed
+	// instead (a repair re-creates access, so it reads the request's events too).
+	if failed, err := s.failClosed(ctx, id); err != nil || failed {
+		if err != nil {
 			s.Logger.Error("reconciler: fail a tampered request closed", "request", id, "err", err)
 		}
+		return
+	}
+	r, err := s.load(ctx, id)
+	if err != nil || len(s.check(r)) > 0 { // edited since: the next pass fails it closed
 		return
 	}
 	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || r.Grant == nil ||

@@ -142,6 +142,32 @@ func testTamper(t *testing.T, o envOptions) {
 	}
 	ids = append(ids, id)
 
+	// An old copy of a revoked request's rows, written back (its proofs are genuine), is not
+	// re-created by the reconciler: the audit log says it ended.
+	id = e.request("alice", "--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "replay", "--ticket", "T")
+	e.ok("bob", "approve", id)
+	principal := e.waitState("alice", id, "active", 5*time.Second).Grant.Principal
+	var saved *timebox.Request
+	if err := e.in.Store.View(ctx, func(tx timebox.Tx) (err error) { saved, err = tx.FindRequest(id); return err }); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("bob", "revoke", id, "--note", "done")
+	e.waitState("alice", id, "revoked", 5*time.Second)
+	edit(id, func(r *timebox.Request) {
+		v := r.Version
+		*r = *saved
+		r.Version = v
+	})
+	e.in.Scheduler.Reconcile(ctx)
+	e.waitState("alice", id, "revoked", 5*time.Second)
+	if exists, _ := e.roleExists(principal); exists {
+		t.Error("a replayed revoked request was re-created on the database")
+	}
+	if n, fields := tampered(id); n != 1 || len(fields) != 1 || !strings.Contains(fields[0], "replayed") {
+		t.Errorf("replay: %d store.tampered events naming %v", n, fields)
+	}
+	ids = append(ids, id)
+
 	var m dto.Metric
 	if err := e.in.Scheduler.Metrics.Tampered.Write(&m); err != nil || int(m.GetCounter().GetValue()) != len(ids) {
 		t.Errorf("timebox_store_tampered_total = %v (%v), want %d", m.GetCounter().GetValue(), err, len(ids))
