@@ -158,6 +158,10 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 		return err
 	}
 	db := rin.Database
+	// Approvals written without the key never count; an extension's are bound to it (not to
+	// the request, nor to an earlier extension).
+	scope := r.ExtensionScope()
+	x.Reviews, _ = s.Keys.Genuine(scope, x.Reviews)
 	if !s.Catalog.MayApprove(rule, db, actor) {
 		return Errorf(EFORBIDDEN, "%s is not an approver under rule %s (%s)", actor, rule.Name, rule.Describe())
 	} else if slices.Contains(reviewers(x.Reviews, ActionApprove), actor) {
@@ -166,7 +170,9 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 		return err
 	}
 	x.Rule = rule.Name
-	x.Reviews = append(x.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, At: now})
+	rv := Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, At: now}
+	s.Keys.SealReview(scope, &rv)
+	x.Reviews = append(x.Reviews, rv)
 	approvers, err := s.enabled(tx, reviewers(x.Reviews, ActionApprove))
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type Proof struct {
 // this fixed field order, is the canonical form; it is bound to the request's id.
 type Decision struct {
 	V           int           `json:"v"`
+	Kind        string        `json:"kind"` // "decision"
 	Request     string        `json:"request"`
 	Requester   string        `json:"requester"`
 	Database    string        `json:"database"`
@@ -45,6 +46,7 @@ type Decision struct {
 // authenticated when it stored the intent (and again when an extension moved ValidUntil).
 type Intent struct {
 	V              int          `json:"v"`
+	Kind           string       `json:"kind"` // "intent"
 	Request        string       `json:"request"`
 	Server         string       `json:"server"`
 	Principal      string       `json:"principal"`
@@ -62,7 +64,7 @@ type Intent struct {
 func DecisionOf(r *Request) Decision {
 	approvers := reviewers(r.Reviews, ActionApprove)
 	return Decision{
-		V: integrityVersion, Request: r.ID, Requester: r.Requester, Database: r.Database, Access: r.Access,
+		V: integrityVersion, Kind: "decision", Request: r.ID, Requester: r.Requester, Database: r.Database, Access: r.Access,
 		Tables: nonNilSlice(r.Tables), Start: r.Start.UTC(), End: r.End.UTC(), State: StateApproved,
 		Rule: r.Rule, Approvers: nonNilSlice(approvers), ExtendedBy: nonNilSlice(reviewers(r.Reviews, ActionExtend)),
 		BreakGlass: r.BreakGlass, Auto: slices.Contains(approvers, Actor), UnusedAfter: time.Duration(r.UnusedAfter),
@@ -72,7 +74,7 @@ func DecisionOf(r *Request) Decision {
 // IntentOf returns the intent g's fields say was planned for request g.RequestID.
 func IntentOf(g *Grant) Intent {
 	in := Intent{
-		V: integrityVersion, Request: g.RequestID, Server: g.Server, Principal: g.Principal,
+		V: integrityVersion, Kind: "intent", Request: g.RequestID, Server: g.Server, Principal: g.Principal,
 		TargetDatabase: g.TargetDatabase, Method: g.Method, Roles: nonNilSlice(g.Roles),
 		Privileges: nonNilSlice(g.Privileges), Tables: nonNilSlice(g.Tables), ValidUntil: g.ValidUntil.UTC(),
 	}
@@ -119,7 +121,7 @@ func (k *Keyring) CheckDecision(r *Request) (*Decision, []string) {
 		return nil, nil
 	}
 	var d Decision
-	if !k.open(r.Decided, r.ID, &d, &d.V, &d.Request) {
+	if !k.open(r.Decided, r.ID, "decision", &d, &d.V, &d.Kind, &d.Request) {
 		return nil, []string{"decision"}
 	}
 	got := DecisionOf(r)
@@ -149,7 +151,7 @@ func (k *Keyring) CheckDecision(r *Request) (*Decision, []string) {
 // do not verify: "intent" alone when there is no valid proof at all.
 func (k *Keyring) CheckIntent(g *Grant) (*Intent, []string) {
 	var in Intent
-	if !k.open(g.Intended, g.RequestID, &in, &in.V, &in.Request) {
+	if !k.open(g.Intended, g.RequestID, "intent", &in, &in.V, &in.Kind, &in.Request) {
 		return nil, []string{"intent"}
 	}
 	got := IntentOf(g)
@@ -189,16 +191,83 @@ func (k *Keyring) CheckRequest(r *Request) []string {
 }
 
 // open verifies proof p and decodes it into v; false unless its tag verifies (with the current
-// or a previous key), it decodes, and its version and request id (read into version and
-// request) are this encoding's and id.
-func (k *Keyring) open(p Proof, id string, v any, version *int, request *string) bool {
+// or a previous key), it decodes, and its version, kind and request id (read into version,
+// gotKind and request) are this encoding's, kind and id.
+func (k *Keyring) open(p Proof, id, kind string, v any, version *int, gotKind, request *string) bool {
 	if p.Tag == "" || !k.VerifyMAC(PurposeGrant, []byte(p.Body), p.Tag) {
 		return false
 	}
 	if err := json.Unmarshal([]byte(p.Body), v); err != nil {
 		return false
 	}
-	return *version == integrityVersion && *request == id
+	return *version == integrityVersion && *gotKind == kind && *request == id
+}
+
+// ExtensionScope is what the approvals of r's pending extension are sealed for: the request
+// and that extension, so that neither the request's own approvals nor those of an earlier
+// extension count for it. "" when r has no pending extension.
+func (r *Request) ExtensionScope() string {
+	if r.Extension == nil {
+		return ""
+	}
+	return r.ID + "#extension@" + r.Extension.RequestedAt.UTC().Format(time.RFC3339Nano)
+}
+
+// AdoptReviews seals the unsealed approvals of pending r and of its pending extension as they
+// are (trust on first use, for a store made before reviews were sealed); it reports whether it
+// sealed any.
+func (k *Keyring) AdoptReviews(r *Request) bool {
+	sealed := false
+	adopt := func(id string, reviews []Review) {
+		for i := range reviews {
+			if rv := &reviews[i]; rv.Decision == ActionApprove && rv.Seal == "" {
+				k.SealReview(id, rv)
+				sealed = true
+			}
+		}
+	}
+	if r.State == StatePending {
+		adopt(r.ID, r.Reviews)
+	}
+	if r.Extension != nil {
+		adopt(r.ExtensionScope(), r.Extension.Reviews)
+	}
+	return sealed
+}
+
+// reviewProof is the canonical encoding of one review's seal.
+type reviewProof struct {
+	V        int       `json:"v"`
+	Kind     string    `json:"kind"` // "review"
+	Request  string    `json:"request"`
+	Reviewer string    `json:"reviewer"`
+	Decision Action    `json:"decision"`
+	At       time.Time `json:"at"`
+}
+
+func reviewBody(id string, rv *Review) []byte {
+	return canonical(reviewProof{V: integrityVersion, Kind: "review", Request: id, Reviewer: rv.Reviewer, Decision: rv.Decision, At: rv.At.UTC()})
+}
+
+// SealReview authenticates rv as a review of id (a request's id, or the scope of one of its
+// extensions), when it is recorded: an approval written into the store without the key never
+// counts towards a quorum.
+func (k *Keyring) SealReview(id string, rv *Review) {
+	rv.Seal = k.MAC(PurposeGrant, reviewBody(id, rv))
+}
+
+// Genuine returns reviews without the approvals whose seal does not verify as reviews of id
+// (see SealReview), and who those forged approvals named.
+func (k *Keyring) Genuine(id string, reviews []Review) (kept []Review, forged []string) {
+	for i := range reviews {
+		rv := &reviews[i]
+		if rv.Decision == ActionApprove && !k.VerifyMAC(PurposeGrant, reviewBody(id, rv), rv.Seal) {
+			forged = append(forged, rv.Reviewer)
+			continue
+		}
+		kept = append(kept, *rv)
+	}
+	return kept, forged
 }
 
 // Retag re-authenticates the valid proofs of r (and its grant) that a previous key made, with

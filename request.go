@@ -164,6 +164,9 @@ type Review struct {
 	Note     string    `json:"note,omitempty"`
 	Changes  string    `json:"changes,omitempty"`
 	At       time.Time `json:"at"`
+	// Seal authenticates an approval (Keyring.SealReview): one written into the store
+	// without the key never counts.
+	Seal string `json:"seal,omitempty"`
 }
 
 // Request is a person's request for access to one database at one access level for a window.

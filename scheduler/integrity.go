@@ -129,8 +129,9 @@ func (s *Scheduler) failClosed(ctx context.Context, id string) (bool, error) {
 
 // Adopt does the one-time integrity upgrade of a store made before decisions were
 // authenticated (the migration leaves it to do): every approved or active request without a
-// decision proof, and every grant of one without an intent proof, is authenticated as it is
-// now — trust on first use — and one "store.integrity_adopted" audit event lists them. After
+// decision proof, every grant of one without an intent proof, and the approvals of pending
+// requests and extensions, are authenticated as they are now — trust on first use — and one
+// "store.integrity_adopted" audit event lists them. After
 // that, a missing proof is tampering. Run calls it; it does nothing once done or without keys.
 func (s *Scheduler) Adopt(ctx context.Context) error {
 	if s.Keys == nil {
@@ -140,13 +141,20 @@ func (s *Scheduler) Adopt(ctx context.Context) error {
 		if pending, err := tx.PendingUpgrade(upgradeIntegrity); err != nil || !pending {
 			return err
 		}
-		reqs, err := tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		reqs, err := tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StatePending, timebox.StateApproved, timebox.StateActive}})
 		if err != nil {
 			return err
 		}
 		var ids []string
 		for _, r := range reqs {
-			if r.Decided.Tag != "" && (r.Grant == nil || r.Grant.Intended.Tag != "") {
+			if s.Keys.AdoptReviews(r) && r.State == timebox.StatePending {
+				if err := tx.UpdateRequest(r); err != nil {
+					return err
+				}
+				ids = append(ids, r.ID)
+				continue
+			}
+			if r.State == timebox.StatePending || r.Decided.Tag != "" && (r.Grant == nil || r.Grant.Intended.Tag != "") {
 				continue
 			}
 			if r.Grant != nil && r.Grant.Intended.Tag == "" {
@@ -157,9 +165,9 @@ func (s *Scheduler) Adopt(ctx context.Context) error {
 			}
 			if r.Decided.Tag == "" {
 				s.Keys.SealDecision(r)
-				if err := tx.UpdateRequest(r); err != nil {
-					return err
-				}
+			}
+			if err := tx.UpdateRequest(r); err != nil { // the decision, and the extension's approvals
+				return err
 			}
 			ids = append(ids, r.ID)
 		}
