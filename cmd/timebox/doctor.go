@@ -30,7 +30,7 @@ func newDoctorCommand() *cobra.Command {
 			"CONNECTION ADMIN, the grant tables, each database WITH GRANT OPTION, each role WITH\n" +
 			"ADMIN OPTION, and the event scheduler for the backstop. In the store, it checks the\n" +
 			"proofs of every live request with secret_key and lists the requests found edited\n" +
-			"without the key (docs/security.md).\n" +
+			"without the key (docs/store-integrity.md).\n" +
 			"Prints each problem with the SQL that fixes it; exits non-zero when there is one.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -159,7 +159,7 @@ func doctorStore(ctx context.Context, w io.Writer, c *Config) int {
 		fmt.Fprintf(w, "  %-4s  every live request's decision and grant verify with secret_key\n", timebox.SeverityOK)
 	}
 	if n := len(tampered); n > 0 {
-		fmt.Fprintf(w, "        someone who can write the store edited %d request(s): see docs/security.md\n", n)
+		fmt.Fprintf(w, "        someone who can write the store edited %d request(s): see docs/store-integrity.md\n", n)
 	}
 	return problems
 }

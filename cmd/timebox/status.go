@@ -49,7 +49,7 @@ func newStatusCommand() *cobra.Command {
 		for _, r := range st.Tampered {
 			rows = append(rows, []string{r.ID, cleanText(r.Requester), cleanText(r.Database), string(r.State), cleanText(r.Fields)})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "\nTAMPERED: %d request(s) edited in the store without the key; their access was removed, nothing applied (docs/security.md)\n", len(rows))
+		fmt.Fprintf(cmd.OutOrStdout(), "\nTAMPERED: %d request(s) edited in the store without the key; their access was removed, nothing applied (docs/store-integrity.md)\n", len(rows))
 		return outTable(cmd.OutOrStdout(), []string{"REQUEST", "REQUESTER", "DATABASE", "STATE", "FIELDS THAT DO NOT VERIFY"}, rows)
 	}
 	return cmd

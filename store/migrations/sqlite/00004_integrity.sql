@@ -1,6 +1,6 @@
 -- +goose Up
 -- What a decision allowed and what the scheduler planned, each as its canonical encoding and
--- an HMAC tag from a key derived from secret_key (see docs/security.md); tampered names the
+-- an HMAC tag from a key derived from secret_key (see docs/store-integrity.md); tampered names the
 -- fields found edited without the key.
 ALTER TABLE requests ADD COLUMN decision TEXT NOT NULL DEFAULT '';
 ALTER TABLE requests ADD COLUMN decision_tag TEXT NOT NULL DEFAULT '';
