@@ -183,6 +183,7 @@ func (s *Scheduler) dropTampered(ctx context.Context, l map[string]*live) {
 			if len(s.check(r)) > 0 {
 				s.failTampered(ctx, r.ID)
 				delete(sl.byPrincipal, name)
+				sl.tampered[name], sl.tampered[s.authentic(r.Grant).Principal] = true, true
 			}
 		}
 		for name, rs := range sl.persons {
@@ -217,6 +218,9 @@ func (s *Scheduler) failTampered(ctx context.Context, id string) {
 type live struct {
 	byPrincipal map[string]*timebox.Request
 	persons     map[string][]*timebox.Request
+	// tampered are the principals of requests failed closed in this pass: their own removal
+	// takes them off, not the orphan path.
+	tampered map[string]bool
 }
 
 // liveGrants returns the approved and active requests that have a grant, by server.
@@ -236,7 +240,7 @@ func (s *Scheduler) liveGrants(ctx context.Context) (map[string]*live, error) {
 		}
 		l := out[r.Grant.Server]
 		if l == nil {
-			l = &live{byPrincipal: map[string]*timebox.Request{}, persons: map[string][]*timebox.Request{}}
+			l = &live{byPrincipal: map[string]*timebox.Request{}, persons: map[string][]*timebox.Request{}, tampered: map[string]bool{}}
 			out[r.Grant.Server] = l
 		}
 		if r.Grant.Method == timebox.MethodRoleMembership {
@@ -266,6 +270,7 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, beforeAl
 		onDB[m.Name] = true
 		r, ok := expected[m.Name]
 		switch {
+		case after.tampered[m.Name]: // its removal is under way
 		case m.Shared && slices.Contains(persons, m.Name):
 			if handed == nil {
 				handed = s.handedOut(server)

@@ -60,6 +60,15 @@ func testTamper(t *testing.T, o envOptions) {
 		}
 		return n, fields
 	}
+	// applied reports whether the scheduler acted on an edit: moved an expiry or repaired.
+	applied := func(id string) bool {
+		for _, ev := range e.events(id) {
+			if ev.Action == "grant.extended" || ev.Action == "drift.repaired" {
+				return true
+			}
+		}
+		return false
+	}
 	// extra, or the real database's CONNECT, held by anyone but the admin's own roles.
 	widened := func(principal string) string {
 		t.Helper()
@@ -124,11 +133,50 @@ func testTamper(t *testing.T, o envOptions) {
 		if n, fields := tampered(id); n != 1 || !slices.Contains(fields, c.field) {
 			t.Errorf("%s edited: %d store.tampered events naming %v", c.field, n, fields)
 		}
+		if applied(id) {
+			t.Errorf("%s edited: the edit was applied before the removal", c.field)
+		}
 		ids = append(ids, id)
 	}
 
+	// A person's own login (role_membership): extra roles written into the grant are never
+	// granted to it, and what it was granted is revoked.
+	id := e.request("alice", "--db", "team", "--access", "read-only", "--for", "10m", "--reason", "tamper team")
+	e.ok("bob", "approve", id)
+	e.waitState("alice", id, "active", 5*time.Second)
+	edit(id, func(r *timebox.Request) { r.Grant.Roles = append(r.Grant.Roles, extra) })
+	e.in.Scheduler.Reconcile(ctx)
+	e.waitState("alice", id, "revoked", 5*time.Second)
+	var held []string
+	if err := super.QueryRow(ctx, `SELECT ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
+		JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = $1)`, e.personal).Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(held, extra) || slices.Contains(held, e.role) {
+		t.Errorf("the person's login holds %v after a tampered grant", held)
+	}
+	if n, _ := tampered(id); n != 1 || applied(id) {
+		t.Errorf("team: %d store.tampered events, applied %v", n, applied(id))
+	}
+	ids = append(ids, id)
+
+	// A shared login (unlock_login) whose end was moved is locked again, not kept open.
+	id = e.request("alice", "--db", "maint", "--access", "read-only", "--for", "10m", "--reason", "tamper maint")
+	e.ok("bob", "approve", id)
+	e.waitState("alice", id, "active", 5*time.Second)
+	edit(id, func(r *timebox.Request) { r.End = r.End.Add(time.Hour) })
+	e.in.Scheduler.Reconcile(ctx)
+	e.waitState("alice", id, "revoked", 5*time.Second)
+	if _, canLogin := e.roleExists(e.maint); canLogin {
+		t.Error("the shared login stays unlocked after its end was edited")
+	}
+	if n, _ := tampered(id); n != 1 || applied(id) {
+		t.Errorf("maint: %d store.tampered events, applied %v", n, applied(id))
+	}
+	ids = append(ids, id)
+
 	// A pending request edited to approved activates nothing.
-	id := e.request("alice", "--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "forged", "--ticket", "T")
+	id = e.request("alice", "--db", "shop", "--access", "read-only", "--for", "10m", "--reason", "forged", "--ticket", "T")
 	edit(id, func(r *timebox.Request) { r.State = timebox.StateApproved })
 	e.in.Scheduler.Wake()
 	if r := e.waitState("alice", id, "revoked", 5*time.Second); r.Grant != nil {
