@@ -120,11 +120,14 @@ func (k *Keyring) CheckDecision(r *Request) (*Decision, []string) {
 	if r.State != StateApproved && r.State != StateActive {
 		return nil, nil
 	}
+	got := DecisionOf(r)
+	if k.same(r.Decided, got.Canonical()) { // the fields are what was authenticated
+		return &got, nil
+	}
 	var d Decision
 	if !k.open(r.Decided, r.ID, "decision", &d, &d.V, &d.Kind, &d.Request) {
 		return nil, []string{"decision"}
 	}
-	got := DecisionOf(r)
 	var bad []string
 	diff := func(name string, same bool) {
 		if !same {
@@ -150,11 +153,14 @@ func (k *Keyring) CheckDecision(r *Request) (*Decision, []string) {
 // authenticated intent (nil when the proof is missing or does not verify) and the fields that
 // do not verify: "intent" alone when there is no valid proof at all.
 func (k *Keyring) CheckIntent(g *Grant) (*Intent, []string) {
+	got := IntentOf(g)
+	if k.same(g.Intended, got.Canonical()) {
+		return &got, nil
+	}
 	var in Intent
 	if !k.open(g.Intended, g.RequestID, "intent", &in, &in.V, &in.Kind, &in.Request) {
 		return nil, []string{"intent"}
 	}
-	got := IntentOf(g)
 	var bad []string
 	diff := func(name string, same bool) {
 		if !same {
@@ -188,6 +194,12 @@ func (k *Keyring) CheckRequest(r *Request) []string {
 		bad = append(bad, "valid_until (after the decided end)")
 	}
 	return bad
+}
+
+// same reports whether proof p authenticates exactly body: the fast path of a check, with
+// nothing to decode.
+func (k *Keyring) same(p Proof, body []byte) bool {
+	return p.Tag != "" && p.Body == string(body) && k.VerifyMAC(PurposeGrant, body, p.Tag)
 }
 
 // open verifies proof p and decodes it into v; false unless its tag verifies (with the current

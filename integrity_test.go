@@ -161,3 +161,18 @@ func TestIntegrityKeyRotation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckRequest is the cost of the check before each activation, extension and
+// repair, and of each live grant in a reconciler pass.
+func BenchmarkCheckRequest(b *testing.B) {
+	keys, _ := timebox.NewKeyring("integrity-test-secret-key")
+	r, g := integrityFixture()
+	keys.SealDecision(r)
+	keys.SealIntent(g)
+	r.Grant = g
+	for b.Loop() {
+		if bad := keys.CheckRequest(r); bad != nil {
+			b.Fatal(bad)
+		}
+	}
+}

@@ -213,6 +213,8 @@ func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, p
 	for _, h := range live {
 		if h.ID == r.ID || h.Ending != timebox.EndingNone || h.Start.After(now) || !h.End.After(now) {
 			continue
+		} else if len(s.check(h)) > 0 { // edited in the store: it keeps nothing on the login
+			continue
 		}
 		db, err := s.Catalog.Database(h.Database)
 		if err != nil || db.Server != r.Grant.Server || db.Method != timebox.MethodRoleMembership {
