@@ -1,8 +1,6 @@
 package timebox
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"time"
@@ -56,8 +54,8 @@ type Intent struct {
 	Privileges     []string     `json:"privileges"`
 	Tables         []TableGrant `json:"tables"`
 	ValidUntil     time.Time    `json:"valid_until"`
-	// Password is the SHA-256 of the sealed password (empty when there is none).
-	Password string `json:"password"`
+	// The sealed password is not part of it: the seal itself binds it to the request id, and
+	// only Timebox can make one.
 }
 
 // DecisionOf returns the decision r's fields say was made: approved, by whom, under which rule.
@@ -77,10 +75,6 @@ func IntentOf(g *Grant) Intent {
 		V: integrityVersion, Kind: "intent", Request: g.RequestID, Server: g.Server, Principal: g.Principal,
 		TargetDatabase: g.TargetDatabase, Method: g.Method, Roles: nonNilSlice(g.Roles),
 		Privileges: nonNilSlice(g.Privileges), Tables: nonNilSlice(g.Tables), ValidUntil: g.ValidUntil.UTC(),
-	}
-	if len(g.SealedPassword) > 0 {
-		sum := sha256.Sum256(g.SealedPassword)
-		in.Password = hex.EncodeToString(sum[:])
 	}
 	return in
 }
@@ -175,7 +169,6 @@ func (k *Keyring) CheckIntent(g *Grant) (*Intent, []string) {
 	diff("privileges", slices.Equal(got.Privileges, in.Privileges))
 	diff("grant_tables", slices.EqualFunc(got.Tables, in.Tables, sameTable))
 	diff("valid_until", got.ValidUntil.Equal(in.ValidUntil))
-	diff("password", got.Password == in.Password)
 	return &in, bad
 }
 
