@@ -21,6 +21,9 @@ import (
 //   - a shared login (method unlock_login) unlocked by hand while no grant holds it is locked
 //     again.
 //
+// A live grant whose request or intent does not verify (edited in the store without the key,
+// see timebox.Keyring.CheckRequest) is never repaired: it is failed closed and removed.
+//
 // The database is listed before the store is read: a principal is created only after its
 // intent is stored, so one that the store does not know is a true orphan. A request the
 // scheduler is working on is left alone in this pass. A password changed by hand cannot be
