@@ -122,3 +122,40 @@ func TestIntegrityAfterRotation(t *testing.T) {
 		t.Fatalf("with a retired key: %s, %d revokes", r.State, eng.revokes.Load())
 	}
 }
+
+// A removal from a person's own login keeps nothing for another live request of that login
+// that does not verify: an edited request cannot hold a role past its removal.
+func TestKeepIgnoresTampered(t *testing.T) {
+	keys, _ := timebox.NewKeyring("scheduler-test-secret-key")
+	st := openStore(t)
+	cat := &timebox.Catalog{
+		Servers:   []timebox.Server{{Name: "a", Engine: "postgres"}},
+		Databases: []timebox.Database{{Name: "dm", Server: "a", Database: "dm", Method: timebox.MethodRoleMembership}},
+		AccessLevels: []timebox.AccessLevel{{Name: "ro", Postgres: timebox.EngineRoles{Roles: []string{"reader"}}},
+			{Name: "rw", Postgres: timebox.EngineRoles{Roles: []string{"writer"}}}},
+		Users: []timebox.User{{Name: "alice", DBUser: "ops"}},
+	}
+	s := New(st, cat, keys, nil)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	s.Now = func() time.Time { return now }
+	req := func(id, access string, state timebox.State) *timebox.Request {
+		return &timebox.Request{ID: id, Requester: "alice", Database: "dm", Access: access, Start: now.Add(-time.Minute),
+			End: now.Add(time.Hour), Reason: "x", State: state, CreatedAt: now, UpdatedAt: now, Version: 1}
+	}
+	putSealed(t, st, keys, req("a1", "ro", timebox.StateActive), &timebox.Grant{RequestID: "a1", Server: "a", Principal: "ops",
+		TargetDatabase: "dm", Method: timebox.MethodRoleMembership, Status: timebox.GrantActive, Roles: []string{"reader"},
+		ValidUntil: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now})
+	genuine := req("b1", "ro", timebox.StateApproved)
+	keys.SealDecision(genuine)
+	edited := req("b2", "rw", timebox.StateApproved)
+	edited.Decided = genuine.Decided // a genuine proof, of another request
+	putRequest(t, st, genuine, nil)
+	putRequest(t, st, edited, nil)
+	roles, _, _, err := s.keep(context.Background(), loadRequest(t, st, "a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roles) != 1 || roles[0] != "reader" {
+		t.Fatalf("keep: %v, want only the genuine request's [reader]", roles)
+	}
+}
