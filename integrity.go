@@ -13,6 +13,8 @@ const integrityVersion = 1
 // Proof is an authenticated copy of what was decided: the canonical encoding (Body) and its
 // tag, Keyring.MAC(PurposeGrant, Body). Someone who can write the store but does not hold
 // secret_key can delete a proof or copy one, but not make one that verifies for other values.
+// The tag alone verifies fields that were not edited; the body names the edited ones and gives
+// their authenticated values (listings of the store leave it empty).
 type Proof struct {
 	Body string
 	Tag  string
@@ -189,10 +191,11 @@ func (k *Keyring) CheckRequest(r *Request) []string {
 	return bad
 }
 
-// same reports whether proof p authenticates exactly body: the fast path of a check, with
-// nothing to decode.
+// same reports whether proof p's tag authenticates exactly body, the canonical encoding of
+// the fields as they are: the fast path of a check, which needs neither the proof's stored
+// body nor any decoding.
 func (k *Keyring) same(p Proof, body []byte) bool {
-	return p.Tag != "" && p.Body == string(body) && k.VerifyMAC(PurposeGrant, body, p.Tag)
+	return p.Tag != "" && k.VerifyMAC(PurposeGrant, body, p.Tag)
 }
 
 // open verifies proof p and decodes it into v; false unless its tag verifies (with the current

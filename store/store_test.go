@@ -35,6 +35,8 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Token", testToken},
 		{"PolicyRoundTrip", testPolicyRoundTrip},
 		{"DisabledUsers", testDisabledUsers},
+		{"Proofs", testProofs},
+		{"Upgrade", testUpgrade},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"ViewIsReadOnly", testViewIsReadOnly},
 	}

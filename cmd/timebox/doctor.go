@@ -140,7 +140,15 @@ func doctorStore(ctx context.Context, w io.Writer, c *Config) int {
 	fmt.Fprintf(w, "store (%d live requests):\n", len(live))
 	problems := 0
 	for _, r := range live {
-		if bad := keys.CheckRequest(r); len(bad) > 0 && r.Tampered == "" {
+		if len(keys.CheckRequest(r)) == 0 || r.Tampered != "" {
+			continue
+		}
+		// A listing has no proof bodies: read the request whole to name the edited fields.
+		if err := db.View(ctx, func(tx timebox.Tx) (err error) { r, err = tx.FindRequest(r.ID); return err }); err != nil {
+			fmt.Fprintf(w, "store: FAIL  %s\n", timebox.ErrorMessage(err))
+			return problems + 1
+		}
+		if bad := keys.CheckRequest(r); len(bad) > 0 {
 			problems++
 			fmt.Fprintf(w, "  %-4s  request %s (%s on %s, %s): %s does not verify; the scheduler removes its access on its next pass\n",
 				timebox.SeverityFail, r.ID, cleanText(r.Requester), cleanText(r.Database), r.State, strings.Join(bad, ", "))
