@@ -158,6 +158,10 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 		return err
 	}
 	db := rin.Database
+	// Approvals written without the key never count; an extension's are bound to it (not to
+	// the request, nor to an earlier extension).
+	scope := r.ExtensionScope()
+	x.Reviews, _ = s.Keys.Genuine(scope, x.Reviews)
 	if !s.Catalog.MayApprove(rule, db, actor) {
 		return Errorf(EFORBIDDEN, "%s is not an approver under rule %s (%s)", actor, rule.Name, rule.Describe())
 	} else if slices.Contains(reviewers(x.Reviews, ActionApprove), actor) {
@@ -166,7 +170,9 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 		return err
 	}
 	x.Rule = rule.Name
-	x.Reviews = append(x.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, At: now})
+	rv := Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, At: now}
+	s.Keys.SealReview(scope, &rv)
+	x.Reviews = append(x.Reviews, rv)
 	approvers, err := s.enabled(tx, reviewers(x.Reviews, ActionApprove))
 	if err != nil {
 		return err
@@ -187,6 +193,9 @@ func (s *Service) approveExtension(tx Tx, r *Request, actor string, in ApproveIn
 func (s *Service) applyExtension(tx Tx, r *Request, actor, rule string, end time.Time, note, reason string, now time.Time) error {
 	if err := s.checkLoginFreeUntil(tx, r, end); err != nil {
 		return err
+	} else if _, bad := s.Keys.CheckDecision(r); len(bad) > 0 {
+		// Re-authenticating would make the edited fields look decided.
+		return Errorf(ECONFLICT, "request %s was edited in the store without the key (%s does not verify); it cannot be extended", r.ID, strings.Join(bad, ", "))
 	}
 	changes := fmt.Sprintf("end %s → %s", fmtTime(r.End), fmtTime(end))
 	approvers := []string{actor}
@@ -195,6 +204,7 @@ func (s *Service) applyExtension(tx Tx, r *Request, actor, rule string, end time
 	}
 	r.End, r.Extension, r.Awaiting, r.Rule, r.UpdatedAt = end, nil, "", rule, now
 	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionExtend, Note: note, Changes: changes, At: now})
+	s.Keys.SealDecision(r) // the extended end, and who extended it, authenticated now
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}

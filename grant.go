@@ -44,7 +44,9 @@ type Grant struct {
 	// Outcome records how the removal ended, e.g. "dropped" or why the role was kept NOLOGIN;
 	// while the grant is live, NoBackstopPrefix and why its access has no database-side end
 	// (see NoBackstop), when the engine said so at activation.
-	Outcome   string    `json:"outcome,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Intended authenticates what the scheduler planned for the grant (see Intent).
+	Intended  Proof     `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -254,6 +256,19 @@ type Status struct {
 	// the servers is known only there.
 	Leader  bool           `json:"leader"`
 	Servers []ServerStatus `json:"servers"`
+	// Tampered lists the requests found edited in the store without the key, newest first
+	// (at most 100): their access was removed and nothing of the edit applied.
+	Tampered []TamperedRequest `json:"tampered"`
+}
+
+// TamperedRequest is a request found edited in the store without the key.
+type TamperedRequest struct {
+	ID        string `json:"id"`
+	Requester string `json:"requester"`
+	Database  string `json:"database"`
+	State     State  `json:"state"`
+	// Fields names what did not verify ("decision" or "intent": no valid proof at all).
+	Fields string `json:"fields"`
 }
 
 // Severities of a Finding.

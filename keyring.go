@@ -1,11 +1,13 @@
 package timebox
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync"
 )
 
 // Key purposes: each use of secret_key gets its own derived key, so that a value authenticated
@@ -32,6 +34,8 @@ type masterKey struct {
 	id     string
 	secret []byte
 	sealer *Sealer
+	// derived caches the key of each purpose (HKDF per MAC cost more than the MAC itself).
+	derived sync.Map
 }
 
 // NewKeyring derives the keys of current (secret_key) and of previous (earlier secret keys,
@@ -71,10 +75,14 @@ func NewKeyring(current string, previous ...string) (*Keyring, error) {
 
 // derive returns the 32-byte key of one purpose (HKDF-SHA256 over the secret key).
 func (m *masterKey) derive(purpose string) []byte {
+	if b, ok := m.derived.Load(purpose); ok {
+		return b.([]byte)
+	}
 	b, err := hkdf.Key(sha256.New, m.secret, nil, "timebox/"+purpose, 32)
 	if err != nil {
 		panic(err) // only for lengths HKDF-SHA256 cannot produce
 	}
+	m.derived.Store(purpose, b)
 	return b
 }
 
@@ -92,7 +100,7 @@ func (k *Keyring) IDs() []string {
 
 // Key returns the current key for purpose and its id.
 func (k *Keyring) Key(purpose string) (id string, key []byte) {
-	return k.current.id, k.current.derive(purpose)
+	return k.current.id, bytes.Clone(k.current.derive(purpose))
 }
 
 // KeyByID returns the key for purpose derived from the key with id, and whether it is known.
@@ -101,7 +109,7 @@ func (k *Keyring) KeyByID(id, purpose string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return m.derive(purpose), true
+	return bytes.Clone(m.derive(purpose)), true
 }
 
 // MAC authenticates msg for purpose with the current key. The tag is "<key id>:<hex>".

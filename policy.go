@@ -108,7 +108,10 @@ func (s *Service) record(tx Tx, r *Request, d *decision, now time.Time) error {
 	}
 	r.State, r.Awaiting, r.UpdatedAt = to, "", now
 	r.UnusedAfter = unusedAfter(d.rule, db)
-	r.Reviews = append(r.Reviews, Review{Reviewer: Actor, Decision: ActionApprove, Note: d.note, Changes: d.changes, At: now})
+	rv := Review{Reviewer: Actor, Decision: ActionApprove, Note: d.note, Changes: d.changes, At: now}
+	s.Keys.SealReview(r.ID, &rv)
+	r.Reviews = append(r.Reviews, rv)
+	s.Keys.SealDecision(r) // what the auto-approval or break-glass allowed, authenticated now
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}

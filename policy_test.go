@@ -546,3 +546,43 @@ func TestPolicyExtensionKeepsSharedLoginExclusive(t *testing.T) {
 		return err
 	})
 }
+
+// An approval written into the store without the key — made up, or copied from another
+// request — never counts towards a quorum, and is dropped at the next real approval.
+func TestPolicyForgedApprovalDoesNotCount(t *testing.T) {
+	e := policyEnv(t, "")
+	in := timebox.RequestInput{Database: "shop", Access: "read-only", Duration: "4h", Reason: "r", Ticket: "T"}
+	other := e.create("alice", in)
+	if _, err := e.svc.Approve(e.ctx, "bea", other.ID, timebox.ApproveInput{}); err != nil { // genuine, of another request
+		t.Fatal(err)
+	}
+	r := e.create("alice", in)
+	copied := e.stored(other.ID).Reviews[0]
+	err := e.svc.Store.Update(e.ctx, func(tx timebox.Tx) error {
+		s, err := tx.FindRequest(r.ID)
+		if err != nil {
+			return err
+		}
+		s.Reviews = append(s.Reviews, copied, timebox.Review{Reviewer: "dual", Decision: timebox.ActionApprove, At: s.CreatedAt})
+		return tx.UpdateRequest(s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.changed(r.ID, "request.approval_added", true, func() error {
+		got, err := e.svc.Approve(e.ctx, "bob", r.ID, timebox.ApproveInput{})
+		if err == nil && (got.State != timebox.StatePending || got.Awaiting != "1 more of db-owners") {
+			t.Errorf("after bob and two forged approvals: %s awaiting %q", got.State, got.Awaiting)
+		}
+		return err
+	})
+	if ev := e.lastEvent(); fmt.Sprint(ev.Details["forged_approvals_ignored"]) != "[bea dual]" {
+		t.Errorf("approval event details %v", ev.Details)
+	}
+	if s := e.stored(r.ID); len(s.Reviews) != 1 || s.Reviews[0].Reviewer != "bob" {
+		t.Errorf("stored reviews after the approval: %+v", s.Reviews)
+	}
+	if got := e.approve("bea", r.ID, timebox.ApproveInput{}); got.State != timebox.StateApproved {
+		t.Errorf("after bea's own approval: %s", got.State)
+	}
+}

@@ -180,6 +180,9 @@ type Review struct {
 	// Voids names the approvers whose earlier approvals this review (a reopen) cancels.
 	Voids []string  `json:"voids,omitempty"`
 	At    time.Time `json:"at"`
+	// Seal authenticates an approval (Keyring.SealReview): one written into the store
+	// without the key never counts.
+	Seal string `json:"seal,omitempty"`
 }
 
 // Request is a person's request for access to one database at one access level for a window.
@@ -211,6 +214,11 @@ type Request struct {
 	Version int `json:"version"`
 	// Grant is the request's materialisation on the database, when there is one.
 	Grant *Grant `json:"grant,omitempty"`
+	// Decided authenticates what the approval allowed (see Decision); empty until approved.
+	Decided Proof `json:"-"`
+	// Tampered names the fields that failed their integrity check when the scheduler found
+	// the request edited in the store without the key; its access was then removed.
+	Tampered string `json:"tampered,omitempty"`
 	Policy
 }
 
@@ -278,11 +286,14 @@ func (r *Request) Status() string {
 	return s
 }
 
-// PolicyStatus adds to a status line s what the approval policy says about r: the
-// break-glass banner and its open follow-up, a pending extension, what a pending request
+// PolicyStatus adds to a status line s what the approval policy says about r: that it was
+// found edited in the store without the key, the break-glass banner and its open follow-up, a pending extension, what a pending request
 // or extension still awaits. The API's status stays the state and its removal or retry
 // (clients match on it); the API carries these as fields, listings show them through this.
 func (r *Request) PolicyStatus(s string) string {
+	if r.Tampered != "" {
+		s = "TAMPERED in the store (" + r.Tampered + " did not verify; access removed) " + s
+	}
 	if r.BreakGlass {
 		s = "BREAK-GLASS " + s
 		if r.FollowUp != nil && r.FollowUp.Open {
@@ -313,6 +324,8 @@ type RequestFilter struct {
 	DueAfter time.Time
 	// FollowUpOpen keeps the break-glass requests whose follow-up review is still open.
 	FollowUpOpen bool
+	// Tampered keeps the requests found edited in the store without the key.
+	Tampered bool
 	// Visible, when set, limits the result to what one non-admin user may see.
 	Visible *Visibility
 	Limit   int

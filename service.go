@@ -300,6 +300,8 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 		return err
 	}
 	db, _ := s.Catalog.Database(r.Database)
+	var forged []string // approvals written into the store without the key never count
+	r.Reviews, forged = s.Keys.Genuine(r.ID, r.Reviews)
 	if !s.Catalog.MayApprove(rule, db, actor) {
 		return Errorf(EFORBIDDEN, "%s is not an approver under rule %s (%s)", actor, rule.Name, rule.Describe())
 	} else if slices.Contains(reviewers(r.Reviews, ActionApprove), actor) {
@@ -324,13 +326,18 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 		return err
 	}
 	r.UpdatedAt = now
-	r.Reviews = append(r.Reviews, Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, Changes: changes, At: now})
+	rv := Review{Reviewer: actor, Decision: ActionApprove, Note: in.Note, Changes: changes, At: now}
+	s.Keys.SealReview(r.ID, &rv)
+	r.Reviews = append(r.Reviews, rv)
 	approvers, err := s.enabled(tx, reviewers(r.Reviews, ActionApprove))
 	if err != nil {
 		return err
 	}
 	met, missing := s.Catalog.Quorum(rule, db, r.Requester, approvers)
 	details := map[string]any{"note": in.Note, "changes": changes, "start": fmtTime(r.Start), "end": fmtTime(r.End), "rule": rule.Name}
+	if len(forged) > 0 {
+		details["forged_approvals_ignored"] = forged
+	}
 	if len(r.Tables) > 0 {
 		details["tables"] = DescribeTables(r.Tables)
 	}
@@ -348,6 +355,7 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 	r.State, r.Awaiting = StateApproved, ""
 	r.UnusedAfter = unusedAfter(rule, db)
 	details["approvers"] = approvers
+	s.Keys.SealDecision(r) // the quorum is met: what it allowed is authenticated now
 	if err := tx.UpdateRequest(r); err != nil {
 		return err
 	}

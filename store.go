@@ -27,8 +27,9 @@ type Tx interface {
 	UpdateRequest(r *Request) error
 	// FindRequest returns one request with its grant, or ENOTFOUND.
 	FindRequest(id string) (*Request, error)
-	// FindRequests returns matching requests with their grants, newest first; in due order
-	// (due_at, id) when f.DueBy is set.
+	// FindRequests returns matching requests with their grants (their proofs without bodies:
+	// see Proof), newest first; in due order (due_at, id) when f.DueBy is set. Writing one
+	// back keeps the stored bodies.
 	FindRequests(f RequestFilter) ([]*Request, error)
 	// NextDue returns the earliest time after after at which a request is due (see
 	// Request.DueAt), or zero when none is.
@@ -64,6 +65,11 @@ type Tx interface {
 	EnableUser(name string) error
 	// DisabledUsers returns the users disabled through the API, by name.
 	DisabledUsers() (map[string]*DisabledUser, error)
+	// PendingUpgrade reports whether the one-time upgrade name (left by a migration, e.g.
+	// "integrity") is still to be done.
+	PendingUpgrade(name string) (bool, error)
+	// FinishUpgrade records that the upgrade name is done.
+	FinishUpgrade(name string) error
 }
 
 // DisabledUser records who disabled a user through the API, when and why.

@@ -15,11 +15,21 @@ const passwordLength = 32
 // active. A crash between any two steps is finished by the next run: the intent keeps the
 // principal name and password, and the engine's Grant is idempotent.
 func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, error) {
+	var bad []string
 	r, ok, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if r.State != timebox.StateApproved || r.Ending != timebox.EndingNone || r.Start.After(now) || !r.End.After(now) {
 			return false, nil
 		}
+		if bad = s.check(r); len(bad) > 0 { // no valid decision, or edited since: nothing is applied
+			return true, s.tampered(tx, r, bad, now)
+		}
 		if r.Grant == nil {
+			var err error
+			if bad, err = s.replayed(tx, r); err != nil {
+				return false, err
+			} else if len(bad) > 0 { // an ended request's rows written back
+				return true, s.tampered(tx, r, bad, now)
+			}
 			g, err := s.newGrant(r, now)
 			if err != nil {
 				return false, err
@@ -42,7 +52,7 @@ func (s *Scheduler) activate(ctx context.Context, id string) (*timebox.Request, 
 		r.Grant.LastAttemptAt, r.Grant.UpdatedAt = now, now
 		return true, tx.PutGrant(r.Grant)
 	})
-	if err != nil || !ok {
+	if err != nil || !ok || len(bad) > 0 {
 		return r, err
 	}
 	s.hook(StepActivateIntent)
@@ -139,13 +149,15 @@ func (s *Scheduler) newGrant(r *timebox.Request, now time.Time) (*timebox.Grant,
 		Privileges: grants.Privileges, Tables: r.Tables, ValidUntil: r.End,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	switch db.Method {
-	case timebox.MethodUnlockLogin:
+	if db.Method == timebox.MethodUnlockLogin {
 		g.Roles, g.Privileges = nil, nil // the shared login carries its own privileges
-	case timebox.MethodRoleMembership:
-		return g, nil // the person logs in with their own password
 	}
-	g.SealedPassword = s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID)
+	if db.Method != timebox.MethodRoleMembership { // a person logs in with their own password
+		g.SealedPassword = s.Sealer.Seal(timebox.RandomPassword(passwordLength), r.ID)
+	}
+	if s.Keys != nil { // what may be created on the database, authenticated with the intent
+		s.Keys.SealIntent(g)
+	}
 	return g, nil
 }
 
@@ -177,17 +189,18 @@ func (s *Scheduler) call(ctx context.Context, r *timebox.Request, granting bool,
 		} // an activation records its failure itself
 		return err
 	}
-	if r.Grant.Method == timebox.MethodRoleMembership {
+	g := s.authentic(r.Grant) // the server and principal as authenticated, not as stored
+	if g.Method == timebox.MethodRoleMembership {
 		// One change at a time to a person's login, and a removal keeps what the login's
 		// other live grants need, computed under the same lock: no gap, no early revoke.
-		defer s.lockPrincipal(r.Grant.Server, r.Grant.Principal)()
+		defer s.lockPrincipal(g.Server, g.Principal)()
 		if !granting {
 			if p.Keep, p.KeepDatabases, p.KeepPrivileges, err = s.keep(ctx, r); err != nil {
 				return err
 			}
 		}
 	}
-	return s.onServer(ctx, r.Grant.Server, func(ctx context.Context, e timebox.Engine) error { return op(ctx, e, p) })
+	return s.onServer(ctx, g.Server, func(ctx context.Context, e timebox.Engine) error { return op(ctx, e, p) })
 }
 
 // lockPrincipal serialises the engine calls on one login of one server; it returns the unlock.
@@ -229,6 +242,8 @@ func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, p
 	now := s.Now()
 	for _, h := range live {
 		if h.ID == r.ID || h.Ending != timebox.EndingNone || h.Start.After(now) || !h.End.After(now) {
+			continue
+		} else if len(s.check(h)) > 0 { // edited in the store: it keeps nothing on the login
 			continue
 		}
 		db, err := s.Catalog.Database(h.Database)

@@ -14,6 +14,12 @@ import (
 // written before the engine call.
 func (s *Scheduler) extend(ctx context.Context, r *timebox.Request) (*timebox.Request, error) {
 	id, g, end := r.ID, r.Grant, r.End
+	if len(s.check(r)) > 0 { // an end or grant edited in the store: removed, never extended
+		if _, err := s.failClosed(ctx, id); err != nil {
+			return nil, err
+		}
+		return s.load(ctx, id)
+	}
 	// No password: Extend changes the expiry only, and must not fail for want of the key.
 	p := planOf(g)
 	p.ValidUntil = end
@@ -28,10 +34,15 @@ func (s *Scheduler) extend(ctx context.Context, r *timebox.Request) (*timebox.Re
 	r, _, err = s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
 		if !r.ExtensionUnsynced() {
 			return false, nil
+		} else if bad := s.check(r); len(bad) > 0 {
+			return true, s.tampered(tx, r, bad, now)
 		}
 		g := r.Grant
 		old := g.ValidUntil
 		g.ValidUntil, g.LastError, g.NextAttemptAt, g.UpdatedAt = end, "", time.Time{}, now
+		if s.Keys != nil { // end was the decided end when read, verified then (and r now)
+			s.Keys.SealIntent(g)
+		}
 		if err := tx.PutGrant(g); err != nil {
 			return false, err
 		}

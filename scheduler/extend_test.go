@@ -44,7 +44,7 @@ func TestExtendThenExpire(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	s.Now = func() time.Time { return now }
 	put := func(id string, oldEnd, newEnd time.Time) {
-		putRequest(t, st, &timebox.Request{ID: id, Requester: "alice", Database: "da", Access: "ro", Start: now.Add(-time.Hour), End: newEnd,
+		putSealed(t, st, keys, &timebox.Request{ID: id, Requester: "alice", Database: "da", Access: "ro", Start: now.Add(-time.Hour), End: newEnd,
 			Reason: "x", State: timebox.StateActive, CreatedAt: now, UpdatedAt: now, Version: 1},
 			&timebox.Grant{RequestID: id, Server: "a", Principal: "tbx_" + id, TargetDatabase: "da",
 				Method: timebox.MethodEphemeralLogin, Status: timebox.GrantActive, ValidUntil: oldEnd,

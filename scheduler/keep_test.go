@@ -57,7 +57,7 @@ func TestActivationIntentNamesPrivileges(t *testing.T) {
 	keys, _ := timebox.NewKeyring("scheduler-test-secret-key")
 	s := New(st, cat, keys, map[string]timebox.Engine{"m": &fakeEngine{}})
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	putRequest(t, st, &timebox.Request{ID: "r1", Requester: "alice", Database: "shop", Access: "ro", Start: now.Add(-time.Minute),
+	putSealed(t, st, keys, &timebox.Request{ID: "r1", Requester: "alice", Database: "shop", Access: "ro", Start: now.Add(-time.Minute),
 		End: now.Add(time.Hour), Reason: "x", State: timebox.StateApproved, CreatedAt: now, UpdatedAt: now, Version: 1}, nil)
 	if err := s.Process(ctx, "r1"); err != nil {
 		t.Fatal(err)

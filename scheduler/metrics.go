@@ -12,6 +12,8 @@ type Metrics struct {
 	ExpiryLag     prometheus.Histogram
 	EngineErrors  *prometheus.CounterVec
 	DriftRepaired *prometheus.CounterVec
+	// Tampered counts the requests found edited in the store without the key (each once).
+	Tampered prometheus.Counter
 }
 
 // NewMetrics creates the scheduler's metrics and registers them with reg.
@@ -34,8 +36,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "timebox_drift_repaired_total",
 			Help: "Differences between the databases and the store that the reconciler repaired, by server and kind (orphan_removed, grant_restored).",
 		}, []string{"server", "kind"}),
+		Tampered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "timebox_store_tampered_total",
+			Help: "Requests found edited in the store without the key (what they gave was removed, nothing applied).",
+		}),
 	}
-	reg.MustRegister(m.ActivationLag, m.ExpiryLag, m.EngineErrors, m.DriftRepaired)
+	reg.MustRegister(m.ActivationLag, m.ExpiryLag, m.EngineErrors, m.DriftRepaired, m.Tampered)
 	return m
 }
 

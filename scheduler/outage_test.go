@@ -16,7 +16,7 @@ import (
 type fakeEngine struct {
 	down            atomic.Bool
 	revokes, failed atomic.Int64
-	pings           atomic.Int64
+	pings, grants   atomic.Int64
 }
 
 func (f *fakeEngine) err() error {
@@ -26,7 +26,7 @@ func (f *fakeEngine) err() error {
 	}
 	return nil
 }
-func (f *fakeEngine) Grant(context.Context, timebox.GrantPlan) error { return f.err() }
+func (f *fakeEngine) Grant(context.Context, timebox.GrantPlan) error { f.grants.Add(1); return f.err() }
 func (f *fakeEngine) Revoke(context.Context, timebox.GrantPlan) (timebox.RevokeResult, error) {
 	f.revokes.Add(1)
 	time.Sleep(time.Millisecond)

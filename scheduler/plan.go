@@ -20,7 +20,7 @@ func planOf(g *timebox.Grant) timebox.GrantPlan {
 // plan is planOf r's grant, with its password when granting. The password is opened only
 // then: a removal does not need it, and must not fail for want of the key.
 func (s *Scheduler) plan(r *timebox.Request, granting bool) (timebox.GrantPlan, error) {
-	p := planOf(r.Grant)
+	p := planOf(s.authentic(r.Grant))
 	if granting && r.Grant.SealedPassword != nil { // role_membership grants carry no password
 		password, err := s.Sealer.Open(r.Grant.SealedPassword, r.ID)
 		if err != nil {

@@ -64,6 +64,9 @@ func (s *Scheduler) update(ctx context.Context, id string, fn func(tx timebox.Tx
 			return err
 		}
 		now := s.Now().UTC().Truncate(time.Microsecond)
+		if s.Keys != nil { // a proof made with a previous key is made again with the current one
+			s.Keys.Retag(r)
+		}
 		if changed, err = fn(tx, r, now); err != nil || !changed {
 			return err
 		}

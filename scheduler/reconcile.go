@@ -21,6 +21,9 @@ import (
 //   - a shared login (method unlock_login) unlocked by hand while no grant holds it is locked
 //     again.
 //
+// A live grant whose request or intent does not verify (edited in the store without the key,
+// see timebox.Keyring.CheckRequest) is never repaired: it is failed closed and removed.
+//
 // The database is listed before the store is read: a principal is created only after its
 // intent is stored, so one that the store does not know is a true orphan. A request the
 // scheduler is working on is left alone in this pass. A password changed by hand cannot be
@@ -67,6 +70,7 @@ func (s *Scheduler) Reconcile(ctx context.Context) {
 		s.Logger.Error("reconciler: read the store", "err", err)
 		return
 	}
+	s.dropTampered(ctx, after)
 	for _, server := range slices.Sorted(maps.Keys(found)) {
 		b, a := before[server], after[server]
 		if b == nil {
@@ -173,11 +177,53 @@ func (s *Scheduler) checkPasswords(ctx context.Context, server string, expected 
 	}
 }
 
+// dropTampered fails closed every request of l that does not verify (an HMAC each, no store
+// round trip for those that do) and takes it out of l: nothing is repaired for it, and its
+// removal runs through the normal path.
+func (s *Scheduler) dropTampered(ctx context.Context, l map[string]*live) {
+	for _, sl := range l {
+		for name, r := range sl.byPrincipal {
+			if len(s.check(r)) > 0 {
+				s.failTampered(ctx, r.ID)
+				delete(sl.byPrincipal, name)
+				sl.tampered[name], sl.tampered[s.authentic(r.Grant).Principal] = true, true
+			}
+		}
+		for name, rs := range sl.persons {
+			sl.persons[name] = slices.DeleteFunc(rs, func(r *timebox.Request) bool {
+				if len(s.check(r)) == 0 {
+					return false
+				}
+				s.failTampered(ctx, r.ID)
+				return true
+			})
+		}
+	}
+}
+
+// failTampered fails request id closed unless the scheduler is working on it (its own
+// checks then do it), and wakes the loop for its removal.
+func (s *Scheduler) failTampered(ctx context.Context, id string) {
+	s.mu.Lock()
+	busy := s.inflight[id]
+	s.mu.Unlock()
+	if busy {
+		return
+	}
+	if _, err := s.failClosed(ctx, id); err != nil {
+		s.Logger.Error("reconciler: fail a tampered request closed", "request", id, "err", err)
+	}
+	s.Wake()
+}
+
 // live is what the store says should exist on one server: the grants by principal, and
 // the grants of method role_membership by person's login (several may share one).
 type live struct {
 	byPrincipal map[string]*timebox.Request
 	persons     map[string][]*timebox.Request
+	// tampered are the principals of requests failed closed in this pass: their own removal
+	// takes them off, not the orphan path.
+	tampered map[string]bool
 }
 
 // liveGrants returns the approved and active requests that have a grant, by server.
@@ -197,7 +243,7 @@ func (s *Scheduler) liveGrants(ctx context.Context) (map[string]*live, error) {
 		}
 		l := out[r.Grant.Server]
 		if l == nil {
-			l = &live{byPrincipal: map[string]*timebox.Request{}, persons: map[string][]*timebox.Request{}}
+			l = &live{byPrincipal: map[string]*timebox.Request{}, persons: map[string][]*timebox.Request{}, tampered: map[string]bool{}}
 			out[r.Grant.Server] = l
 		}
 		if r.Grant.Method == timebox.MethodRoleMembership {
@@ -227,6 +273,7 @@ func (s *Scheduler) reconcileServer(ctx context.Context, server string, beforeAl
 		onDB[m.Name] = true
 		r, ok := expected[m.Name]
 		switch {
+		case after.tampered[m.Name]: // its removal is under way
 		case m.Shared && slices.Contains(persons, m.Name):
 			if handed == nil {
 				handed = s.handedOut(server)
@@ -363,8 +410,16 @@ func (s *Scheduler) repair(ctx context.Context, id, drift string) {
 		s.mu.Unlock()
 		s.Wake() // work skipped while this held the request (e.g. its end) runs now
 	}()
+	// Edited in the store, or an ended request's rows written back: never put back, removed
+	// instead (a repair re-creates access, so it reads the request's events too).
+	if failed, err := s.failClosed(ctx, id); err != nil || failed {
+		if err != nil {
+			s.Logger.Error("reconciler: fail a tampered request closed", "request", id, "err", err)
+		}
+		return
+	}
 	r, err := s.load(ctx, id)
-	if err != nil {
+	if err != nil || len(s.check(r)) > 0 { // edited since: the next pass fails it closed
 		return
 	}
 	if r.State != timebox.StateActive || r.Ending != timebox.EndingNone || r.Grant == nil ||

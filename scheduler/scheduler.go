@@ -130,6 +130,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		clear(s.outages)
 		s.mu.Unlock()
 	}()
+	if err := s.Adopt(ctx); err != nil && ctx.Err() == nil {
+		s.Logger.Error("scheduler: authenticate the live requests of an upgraded store", "err", err)
+	}
 	if s.ReconcileInterval > 0 {
 		s.wg.Add(1)
 		go s.reconcileLoop(ctx)

@@ -35,15 +35,22 @@ func (s *Scheduler) observe(server string, err error) {
 // Status reports each server's health as this process last saw it, and the work pending on
 // it according to the store.
 func (s *Scheduler) Status(ctx context.Context) (*timebox.Status, error) {
-	var live []*timebox.Request
+	var live, tampered []*timebox.Request
 	err := s.Store.View(ctx, func(tx timebox.Tx) (err error) {
 		live, err = tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}})
+		if err != nil {
+			return err
+		}
+		tampered, err = tx.FindRequests(timebox.RequestFilter{Tampered: true, Limit: 100})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	st := &timebox.Status{Leader: s.lead(ctx), Servers: []timebox.ServerStatus{}}
+	st := &timebox.Status{Leader: s.lead(ctx), Servers: []timebox.ServerStatus{}, Tampered: []timebox.TamperedRequest{}}
+	for _, r := range tampered {
+		st.Tampered = append(st.Tampered, timebox.TamperedRequest{ID: r.ID, Requester: r.Requester, Database: r.Database, State: r.State, Fields: r.Tampered})
+	}
 	byName := map[string]*timebox.ServerStatus{}
 	s.mu.Lock()
 	for _, name := range slices.Sorted(maps.Keys(s.Engines)) {

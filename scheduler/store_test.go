@@ -43,3 +43,13 @@ func loadRequest(t *testing.T, st timebox.Store, id string) *timebox.Request {
 	}
 	return r
 }
+
+// putSealed stores r and g as the service and the scheduler would have authenticated them.
+func putSealed(t *testing.T, st timebox.Store, keys *timebox.Keyring, r *timebox.Request, g *timebox.Grant) {
+	t.Helper()
+	keys.SealDecision(r)
+	if g != nil {
+		keys.SealIntent(g)
+	}
+	putRequest(t, st, r, g)
+}

@@ -87,6 +87,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	case strings.ContainsAny(path, "?#"):
 		return nil, timebox.Errorf(timebox.EINVALID, "store: the sqlite file path must not contain '?' or '#'")
 	}
+	if err := prepareSQLite(path); err != nil {
+		return nil, err
+	}
 	// The driver strips the query from a DSN that does not start with "file:", so path is
 	// opened as a plain file name.
 	write, err := sql.Open("sqlite", path+"?"+sqliteParams+"&_pragma=journal_mode(WAL)&_txlock=immediate")
@@ -105,6 +108,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	read.SetMaxIdleConns(n)
 	db := &DB{dialect: dialectSQLite, write: write, read: read, path: path}
 	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// SQLite creates the -wal and -shm files with the database file's mode; one left by an
+	// older version may be wider.
+	if err := protectSQLite(path); err != nil {
 		db.Close()
 		return nil, err
 	}

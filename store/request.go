@@ -35,14 +35,16 @@ func (t *tx) CreateRequest(r *timebox.Request) error {
 	res, err := t.exec(`
 		INSERT INTO requests (id, requester, database, access, start_at, end_at, requested_start,
 			requested_end, reason, ticket, state, ending, ending_since, reviews, activated_at,
-			ended_at, created_at, updated_at, version, due_at, policy, follow_up_open)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ended_at, created_at, updated_at, version, due_at, policy, follow_up_open,
+			decision_tag, tampered)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 		r.ID, r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
-		t.timeArg(r.UpdatedAt), r.Version, t.dueArg(r), string(policy), followUpOpen(r))
+		t.timeArg(r.UpdatedAt), r.Version, t.dueArg(r), string(policy), followUpOpen(r),
+		r.Decided.Tag, r.Tampered)
 	if err != nil {
 		return internal(err, "insert request %s", r.ID)
 	}
@@ -51,7 +53,7 @@ func (t *tx) CreateRequest(r *timebox.Request) error {
 	} else if n == 0 {
 		return timebox.Errorf(timebox.ECONFLICT, "request %s already exists", r.ID)
 	}
-	return nil
+	return t.putProof(r.ID, "decision", r.Decided.Body)
 }
 
 // UpdateRequest stores every field of r if the stored version is still r.Version, then
@@ -71,14 +73,15 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 		UPDATE requests SET requester = ?, database = ?, access = ?, start_at = ?, end_at = ?,
 			requested_start = ?, requested_end = ?, reason = ?, ticket = ?, state = ?,
 			ending = ?, ending_since = ?, reviews = ?, activated_at = ?, ended_at = ?,
-			created_at = ?, updated_at = ?, version = ?, due_at = ?, policy = ?, follow_up_open = ?
+			created_at = ?, updated_at = ?, version = ?, due_at = ?, policy = ?, follow_up_open = ?,
+			decision_tag = ?, tampered = ?
 		WHERE id = ? AND version = ?`,
 		r.Requester, r.Database, r.Access, t.timeArg(r.Start), t.timeArg(r.End),
 		t.timeArg(r.RequestedStart), t.timeArg(r.RequestedEnd), r.Reason, r.Ticket,
 		string(r.State), string(r.Ending), t.timeArg(r.EndingSince), string(reviews),
 		t.timeArg(r.ActivatedAt), t.timeArg(r.EndedAt), t.timeArg(r.CreatedAt),
 		t.timeArg(r.UpdatedAt), r.Version+1, t.dueArg(r), string(policy), followUpOpen(r),
-		r.ID, r.Version)
+		r.Decided.Tag, r.Tampered, r.ID, r.Version)
 	if err != nil {
 		return internal(err, "update request %s", r.ID)
 	}
@@ -97,23 +100,33 @@ func (t *tx) UpdateRequest(r *timebox.Request) error {
 		return timebox.WrapError(timebox.ECONFLICT, timebox.ErrStale, "request %s was changed by someone else; reload and retry", r.ID)
 	}
 	r.Version++
-	return nil
+	return t.putProof(r.ID, "decision", r.Decided.Body)
 }
 
-// requestColumns are the columns scanRequest reads: a request left-joined with its grant.
-const requestColumns = `
+// requestColumns are the columns scanRequest reads: a request left-joined with its grant,
+// without the proofs' bodies (listings; see requestWithProofs).
+var requestColumns = strings.NewReplacer("pd.body", "''", "pi.body", "''", proofJoins, "").Replace(requestWithProofs)
+
+// proofJoins join the bodies of a request's proofs, which only reads of one request need.
+const proofJoins = `
+	LEFT JOIN proofs pd ON pd.request_id = r.id AND pd.kind = 'decision'
+	LEFT JOIN proofs pi ON pi.request_id = r.id AND pi.kind = 'intent'`
+
+// requestWithProofs are the columns scanRequest reads, with the proofs' bodies.
+const requestWithProofs = `
 	r.id, r.requester, r.database, r.access, r.start_at, r.end_at, r.requested_start,
 	r.requested_end, r.reason, r.ticket, r.state, r.ending, r.ending_since, r.reviews,
 	r.activated_at, r.ended_at, r.created_at, r.updated_at, r.version, r.policy,
+	pd.body, r.decision_tag, r.tampered,
 	g.request_id, g.server, g.principal, g.target_database, g.method, g.status, g.roles, g.privileges, g.tables, g.valid_until,
 	g.sealed_password, g.attempts, g.last_error, g.last_attempt_at, g.next_attempt_at,
-	g.outcome, g.created_at, g.updated_at
-	FROM requests r LEFT JOIN grants g ON g.request_id = r.id`
+	g.outcome, g.created_at, g.updated_at, pi.body, g.intent_tag
+	FROM requests r LEFT JOIN grants g ON g.request_id = r.id` + proofJoins
 
 // FindRequest returns the request with the given ID and its grant, or ENOTFOUND. Times come
 // back in UTC to the microsecond, the zero time for none; Reviews and Grant.Roles are never nil.
 func (t *tx) FindRequest(id string) (*timebox.Request, error) {
-	r, err := scanRequest(t.queryRow(`SELECT `+requestColumns+` WHERE r.id = ?`, id))
+	r, err := scanRequest(t.queryRow(`SELECT `+requestWithProofs+` WHERE r.id = ?`, id))
 	switch {
 	case err == sql.ErrNoRows:
 		return nil, timebox.Errorf(timebox.ENOTFOUND, "request %s not found", id)
@@ -148,6 +161,9 @@ func (t *tx) FindRequests(f timebox.RequestFilter) ([]*timebox.Request, error) {
 	}
 	if f.FollowUpOpen {
 		where = append(where, "r.follow_up_open = 1")
+	}
+	if f.Tampered {
+		where = append(where, "r.tampered <> ''")
 	}
 	if v := f.Visible; v != nil {
 		cond := "r.requester = ?"
@@ -241,19 +257,21 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 	var r timebox.Request
 	var g timebox.Grant
 	var reviews, policy string
-	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gPrivileges, gTables, gLastError, gOutcome sql.NullString
+	var decision sql.NullString
+	var gID, gServer, gPrincipal, gTarget, gMethod, gStatus, gRoles, gPrivileges, gTables, gLastError, gOutcome, gIntent, gIntentTag sql.NullString
 	var gAttempts sql.NullInt64
 	err := s.Scan(&r.ID, &r.Requester, &r.Database, &r.Access, timeCol{&r.Start}, timeCol{&r.End},
 		timeCol{&r.RequestedStart}, timeCol{&r.RequestedEnd}, &r.Reason, &r.Ticket, &r.State,
 		&r.Ending, timeCol{&r.EndingSince}, &reviews, timeCol{&r.ActivatedAt}, timeCol{&r.EndedAt},
 		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt},
-		&r.Version, &policy,
+		&r.Version, &policy, &decision, &r.Decided.Tag, &r.Tampered,
 		&gID, &gServer, &gPrincipal, &gTarget, &gMethod, &gStatus, &gRoles, &gPrivileges, &gTables, timeCol{&g.ValidUntil},
 		&g.SealedPassword, &gAttempts, &gLastError, timeCol{&g.LastAttemptAt},
-		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
+		timeCol{&g.NextAttemptAt}, &gOutcome, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt}, &gIntent, &gIntentTag)
 	if err != nil {
 		return nil, err
 	}
+	r.Decided.Body = decision.String
 	if err := json.Unmarshal([]byte(reviews), &r.Reviews); err != nil {
 		return nil, err
 	} else if err := json.Unmarshal([]byte(policy), &r.Policy); err != nil {
@@ -264,6 +282,7 @@ func scanRequest(s rowScanner) (*timebox.Request, error) {
 		g.TargetDatabase = gTarget.String
 		g.Status, g.Attempts = timebox.GrantStatus(gStatus.String), int(gAttempts.Int64)
 		g.LastError, g.Outcome = gLastError.String, gOutcome.String
+		g.Intended = timebox.Proof{Body: gIntent.String, Tag: gIntentTag.String}
 		if err := json.Unmarshal([]byte(gRoles.String), &g.Roles); err != nil {
 			return nil, err
 		}
@@ -316,21 +335,37 @@ func (t *tx) PutGrant(g *timebox.Grant) error {
 	_, err = t.exec(`
 		INSERT INTO grants (request_id, server, principal, target_database, method, status, roles,
 			privileges, tables, valid_until, sealed_password, attempts, last_error, last_attempt_at,
-			next_attempt_at, outcome, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			next_attempt_at, outcome, created_at, updated_at, intent_tag)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (request_id) DO UPDATE SET server = excluded.server,
 			principal = excluded.principal, target_database = excluded.target_database, method = excluded.method, status = excluded.status,
 			roles = excluded.roles, privileges = excluded.privileges, tables = excluded.tables, valid_until = excluded.valid_until,
 			sealed_password = excluded.sealed_password, attempts = excluded.attempts,
 			last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,
 			next_attempt_at = excluded.next_attempt_at, outcome = excluded.outcome,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+			created_at = excluded.created_at, updated_at = excluded.updated_at,
+			intent_tag = excluded.intent_tag`,
 		g.RequestID, g.Server, g.Principal, g.TargetDatabase, g.Method, string(g.Status), string(roles),
 		string(privileges), string(tables), t.timeArg(g.ValidUntil), sealed, g.Attempts, g.LastError, t.timeArg(g.LastAttemptAt),
-		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt))
+		t.timeArg(g.NextAttemptAt), g.Outcome, t.timeArg(g.CreatedAt), t.timeArg(g.UpdatedAt),
+		g.Intended.Tag)
 	if err != nil {
 		// The cause is a driver error, which never carries bound values such as the password.
 		return internal(err, "store the grant of request %s", g.RequestID)
+	}
+	return t.putProof(g.RequestID, "intent", g.Intended.Body)
+}
+
+// putProof stores the body of a proof of request id, unless it is empty (a listing does not
+// read the bodies, and writing such a request back keeps them) or already stored.
+func (t *tx) putProof(id, kind, body string) error {
+	if body == "" {
+		return nil
+	}
+	_, err := t.exec(`INSERT INTO proofs (request_id, kind, body) VALUES (?, ?, ?)
+		ON CONFLICT (request_id, kind) DO UPDATE SET body = excluded.body WHERE proofs.body <> excluded.body`, id, kind, body)
+	if err != nil {
+		return internal(err, "store the %s proof of request %s", kind, id)
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ func testStore(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"TokenLifecycle", testTokenLifecycle},
 		{"PolicyRoundTrip", testPolicyRoundTrip},
 		{"DisabledUsers", testDisabledUsers},
+		{"Proofs", testProofs},
+		{"Upgrade", testUpgrade},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"ViewIsReadOnly", testViewIsReadOnly},
 	}

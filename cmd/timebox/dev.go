@@ -65,8 +65,8 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 		}
 		defer os.RemoveAll(dir)
 		data = dir
-	} else if err := os.MkdirAll(data, 0o700); err != nil {
-		return timebox.Errorf(timebox.EINVALID, "--data %s: cannot create the directory", data)
+	} else if err := dataDir(data); err != nil {
+		return err
 	}
 	data, _ = filepath.Abs(data)
 	fmt.Fprintln(stdout, "starting a throwaway PostgreSQL…")
@@ -336,4 +336,27 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
 Press Ctrl-C to stop everything this command started.
 `)
 	io.WriteString(w, b.String())
+}
+
+// dataDir makes the data directory of timebox dev private (0700, whatever the umask) when it
+// creates it; an existing one must not be readable by others: it holds the secret key.
+func dataDir(data string) error {
+	fi, err := os.Stat(data)
+	switch {
+	case err == nil && !fi.IsDir():
+		return timebox.Errorf(timebox.EINVALID, "--data %s: not a directory", data)
+	case err == nil && fi.Mode().Perm()&0o077 != 0:
+		if os.Chmod(data, 0o700) != nil {
+			return timebox.Errorf(timebox.EINVALID, "--data %s: others may read it, and it cannot be made private (chmod 700)", data)
+		}
+		return nil
+	case err == nil:
+		return nil
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "--data %s: cannot create the directory", data)
+	} else if err := os.Chmod(data, 0o700); err != nil {
+		return timebox.Errorf(timebox.EINVALID, "--data %s: cannot make the directory private (chmod 700)", data)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,5 +117,28 @@ func TestDev(t *testing.T) {
 	}
 	if s := out.String(); !strings.Contains(s, "MariaDB (throwaway) is on") || !strings.Contains(s, "TIMEBOX_TOKEN=") {
 		t.Fatalf("walkthrough:\n%s", s)
+	}
+}
+
+// timebox dev's data directory is 0700 whatever the umask, and an existing one that others
+// may read is made private.
+func TestDevDataDirMode(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "new", "data")
+	if err := dataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	wide := filepath.Join(t.TempDir(), "wide")
+	if err := os.Mkdir(wide, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := dataDir(wide); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, wide} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v (%v), want 0700", d, fi.Mode().Perm(), err)
+		}
 	}
 }

@@ -130,6 +130,11 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 		r.Logger = logger // not slog's default: the server's level and output
 		in.Service.OnCall = r
 	}
+	// An upgraded store's live requests are authenticated before anything serves them
+	// (docs/store-integrity.md); Run tries again if this fails.
+	if err := in.Scheduler.Adopt(ctx); err != nil {
+		logger.Error("could not authenticate the live requests of an upgraded store", "err", err)
+	}
 	// What the configuration no longer allows ends now: removed or disabled users, removed
 	// databases and access levels (each with an audit event naming the cause).
 	// Several servers sharing a store must run the same configuration: one started with an

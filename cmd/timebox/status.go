@@ -40,13 +40,23 @@ func newStatusCommand() *cobra.Command {
 		if !st.Leader {
 			cmd.PrintErrln("note: this server does not do the database work for the store; health is known on the one that does")
 		}
-		err = outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "FAILING", "NO BACKSTOP"}, rows)
+		if err := outTable(cmd.OutOrStdout(), []string{"SERVER", "ENGINE", "REACHABLE", "LAST OK", "LAST ERROR", "ACTIVE", "ACTIVATING", "REMOVING", "RETRYING", "FAILING", "NO BACKSTOP"}, rows); err != nil {
+			return err
+		}
 		for _, s := range st.Servers { // what fails or retries, not only in the server's log
 			for _, p := range s.Problems {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", s.Name, cleanText(p))
 			}
 		}
-		return err
+		if len(st.Tampered) == 0 {
+			return nil
+		}
+		rows = [][]string{}
+		for _, r := range st.Tampered {
+			rows = append(rows, []string{r.ID, cleanText(r.Requester), cleanText(r.Database), string(r.State), cleanText(r.Fields)})
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "\nTAMPERED: %d request(s) edited in the store without the key; their access was removed, nothing applied (docs/store-integrity.md)\n", len(rows))
+		return outTable(cmd.OutOrStdout(), []string{"REQUEST", "REQUESTER", "DATABASE", "STATE", "FIELDS THAT DO NOT VERIFY"}, rows)
 	}
 	return cmd
 }
