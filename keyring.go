@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"bytes"
+	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -150,4 +151,24 @@ func hmacSum(key, msg []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write(msg)
 	return h.Sum(nil)
+}
+
+// CheckStoreKey refuses (EINVALID) a keyring that did not make the store: when the last audit
+// event was keyed with a key the ring does not hold, the server was started with the wrong
+// secret_key. Started anyway, it could open no sealed password and verify no decision, and
+// would remove every live grant as edited in the store. A store with no keyed event passes.
+func CheckStoreKey(ctx context.Context, store Store, keys *Keyring) error {
+	var last []*Event
+	err := store.View(ctx, func(tx Tx) (err error) {
+		last, err = tx.FindEvents(EventFilter{Limit: 1})
+		return err
+	})
+	if err != nil || len(last) == 0 || last[0].KeyID == "" {
+		return err
+	}
+	if _, ok := keys.KeyByID(last[0].KeyID, PurposeAudit); !ok {
+		return Errorf(EINVALID, "secret_key does not match the store: its audit log is keyed with key %s, secret_key is key %s "+
+			"(use the key this store was made with, or, after a rotation, list the old key in previous_secret_keys)", last[0].KeyID, keys.ID())
+	}
+	return nil
 }

@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/timebox-dev/timebox"
 )
 
-// TestE2EPlanCannotBeApplied restarts the server with another secret_key under a live grant
-// (as `timebox dev` used to do): the reconciler cannot open its sealed password, and that
-// shows in `show` (status line and grant), in `status` and in the audit log, not only in the
-// server's log. Starting again with the right key clears it at the next repair.
+// TestE2EPlanCannotBeApplied: a server started with another secret_key than the one that made
+// its store refuses to start, in one line (it could open no sealed password and verify no
+// decision). A live grant whose sealed password was replaced in the store cannot be planned:
+// that shows in `show` (status line and grant), in `status` and in the audit log, not only in
+// the server's log; the genuine password written back clears it at the next repair.
 func TestE2EPlanCannotBeApplied(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.start()
@@ -32,7 +36,37 @@ func TestE2EPlanCannotBeApplied(t *testing.T) {
 	if e.cfg, err = loadConfig(e.cfgPath); err != nil {
 		t.Fatal(err)
 	}
+	if in, err := startInstance(context.Background(), e.cfg, slog.New(slog.DiscardHandler)); err == nil {
+		in.Close()
+		t.Fatal("the server started with a secret_key that did not make its store")
+	} else if msg := timebox.ErrorMessage(err); !strings.Contains(msg, "secret_key does not match the store") || strings.Contains(msg, "another-secret") {
+		t.Errorf("wrong key: %q", msg)
+	}
+	if err := os.WriteFile(key, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e.cfg, err = loadConfig(e.cfgPath); err != nil {
+		t.Fatal(err)
+	}
 	e.start()
+	var genuine []byte
+	other, _ := timebox.NewKeyring("another-secret-key-of-32-bytes!!")
+	setPassword := func(fn func(g *timebox.Grant)) {
+		t.Helper()
+		err := e.in.Store.Update(context.Background(), func(tx timebox.Tx) error {
+			r, err := tx.FindRequest(id)
+			if err != nil {
+				return err
+			}
+			fn(r.Grant)
+			return tx.PutGrant(r.Grant)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPassword(func(g *timebox.Grant) { genuine, g.SealedPassword = g.SealedPassword, other.Sealer().Seal("x", id) })
+
 	e.in.Scheduler.Reconcile(context.Background()) // its password check needs the sealed password
 	r := e.show("alice", id)
 	const want = "its plan cannot be applied: stored secret cannot be decrypted"
@@ -53,19 +87,12 @@ func TestE2EPlanCannotBeApplied(t *testing.T) {
 		t.Errorf("after a second pass: %d grant.plan_failed events, want 1", n)
 	}
 
-	// The right key again: the next repair clears it.
-	e.stop()
-	if err := os.WriteFile(key, old, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if e.cfg, err = loadConfig(e.cfgPath); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
+	// The genuine password again: the next repair clears it.
+	setPassword(func(g *timebox.Grant) { g.SealedPassword = genuine })
 	_, exec := e.super()
 	exec("ALTER ROLE " + `"` + r.Grant.Principal + `"` + " NOLOGIN") // drift, so that the reconciler repairs it
 	e.in.Scheduler.Reconcile(context.Background())
 	if r := e.show("alice", id); strings.Contains(r.Status, "cannot be applied") {
-		t.Errorf("after the repair with the right key: status %q", r.Status)
+		t.Errorf("after the repair with the genuine password: status %q", r.Status)
 	}
 }

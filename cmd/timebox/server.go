@@ -101,6 +101,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 	if in.Store, err = openStore(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := timebox.CheckStoreKey(ctx, in.Store, keys); err != nil {
+		return nil, err
+	}
 	if err := in.openCheckpoint(ctx, c, keys, logger); err != nil {
 		return nil, err
 	}
