@@ -79,6 +79,9 @@ func newAdminCommand() *cobra.Command {
 				return err
 			}
 			defer db.Close()
+			if err := timebox.CheckStoreKey(cmd.Context(), db, keys); err != nil {
+				return err
+			}
 			db.Keys = keys // its event joins the keyed audit chain
 			svc := &timebox.Service{Store: db, Catalog: &c.Catalog, Now: time.Now, Tokens: c.Tokens.policy()}
 			secret, t, err := svc.IssueToken(cmd.Context(), "admin-cli", user, name, d)
