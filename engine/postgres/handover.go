@@ -49,15 +49,20 @@ func (e *Engine) CheckOwnerRoleName(role string) error {
 
 // ownerCheckSQL reads what decides whether role $1 may receive a removed login's objects:
 // its attributes, whether it belongs to a privileged role ($2: the bookkeeping role), the
-// roles it is a direct member of, whether it holds privileges on anything, and whether the
-// admin has its privileges already. No row when it does not exist.
+// roles it is a direct member of, whether it holds privileges on anything but what the login
+// being removed owns in the current database ($3, its oid, 0 for none: the privileges a login
+// granted on its own objects become the new owner's with them), and whether the admin has its
+// privileges already. No row when it does not exist.
 const ownerCheckSQL = `
 SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolreplication OR r.rolbypassrls,
 	EXISTS (SELECT 1 FROM pg_roles g WHERE g.oid <> r.oid
 		AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls OR g.rolname LIKE 'pg\_%' OR g.rolname = current_user OR g.rolname = $2)
 		AND pg_has_role(r.oid, g.oid, 'MEMBER')),
 	array(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1),
-	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'),
+	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'
+		AND NOT EXISTS (SELECT 1 FROM pg_shdepend o WHERE o.refclassid = 'pg_authid'::regclass AND o.refobjid = $3
+			AND o.deptype = 'o' AND o.classid = s.classid AND o.objid = s.objid
+			AND o.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()) AND o.dbid = s.dbid)),
 	pg_has_role(current_user, r.oid, 'USAGE')
 FROM pg_roles r WHERE r.rolname = $1`
 
@@ -70,10 +75,11 @@ type ownerState struct {
 	adminHas                             bool
 }
 
-// readOwner reads role's state with q.
-func (e *Engine) readOwner(ctx context.Context, q querier, role string) (ownerState, error) {
+// readOwner reads role's state with q, leaving out the privileges on what the login with oid
+// login (0: none) owns in q's database.
+func (e *Engine) readOwner(ctx context.Context, q querier, role string, login uint32) (ownerState, error) {
 	var s ownerState
-	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
+	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole, login).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
 		&s.member, &s.privileged, &s.adminHas)
 	if err == pgx.ErrNoRows {
 		return s, nil
@@ -124,7 +130,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 	}
 	lock()
 	owner := e.ownerOf(db)
-	s, err := e.readOwner(ctx, tx, owner)
+	s, err := e.readOwner(ctx, tx, owner, oid)
 	if err != nil {
 		return "", nil, err
 	}
@@ -133,7 +139,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 		if _, err := tx.Exec(ctx, "CREATE ROLE "+q+" NOLOGIN;\nCOMMENT ON ROLE "+q+" IS "+QuoteLiteral(quarantineComment)); err != nil {
 			return "", nil, err
 		}
-		if s, err = e.readOwner(ctx, tx, owner); err != nil {
+		if s, err = e.readOwner(ctx, tx, owner, oid); err != nil {
 			return "", nil, err
 		}
 	}

@@ -29,7 +29,7 @@ func (e *Engine) doctorHandover(ctx context.Context, q *pgx.Conn, admin string, 
 		}
 	}
 	for _, r := range roles {
-		s, err := e.readOwner(ctx, q, r)
+		s, err := e.readOwner(ctx, q, r, 0)
 		if err != nil {
 			return err
 		}

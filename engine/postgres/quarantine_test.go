@@ -1,0 +1,45 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// loginExec grants p and runs sql as its login in the fixture's database.
+func loginExec(t *testing.T, f *fixture, p timebox.GrantPlan, sql string) {
+	t.Helper()
+	if err := f.eng.Grant(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := connect(t, f.pg, p.Principal, p.Password, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// A login that grants a privilege on its own table to the quarantine role before its window
+// ends blocks neither its own removal nor anyone else's: the privilege becomes the
+// quarantine's as the table's owner anyway.
+func TestQuarantineGrantedByLogin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"qg_", "qgother_", "qgreader_"})
+	first := f.plan("tbx_qg1")
+	first.Roles = []string{f.ddl}
+	loginExec(t, f, first, "CREATE TABLE public.first_made (v text)")
+	if res, err := f.eng.Revoke(t.Context(), first); err != nil || !res.Dropped {
+		t.Fatalf("first removal = %+v, %v", res, err)
+	}
+	p := f.plan("tbx_qg2")
+	p.Roles = []string{f.ddl}
+	loginExec(t, f, p, "CREATE TABLE public.granted (v text); GRANT SELECT ON public.granted TO "+QuoteIdent(f.eng.QuarantineRole))
+	res, err := f.eng.Revoke(t.Context(), p)
+	if err != nil || !res.Dropped || res.HandedTo != f.eng.QuarantineRole {
+		t.Fatalf("removal of a login that granted its table to the quarantine role = %+v, %v; want dropped, handed to %s", res, err, f.eng.QuarantineRole)
+	}
+}
