@@ -149,7 +149,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 	}
 	var defuse []string
 	if owner == e.QuarantineRole {
-		if defuse, err = defuseSQL(ctx, tx, objs, ids); err != nil {
+		if defuse, err = defuseSQL(ctx, tx, owner, objs, ids); err != nil {
 			return "", nil, err
 		}
 	}
@@ -160,15 +160,29 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 }
 
 // defuseSQL returns the statements that make quarantined code run, and views read, with the
-// rights of whoever calls or reads them instead of their owner's: the quarantine role owns
-// what every removed login left in the database, and a SECURITY DEFINER function or a view one
-// login made would otherwise read what another one left there. ids are the objects'
-// identities. Views can do so from PostgreSQL 15 (security_invoker); a materialized view is
-// read as stored and refreshed only by its owner.
-func defuseSQL(ctx context.Context, tx pgx.Tx, objs []timebox.OwnedObject, ids []string) ([]string, error) {
+// rights of whoever calls or reads them instead of their owner's, and that take from the
+// quarantine role (quarantine) its owner's privileges on the relations, large objects and
+// schemas it receives: it owns what every removed login left in the database, and a SECURITY
+// DEFINER function, a view, a rule, an expression index or anything else PostgreSQL runs with
+// an owner's rights that one login made would otherwise read what another one left there.
+// Ownership keeps the right to grant them back; what the login granted to others stays. ids
+// are the objects' identities. Views can be invokers' from PostgreSQL 15 (security_invoker); a
+// materialized view is read as stored and refreshed only by its owner.
+func defuseSQL(ctx context.Context, tx pgx.Tx, quarantine string, objs []timebox.OwnedObject, ids []string) ([]string, error) {
 	var version int
 	var stmts []string
+	from := " FROM " + QuoteIdent(quarantine)
 	for i, o := range objs {
+		switch o.Kind {
+		case "table", "view", "materialized view", "foreign table":
+			stmts = append(stmts, "REVOKE ALL ON TABLE "+ids[i]+from)
+		case "sequence":
+			stmts = append(stmts, "REVOKE ALL ON SEQUENCE "+ids[i]+from)
+		case "large object":
+			stmts = append(stmts, "REVOKE ALL ON LARGE OBJECT "+ids[i]+from)
+		case "schema":
+			stmts = append(stmts, "REVOKE ALL ON SCHEMA "+ids[i]+from)
+		}
 		switch {
 		case o.Risk == "security definer":
 			stmts = append(stmts, "ALTER ROUTINE "+ids[i]+" SECURITY INVOKER")

@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/timebox-dev/timebox/internal/testdb"
+)
+
+// Code that PostgreSQL runs with a quarantined table's owner's rights — here a rule, which
+// the defusing of functions and views does not reach — reads nothing another removed login
+// left in quarantine: the quarantine role holds no privilege even on what it owns. What the
+// login granted to others on its objects stays.
+func TestQuarantineRuleReadsNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"qr_", "qrother_", "qrreader_"})
+	a := f.plan("tbx_qra")
+	a.Roles = []string{f.ddl}
+	loginExec(t, f, a, "CREATE TABLE public.a_secret (v text); INSERT INTO public.a_secret VALUES ('secret')")
+	if res, err := f.eng.Revoke(t.Context(), a); err != nil || !res.Dropped {
+		t.Fatalf("removal of a = %+v, %v", res, err)
+	}
+	b := f.plan("tbx_qrb")
+	b.Roles = []string{f.ddl}
+	loginExec(t, f, b, `CREATE TABLE public.b_in (v text); CREATE TABLE public.b_out (v text);
+		CREATE RULE b_copy AS ON INSERT TO public.b_in DO ALSO INSERT INTO public.b_out SELECT v FROM public.a_secret;
+		GRANT INSERT ON public.b_in TO PUBLIC; GRANT SELECT ON public.b_out TO PUBLIC`)
+	if res, err := f.eng.Revoke(t.Context(), b); err != nil || !res.Dropped {
+		t.Fatalf("removal of b = %+v, %v", res, err)
+	}
+	r := f.plan("tbx_qrr")
+	if err := f.eng.Grant(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := connect(t, f.pg, r.Principal, r.Password, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, insErr := conn.Exec(t.Context(), "INSERT INTO public.b_in VALUES ('x')")
+	var leaked int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM public.b_out WHERE v = 'secret'").Scan(&leaked); err != nil {
+		t.Fatalf("reading b_out, which b granted to PUBLIC: %v", err)
+	}
+	if leaked > 0 {
+		t.Errorf("a quarantined rule copied another login's quarantined rows (insert: %v)", insErr)
+	}
+	if insErr == nil || !strings.Contains(insErr.Error(), "permission denied") {
+		t.Errorf("insert through the quarantined rule = %v, want permission denied", insErr)
+	}
+	var row string
+	if err := superQueryRow(t, f.pg, f.db, "SELECT v FROM public.a_secret", nil, &row); err != nil || row != "secret" {
+		t.Errorf("a's row = %q, %v; want it kept", row, err)
+	}
+}
