@@ -50,8 +50,10 @@ func (e *Engine) CheckOwnerRoleName(role string) error {
 // ownerCheckSQL reads what decides whether role $1 may receive a removed login's objects:
 // its attributes, whether it belongs to a privileged role ($2: the bookkeeping role), the
 // roles it is a direct member of, whether it holds privileges on anything but what the login
-// being removed owns in the current database ($3, its oid, 0 for none: the privileges a login
-// granted on its own objects become the new owner's with them), and whether the admin has its
+// being removed ($3, its oid, 0 for none) or another of Timebox's logins (members of $2) owns:
+// a login may grant privileges on its own objects to anyone, PUBLIC included, and those it
+// granted to the quarantine role become the quarantine's as their owner at its removal; left
+// in, they would let one requester block every removal. Last, whether the admin has its
 // privileges already. No row when it does not exist.
 const ownerCheckSQL = `
 SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolreplication OR r.rolbypassrls,
@@ -60,9 +62,9 @@ SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolreplication OR r.rolbypa
 		AND pg_has_role(r.oid, g.oid, 'MEMBER')),
 	array(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1),
 	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'
-		AND NOT EXISTS (SELECT 1 FROM pg_shdepend o WHERE o.refclassid = 'pg_authid'::regclass AND o.refobjid = $3
-			AND o.deptype = 'o' AND o.classid = s.classid AND o.objid = s.objid
-			AND o.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()) AND o.dbid = s.dbid)),
+		AND NOT EXISTS (SELECT 1 FROM pg_shdepend o WHERE o.dbid = s.dbid AND o.classid = s.classid AND o.objid = s.objid
+			AND o.deptype = 'o' AND o.refclassid = 'pg_authid'::regclass
+			AND (o.refobjid = $3 OR o.refobjid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE b.rolname = $2)))),
 	pg_has_role(current_user, r.oid, 'USAGE')
 FROM pg_roles r WHERE r.rolname = $1`
 
@@ -76,7 +78,7 @@ type ownerState struct {
 }
 
 // readOwner reads role's state with q, leaving out the privileges on what the login with oid
-// login (0: none) owns in q's database.
+// login (0: none) or another of Timebox's logins owns.
 func (e *Engine) readOwner(ctx context.Context, q querier, role string, login uint32) (ownerState, error) {
 	var s ownerState
 	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole, login).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
