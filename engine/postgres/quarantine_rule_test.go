@@ -52,3 +52,41 @@ func TestQuarantineRuleReadsNothing(t *testing.T) {
 		t.Errorf("a's row = %q, %v; want it kept", row, err)
 	}
 }
+
+// doctor flags quarantined relations on which the quarantine role holds privileges (left by
+// a removal from before they were taken away), and its fix takes them away.
+func TestDoctorQuarantineRights(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testdb.RequirePostgres(t), names{"qd_", "qdother_", "qdreader_"})
+	a := f.plan("tbx_qd")
+	a.Roles = []string{f.ddl}
+	loginExec(t, f, a, "CREATE TABLE public.old_left (v text)")
+	if res, err := f.eng.Revoke(t.Context(), a); err != nil || !res.Dropped {
+		t.Fatalf("removal = %+v, %v", res, err)
+	}
+	q := QuoteIdent(f.eng.QuarantineRole)
+	doctorFix := func() string {
+		_, findings, err := f.eng.Doctor(t.Context(), []string{f.db}, []string{f.ddl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range findings {
+			if strings.Contains(fd.Message, "still holds privileges") {
+				return fd.Fix
+			}
+		}
+		return ""
+	}
+	if fix := doctorFix(); fix != "" {
+		t.Fatalf("doctor flags a fresh quarantine: %s", fix)
+	}
+	mustExec(t, f.pg, f.db, "GRANT ALL ON TABLE public.old_left TO "+q)
+	fix := doctorFix()
+	if !strings.Contains(fix, "REVOKE ALL ON TABLE old_left FROM "+q) && !strings.Contains(fix, "REVOKE ALL ON TABLE public.old_left FROM "+q) {
+		t.Fatalf("doctor's fix = %q, want the REVOKE", fix)
+	}
+	mustExec(t, f.pg, f.db, fix[strings.Index(fix, "\n")+1:])
+	if fix := doctorFix(); fix != "" {
+		t.Errorf("doctor still flags after its fix: %s", fix)
+	}
+}
