@@ -122,7 +122,7 @@ func (e *Engine) doctorQuarantined(ctx context.Context, pool *pgxpool.Pool, db s
 		return
 	}
 	e.doctorQuarantineRights(ctx, pool, oid, db, add)
-	objs, _, err := ownedObjects(ctx, pool, oid, db)
+	objs, _, _, err := ownedObjects(ctx, pool, oid, db)
 	if err != nil || len(objs) == 0 {
 		return
 	}
@@ -152,9 +152,12 @@ func describeObject(o timebox.OwnedObject) string {
 // quarantineRightsSQL lists the relations of the current database that the quarantine role
 // (oid $1) owns and still holds privileges on (a NULL access list gives the owner all): left
 // by a removal from before Timebox took them away (see defuseSQL), or granted back since.
+// Tables a foreign key links are left out: they need them.
 const quarantineRightsSQL = `SELECT coalesce(array_agg(c.oid::regclass::text ORDER BY 1), '{}') FROM pg_class c
 	WHERE c.relowner = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-	AND (c.relacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = $1))`
+	AND (c.relacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = $1))
+	AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid
+		WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid AND d.classid = 'pg_constraint'::regclass AND k.contype = 'f')`
 
 // doctorQuarantineRights warns about quarantined relations of database db on which the
 // quarantine role (oid) still holds privileges: a rule or other code that runs with the

@@ -10,13 +10,17 @@ import (
 // Code that PostgreSQL runs with a quarantined table's owner's rights — here a rule, which
 // the defusing of functions and views does not reach — reads nothing another removed login
 // left in quarantine: the quarantine role holds no privilege even on what it owns. What the
-// login granted to others on its objects stays.
+// login granted to others on its objects stays, and a quarantined table a foreign key links
+// keeps working (PostgreSQL checks and cascades foreign keys as the table's owner).
 func TestQuarantineRuleReadsNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testdb.RequirePostgres(t), names{"qr_", "qrother_", "qrreader_"})
 	a := f.plan("tbx_qra")
 	a.Roles = []string{f.ddl}
-	loginExec(t, f, a, "CREATE TABLE public.a_secret (v text); INSERT INTO public.a_secret VALUES ('secret')")
+	mustExec(t, f.pg, f.db, "CREATE TABLE public.customers (id int PRIMARY KEY); INSERT INTO public.customers VALUES (1), (2);"+
+		"GRANT REFERENCES ON public.customers TO "+QuoteIdent(f.ddl))
+	loginExec(t, f, a, `CREATE TABLE public.a_secret (v text); INSERT INTO public.a_secret VALUES ('secret');
+		CREATE TABLE public.a_child (c int REFERENCES public.customers ON DELETE CASCADE); INSERT INTO public.a_child VALUES (1), (2)`)
 	if res, err := f.eng.Revoke(t.Context(), a); err != nil || !res.Dropped {
 		t.Fatalf("removal of a = %+v, %v", res, err)
 	}
@@ -46,6 +50,11 @@ func TestQuarantineRuleReadsNothing(t *testing.T) {
 	}
 	if insErr == nil || !strings.Contains(insErr.Error(), "permission denied") {
 		t.Errorf("insert through the quarantined rule = %v, want permission denied", insErr)
+	}
+	mustExec(t, f.pg, f.db, "DELETE FROM public.customers WHERE id = 1")
+	var children int
+	if err := superQueryRow(t, f.pg, f.db, "SELECT count(*) FROM public.a_child", nil, &children); err != nil || children != 1 {
+		t.Errorf("rows left in the quarantined a_child after deleting a customer: %d, %v; want 1 (cascaded)", children, err)
 	}
 	var row string
 	if err := superQueryRow(t, f.pg, f.db, "SELECT v FROM public.a_secret", nil, &row); err != nil || row != "secret" {
