@@ -49,15 +49,22 @@ func (e *Engine) CheckOwnerRoleName(role string) error {
 
 // ownerCheckSQL reads what decides whether role $1 may receive a removed login's objects:
 // its attributes, whether it belongs to a privileged role ($2: the bookkeeping role), the
-// roles it is a direct member of, whether it holds privileges on anything, and whether the
-// admin has its privileges already. No row when it does not exist.
+// roles it is a direct member of, whether it holds privileges on anything but what the login
+// being removed ($3, its oid, 0 for none) or another of Timebox's logins (members of $2) owns:
+// a login may grant privileges on its own objects to anyone, PUBLIC included, and those it
+// granted to the quarantine role become the quarantine's as their owner at its removal; left
+// in, they would let one requester block every removal. Last, whether the admin has its
+// privileges already. No row when it does not exist.
 const ownerCheckSQL = `
 SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolreplication OR r.rolbypassrls,
 	EXISTS (SELECT 1 FROM pg_roles g WHERE g.oid <> r.oid
 		AND (g.rolsuper OR g.rolcreaterole OR g.rolbypassrls OR g.rolname LIKE 'pg\_%' OR g.rolname = current_user OR g.rolname = $2)
 		AND pg_has_role(r.oid, g.oid, 'MEMBER')),
 	array(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid ORDER BY 1),
-	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'),
+	EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND s.deptype = 'a'
+		AND NOT EXISTS (SELECT 1 FROM pg_shdepend o WHERE o.dbid = s.dbid AND o.classid = s.classid AND o.objid = s.objid
+			AND o.deptype = 'o' AND o.refclassid = 'pg_authid'::regclass
+			AND (o.refobjid = $3 OR o.refobjid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE b.rolname = $2)))),
 	pg_has_role(current_user, r.oid, 'USAGE')
 FROM pg_roles r WHERE r.rolname = $1`
 
@@ -70,10 +77,11 @@ type ownerState struct {
 	adminHas                             bool
 }
 
-// readOwner reads role's state with q.
-func (e *Engine) readOwner(ctx context.Context, q querier, role string) (ownerState, error) {
+// readOwner reads role's state with q, leaving out the privileges on what the login with oid
+// login (0: none) or another of Timebox's logins owns.
+func (e *Engine) readOwner(ctx context.Context, q querier, role string, login uint32) (ownerState, error) {
 	var s ownerState
-	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
+	err := q.QueryRow(ctx, ownerCheckSQL, role, e.ManagedRole, login).Scan(&s.login, &s.super, &s.createRole, &s.bypass, &s.in,
 		&s.member, &s.privileged, &s.adminHas)
 	if err == pgx.ErrNoRows {
 		return s, nil
@@ -115,7 +123,7 @@ func (e *Engine) ownerProblem(role string, s ownerState) string {
 // which the login had through them. lock is called before the owner role is touched. EINVALID
 // when the owner role fails the checks.
 func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid uint32, memberOf []string, lock func()) (string, []timebox.OwnedObject, error) {
-	objs, ids, err := ownedObjects(ctx, tx, oid, db)
+	objs, ids, linked, err := ownedObjects(ctx, tx, oid, db)
 	if err != nil || len(objs) == 0 {
 		if err == nil {
 			_, err = tx.Exec(ctx, "DROP OWNED BY "+QuoteIdent(name))
@@ -124,7 +132,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 	}
 	lock()
 	owner := e.ownerOf(db)
-	s, err := e.readOwner(ctx, tx, owner)
+	s, err := e.readOwner(ctx, tx, owner, oid)
 	if err != nil {
 		return "", nil, err
 	}
@@ -133,7 +141,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 		if _, err := tx.Exec(ctx, "CREATE ROLE "+q+" NOLOGIN;\nCOMMENT ON ROLE "+q+" IS "+QuoteLiteral(quarantineComment)); err != nil {
 			return "", nil, err
 		}
-		if s, err = e.readOwner(ctx, tx, owner); err != nil {
+		if s, err = e.readOwner(ctx, tx, owner, oid); err != nil {
 			return "", nil, err
 		}
 	}
@@ -143,7 +151,7 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 	}
 	var defuse []string
 	if owner == e.QuarantineRole {
-		if defuse, err = defuseSQL(ctx, tx, objs, ids); err != nil {
+		if defuse, err = defuseSQL(ctx, tx, owner, objs, ids, linked); err != nil {
 			return "", nil, err
 		}
 	}
@@ -154,15 +162,32 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 }
 
 // defuseSQL returns the statements that make quarantined code run, and views read, with the
-// rights of whoever calls or reads them instead of their owner's: the quarantine role owns
-// what every removed login left in the database, and a SECURITY DEFINER function or a view one
-// login made would otherwise read what another one left there. ids are the objects'
-// identities. Views can do so from PostgreSQL 15 (security_invoker); a materialized view is
-// read as stored and refreshed only by its owner.
-func defuseSQL(ctx context.Context, tx pgx.Tx, objs []timebox.OwnedObject, ids []string) ([]string, error) {
+// rights of whoever calls or reads them instead of their owner's, and that take from the
+// quarantine role (quarantine) its owner's privileges on the relations and large objects it
+// receives: it owns what every removed login left in the database, and a SECURITY DEFINER
+// function, a view, a rule, an expression index or anything else PostgreSQL runs with an
+// owner's rights that one login made would otherwise read what another one left there.
+// Ownership keeps the right to grant them back; what the login granted to others stays.
+// Tables a foreign key links (linked) keep them: PostgreSQL checks and cascades foreign keys
+// with the owner's rights, so without them a DELETE on the referenced table fails for
+// everyone. ids are the objects' identities. Views can be invokers' from PostgreSQL 15
+// (security_invoker); a materialized view is read as stored and refreshed only by its owner.
+func defuseSQL(ctx context.Context, tx pgx.Tx, quarantine string, objs []timebox.OwnedObject, ids []string, linked []bool) ([]string, error) {
 	var version int
 	var stmts []string
+	from := " FROM " + QuoteIdent(quarantine)
 	for i, o := range objs {
+		switch o.Kind {
+		case "table", "view", "materialized view", "foreign table":
+			if linked[i] {
+				break
+			}
+			stmts = append(stmts, "REVOKE ALL ON TABLE "+ids[i]+from)
+		case "sequence":
+			stmts = append(stmts, "REVOKE ALL ON SEQUENCE "+ids[i]+from)
+		case "large object":
+			stmts = append(stmts, "REVOKE ALL ON LARGE OBJECT "+ids[i]+from)
+		}
 		switch {
 		case o.Risk == "security definer":
 			stmts = append(stmts, "ALTER ROUTINE "+ids[i]+" SECURITY INVOKER")
@@ -202,12 +227,15 @@ func handoverSQL(login, owner string, s ownerState, memberOf, defuse []string) [
 
 // ownedObjectsSQL lists what role $1 owns in the current database ($2 its name), from the
 // indexed pg_shdepend (default privileges left out: DROP OWNED removes them): kind, schema, name (its identity when the name alone is ambiguous, a
-// large object's oid), the schema quoted as in the identity, the identity, and the risk.
+// large object's oid), the schema quoted as in the identity, the identity, the risk, and
+// whether it is a table with a foreign key to or from it (through the indexed pg_depend).
 const ownedObjectsSQL = `
 SELECT o.type, coalesce(o.schema, ''), coalesce(o.name, o.identity), coalesce(quote_ident(o.schema), ''), o.identity,
 	CASE WHEN s.classid = 'pg_proc'::regclass AND (SELECT p.prosecdef FROM pg_proc p WHERE p.oid = s.objid) THEN 'security definer'
 		WHEN s.classid = 'pg_class'::regclass AND (SELECT c.relkind FROM pg_class c WHERE c.oid = s.objid) IN ('v', 'm') THEN 'view'
-		ELSE '' END
+		ELSE '' END,
+	s.classid = 'pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid
+		WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = s.objid AND d.classid = 'pg_constraint'::regclass AND k.contype = 'f')
 FROM pg_shdepend s, pg_identify_object(s.classid, s.objid, s.objsubid) o
 WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype = 'o'
 	AND s.classid <> 'pg_default_acl'::regclass AND s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = $2)
@@ -218,27 +246,27 @@ type rowsQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// ownedObjects lists what the role with oid owns in database db (q's database), and the
-// identity of each (its qualified name as SQL takes it, a function's with argument types).
-func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) ([]timebox.OwnedObject, []string, error) {
+// ownedObjects lists what the role with oid owns in database db (q's database), the
+// identity of each (its qualified name as SQL takes it, a function's with argument types),
+// and whether each is a table a foreign key links (see defuseSQL).
+func ownedObjects(ctx context.Context, q rowsQuerier, oid uint32, db string) (objs []timebox.OwnedObject, ids []string, linked []bool, err error) {
 	rows, err := q.Query(ctx, ownedObjectsSQL, oid, db)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer rows.Close()
-	var objs []timebox.OwnedObject
-	var ids []string
 	for rows.Next() {
 		var o timebox.OwnedObject
 		var quoted, id string
-		if err := rows.Scan(&o.Kind, &o.Schema, &o.Name, &quoted, &id, &o.Risk); err != nil {
-			return nil, nil, err
+		var fk bool
+		if err := rows.Scan(&o.Kind, &o.Schema, &o.Name, &quoted, &id, &o.Risk, &fk); err != nil {
+			return nil, nil, nil, err
 		}
 		if quoted != "" {
 			o.Name = strings.TrimPrefix(o.Name, quoted+".")
 		}
 		o.Database = db
-		objs, ids = append(objs, o), append(ids, id)
+		objs, ids, linked = append(objs, o), append(ids, id), append(linked, fk)
 	}
-	return objs, ids, rows.Err()
+	return objs, ids, linked, rows.Err()
 }
