@@ -149,11 +149,9 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 		return "", nil, timebox.Errorf(timebox.EINVALID, "server %s: database %q: refusing to hand what login %q left to role %q: it %s (see docs/postgres.md, \"Quarantine and owner_role\")",
 			e.name, db, name, owner, why)
 	}
-	var defuse []string
-	if owner == e.QuarantineRole {
-		if defuse, err = defuseSQL(ctx, tx, owner, objs, ids, linked); err != nil {
-			return "", nil, err
-		}
+	defuse, err := defuseSQL(ctx, tx, owner, owner == e.QuarantineRole, objs, ids, linked)
+	if err != nil {
+		return "", nil, err
 	}
 	if _, err := tx.Exec(ctx, strings.Join(handoverSQL(name, owner, s, memberOf, defuse), ";\n")); err != nil {
 		return "", nil, err
@@ -161,31 +159,32 @@ func (e *Engine) handover(ctx context.Context, tx pgx.Tx, db, name string, oid u
 	return owner, objs, nil
 }
 
-// defuseSQL returns the statements that make quarantined code run, and views read, with the
-// rights of whoever calls or reads them instead of their owner's, and that take from the
-// quarantine role (quarantine) its owner's privileges on the relations and large objects it
-// receives: it owns what every removed login left in the database, and a SECURITY DEFINER
-// function, a view, a rule, an expression index or anything else PostgreSQL runs with an
-// owner's rights that one login made would otherwise read what another one left there.
-// Ownership keeps the right to grant them back; what the login granted to others stays.
-// Tables a foreign key links (linked) keep them: PostgreSQL checks and cascades foreign keys
-// with the owner's rights, so without them a DELETE on the referenced table fails for
-// everyone. ids are the objects' identities. Views can be invokers' from PostgreSQL 15
-// (security_invoker); a materialized view is read as stored and refreshed only by its owner.
-func defuseSQL(ctx context.Context, tx pgx.Tx, quarantine string, objs []timebox.OwnedObject, ids []string, linked []bool) ([]string, error) {
+// defuseSQL returns the statements that make handed-over code run, and views read, with the
+// rights of whoever calls or reads them instead of their new owner's: a SECURITY DEFINER
+// routine becomes SECURITY INVOKER and a view security_invoker (PostgreSQL 15 and later). A
+// configured owner role (owner) gets the same: it usually owns the application's tables, so a
+// requester's SECURITY DEFINER function or view would otherwise read all of them, for anyone,
+// for good. The quarantine role (quarantined) also gives up its owner's privileges on the
+// relations and large objects it receives: it owns what every removed login left in the
+// database, and a rule, an expression index or anything else PostgreSQL runs with an owner's
+// rights that one login made would otherwise read what another one left there. Ownership
+// keeps the right to grant them back; what the login granted to others stays. Tables a
+// foreign key links (linked) keep them: PostgreSQL checks and cascades foreign keys with the
+// owner's rights, so without them a DELETE on the referenced table fails for everyone. ids
+// are the objects' identities; a materialized view is read as stored and refreshed only by
+// its owner.
+func defuseSQL(ctx context.Context, tx pgx.Tx, owner string, quarantined bool, objs []timebox.OwnedObject, ids []string, linked []bool) ([]string, error) {
 	var version int
 	var stmts []string
-	from := " FROM " + QuoteIdent(quarantine)
+	from := " FROM " + QuoteIdent(owner)
 	for i, o := range objs {
-		switch o.Kind {
-		case "table", "view", "materialized view", "foreign table":
-			if linked[i] {
-				break
-			}
+		switch kind := o.Kind; {
+		case !quarantined || linked[i]:
+		case kind == "table" || kind == "view" || kind == "materialized view" || kind == "foreign table":
 			stmts = append(stmts, "REVOKE ALL ON TABLE "+ids[i]+from)
-		case "sequence":
+		case kind == "sequence":
 			stmts = append(stmts, "REVOKE ALL ON SEQUENCE "+ids[i]+from)
-		case "large object":
+		case kind == "large object":
 			stmts = append(stmts, "REVOKE ALL ON LARGE OBJECT "+ids[i]+from)
 		}
 		switch {

@@ -98,15 +98,23 @@ func TestOwnerRole(t *testing.T) {
 	}
 	var fnOwner, tableOwner, row string
 	var memberships int
+	var definer, ownerReads bool
 	err = superQueryRow(t, f.pg, f.db, `SELECT (SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'made_fn'),
+		(SELECT prosecdef FROM pg_proc WHERE proname = 'made_fn'),
 		(SELECT tableowner FROM pg_tables WHERE tablename = 'made'), (SELECT v FROM public.made),
+		has_table_privilege($1, 'public.made', 'SELECT'),
 		(SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1)`, []any{owner},
-		&fnOwner, &tableOwner, &row, &memberships)
+		&fnOwner, &definer, &tableOwner, &row, &ownerReads, &memberships)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fnOwner != owner || tableOwner != owner || row != "row" || memberships != 0 {
 		t.Errorf("function owner %q, table owner %q, row %q, %d memberships of the owner role; want %s, %s, row, 0", fnOwner, tableOwner, row, memberships, owner, owner)
+	}
+	// The owner role may own the application's tables: the requester's SECURITY DEFINER
+	// function must not run with its rights, while the table stays usable by its new owner.
+	if definer || !ownerReads {
+		t.Errorf("after the hand-over to the owner role: SECURITY DEFINER %v (want false), owner reads the table %v (want true)", definer, ownerReads)
 	}
 }
 
