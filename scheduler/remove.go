@@ -50,6 +50,9 @@ func (s *Scheduler) remove(ctx context.Context, id string) (*timebox.Request, er
 	})
 	s.hook(StepRevokeDB)
 	if err != nil {
+		if len(res.Handed) > 0 { // committed on the database: a retry would not find it again
+			s.recordHanded(ctx, id, res)
+		}
 		return s.failed(ctx, id, timebox.GrantRevoking, "grant.revoke_failed", "revoke", err)
 	}
 	var since time.Time // when the removal became due: the end, the unused deadline, the revocation
@@ -86,6 +89,22 @@ func (s *Scheduler) remove(ctx context.Context, id string) (*timebox.Request, er
 		s.Metrics.observeExpiry(r.EndedAt.Sub(since))
 	}
 	return r, err
+}
+
+// recordHanded appends a "grant.handed_over" event listing what a removal that then failed
+// had already handed over: the retry finds the login owning nothing, so its final event would
+// not list it. A store error is logged; the removal goes on.
+func (s *Scheduler) recordHanded(ctx context.Context, id string, res timebox.RevokeResult) {
+	_, _, err := s.update(ctx, id, func(tx timebox.Tx, r *timebox.Request, now time.Time) (bool, error) {
+		principal := ""
+		if r.Grant != nil {
+			principal = r.Grant.Principal
+		}
+		return false, tx.AppendEvent(event(now, "grant.handed_over", r, handedDetails(res, map[string]any{"principal": principal})))
+	})
+	if err != nil {
+		s.Logger.Error("scheduler: cannot record what a failed removal handed over", "request", id, "err", err)
+	}
 }
 
 // handedDetails adds to an event's details what the removal res handed over: "handed_to",

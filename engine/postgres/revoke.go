@@ -61,6 +61,9 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 		return res, e.wrap(err, secrets)
 	}
 	t, err := e.dropOwned(ctx, admin, p, role)
+	// What was handed over is committed even when a later step fails: the result says so
+	// then too, so that the failure's event keeps the list (a retry finds nothing owned).
+	res.HandedTo, res.Handed = strings.Join(t.handedTo, ", "), t.handed
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
@@ -75,7 +78,6 @@ func (e *Engine) Revoke(ctx context.Context, p timebox.GrantPlan) (timebox.Revok
 	if err != nil {
 		return res, e.wrap(err, secrets)
 	}
-	res.HandedTo, res.Handed = strings.Join(t.handedTo, ", "), t.handed
 	if kept != "" {
 		res.Detail = "kept without login, password or memberships: " + strings.Join(append(t.blocked, kept), "; ")
 		return res, nil
