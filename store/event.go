@@ -222,8 +222,8 @@ func (db *DB) NoteHead(ctx context.Context) error {
 	}
 	return db.View(ctx, func(ttx timebox.Tx) error {
 		h, err := ttx.(*tx).head()
-		if err == nil && h.seq > 0 {
-			db.Checkpoint.Note(h.seq, h.hash, h.key)
+		if err == nil {
+			db.Checkpoint.Note(h.seq, h.hash, h.key) // head 0 starts a new file on an empty store
 		}
 		return err
 	})
