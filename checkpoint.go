@@ -101,7 +101,7 @@ func pathErr(err error) string {
 }
 
 // resume makes the file 0600, cuts a partial last line and finds the last line's MAC and the
-// highest Seq recorded.
+// highest Seq recorded by a line whose MAC verifies.
 func (c *CheckpointFile) resume() error {
 	if err := c.f.Chmod(0o600); err != nil {
 		return Errorf(EINVALID, "audit checkpoint %s: cannot make the file private (0600): %s", c.Path, pathErr(err))
@@ -118,9 +118,15 @@ func (c *CheckpointFile) resume() error {
 	}
 	for line := range bytes.Lines(b) {
 		var cp Checkpoint
-		if json.Unmarshal(line, &cp) == nil {
-			c.prevMAC, c.noted = cp.MAC, max(c.noted, cp.Seq)
+		if json.Unmarshal(line, &cp) != nil {
+			continue
 		}
+		// Only a line that verifies raises noted: a forged line with a huge seq must not
+		// stop every later head from being written.
+		if c.keys.VerifyMAC(PurposeCheckpoint, cp.message(c.prevMAC), cp.MAC) {
+			c.noted = max(c.noted, cp.Seq)
+		}
+		c.prevMAC = cp.MAC
 	}
 	c.empty = len(b) == 0
 	return nil
