@@ -119,6 +119,8 @@ func checkToken(t *Token, keys *Keyring, p TokenPolicy, now time.Time) error {
 	switch {
 	case !t.RevokedAt.IsZero():
 		return Errorf(EUNAUTHORIZED, "the API token %s was revoked by %s at %s: %s", t.ID, t.RevokedBy, fmtTime(t.RevokedAt), newTokenHint(t.User))
+	case t.MAC != "" && !knownKey(keys, t.MAC):
+		return Errorf(EUNAUTHORIZED, "the API token %s was issued under a secret_key this server does not have (after changing secret_key, keep the old one in previous_secret_keys): %s", t.ID, newTokenHint(t.User))
 	case !t.Verify(keys):
 		return Errorf(EUNAUTHORIZED, "the API token %s fails its check with secret_key (its record in the store was made or edited outside Timebox): %s", t.ID, newTokenHint(t.User))
 	}
