@@ -53,9 +53,10 @@ type CheckpointFile struct {
 	keys     *Keyring
 	interval time.Duration
 
-	mu      sync.Mutex // guards pending and noted
+	mu      sync.Mutex // guards pending, noted and empty
 	pending *Checkpoint
 	noted   int64 // the highest Seq noted or found in the file
+	empty   bool  // the file holds no line and none is pending: head 0 may be noted
 
 	fmu     sync.Mutex // guards f and prevMAC, and the file's contents
 	f       *os.File
@@ -100,7 +101,7 @@ func pathErr(err error) string {
 }
 
 // resume makes the file 0600, cuts a partial last line and finds the last line's MAC and the
-// highest Seq recorded.
+// highest Seq recorded by a line whose MAC verifies.
 func (c *CheckpointFile) resume() error {
 	if err := c.f.Chmod(0o600); err != nil {
 		return Errorf(EINVALID, "audit checkpoint %s: cannot make the file private (0600): %s", c.Path, pathErr(err))
@@ -117,10 +118,17 @@ func (c *CheckpointFile) resume() error {
 	}
 	for line := range bytes.Lines(b) {
 		var cp Checkpoint
-		if json.Unmarshal(line, &cp) == nil {
-			c.prevMAC, c.noted = cp.MAC, max(c.noted, cp.Seq)
+		if json.Unmarshal(line, &cp) != nil {
+			continue
 		}
+		// Only a line that verifies raises noted: a forged line with a huge seq must not
+		// stop every later head from being written.
+		if c.keys.VerifyMAC(PurposeCheckpoint, cp.message(c.prevMAC), cp.MAC) {
+			c.noted = max(c.noted, cp.Seq)
+		}
+		c.prevMAC = cp.MAC
 	}
+	c.empty = len(b) == 0
 	return nil
 }
 
@@ -133,14 +141,15 @@ func (c *CheckpointFile) Noted() int64 {
 
 // Note records that the audit head is now (seq, hash, keyID). It returns at once: the head is
 // written within Interval, unless a higher one is noted first. Heads at or below one already
-// noted are ignored.
+// noted are ignored, except head 0 (an empty store) in an empty file: that line tells a new
+// checkpoint from one that was emptied.
 func (c *CheckpointFile) Note(seq int64, hash, keyID string) {
 	c.mu.Lock()
-	if seq <= c.noted {
+	if seq < c.noted || (seq == c.noted && !c.empty) {
 		c.mu.Unlock()
 		return
 	}
-	c.noted, c.pending = seq, &Checkpoint{Seq: seq, Hash: hash, KeyID: keyID}
+	c.noted, c.empty, c.pending = seq, false, &Checkpoint{Seq: seq, Hash: hash, KeyID: keyID}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:

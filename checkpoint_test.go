@@ -123,3 +123,32 @@ func TestVerifyKeyedChain(t *testing.T) {
 		t.Errorf("second switch:%s", problemsText(ps))
 	}
 }
+
+// A line appended to the checkpoint file without the key, with a huge seq, is reported and
+// does not stop the server from writing the heads that follow.
+func TestCheckpointForgedLineDoesNotStopWriting(t *testing.T) {
+	keys := checkpointKeys(t)
+	path := filepath.Join(t.TempDir(), "audit-checkpoint.log")
+	cp, err := timebox.OpenCheckpointFile(path, keys, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Note(3, "h3", "k")
+	cp.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":999999999,"hash":"x","time":"2026-01-01T00:00:00Z","key_id":"k","mac":"00000000:00"}` + "\n")
+	f.Close()
+	if cp, err = timebox.OpenCheckpointFile(path, keys, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	cp.Note(4, "h4", "k")
+	cp.Flush()
+	l := cp.Read()
+	if len(l.Problems) != 1 || !strings.Contains(l.Problems[0].Problem, "line 2 (seq 999999999)") {
+		t.Errorf("problems %+v, want the forged line named", l.Problems)
+	}
+	if len(l.Lines) != 2 || l.Lines[1].Seq != 4 {
+		t.Errorf("lines %+v, want seq 3 and 4 (written after the forged line)", l.Lines)
+	}
+}

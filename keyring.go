@@ -20,6 +20,8 @@ const (
 	PurposeAudit = "audit"
 	// PurposeCheckpoint keys the audit head checkpoints kept outside the store.
 	PurposeCheckpoint = "checkpoint"
+	// PurposeToken authenticates what an API token lets its holder do (Token.Sign).
+	PurposeToken = "token"
 )
 
 // Keyring holds the keys derived from secret_key and from the previous secret keys an

@@ -44,7 +44,7 @@ type Tx interface {
 	FindEvents(f EventFilter) ([]*Event, error)
 	// AuditHead returns the Seq and Hash of the last event the store recorded (0, "" when none).
 	AuditHead() (int64, string, error)
-	// CreateToken stores a new API token (only its hash).
+	// CreateToken stores a new API token (only its hash, and its MAC).
 	CreateToken(t *Token) error
 	// FindToken returns the token with the given hash, or ENOTFOUND.
 	FindToken(hash string) (*Token, error)
@@ -52,24 +52,26 @@ type Tx interface {
 	FindTokenByID(id string) (*Token, error)
 	// FindTokens returns the tokens of user (of everyone when user is ""), oldest first.
 	FindTokens(user string) ([]*Token, error)
-	// RevokeToken records that a live token was revoked by by at at; ENOTFOUND when there
-	// is no such token, ECONFLICT when it was already revoked.
+	// RevokeToken records that a live token was revoked by by at at, and clears its MAC;
+	// ENOTFOUND when there is no such token, ECONFLICT when it was already revoked.
 	RevokeToken(id, by string, at time.Time) error
 	// RevokeUserTokens revokes every token of user not yet revoked and returns their IDs.
 	RevokeUserTokens(user, by string, at time.Time) ([]string, error)
 	// TouchToken sets a token's LastUsedAt to at when it is older than before (or unset).
 	TouchToken(id string, at, before time.Time) error
+	// SetTokenMAC sets the MAC of a live token that has none (the trust-on-first-use upgrade).
+	SetTokenMAC(id, mac string) error
+	// PendingUpgrade reports whether the one-time upgrade name (left by a migration:
+	// "integrity", "tokens") is still to be done.
+	PendingUpgrade(name string) (bool, error)
+	// FinishUpgrade records that the upgrade name is done.
+	FinishUpgrade(name string) error
 	// DisableUser records that a user is disabled (replacing an earlier record).
 	DisableUser(u *DisabledUser) error
 	// EnableUser removes that record; ENOTFOUND when the user is not disabled.
 	EnableUser(name string) error
 	// DisabledUsers returns the users disabled through the API, by name.
 	DisabledUsers() (map[string]*DisabledUser, error)
-	// PendingUpgrade reports whether the one-time upgrade name (left by a migration, e.g.
-	// "integrity") is still to be done.
-	PendingUpgrade(name string) (bool, error)
-	// FinishUpgrade records that the upgrade name is done.
-	FinishUpgrade(name string) error
 }
 
 // DisabledUser records who disabled a user through the API, when and why.
@@ -97,4 +99,7 @@ type Token struct {
 	// RevokedAt and RevokedBy say when and by whom the token was revoked (zero: it was not).
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	RevokedBy string    `json:"revoked_by,omitempty"`
+	// MAC authenticates ID, User, Hash, CreatedAt and ExpiresAt with a key derived from
+	// secret_key (Sign); "" for a revoked token and one made before tokens were authenticated.
+	MAC string `json:"-"`
 }

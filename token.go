@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -86,13 +87,44 @@ func newTokenHint(user string) string {
 	return "ask an admin for a new one (timebox admin token create --user " + user + ")"
 }
 
-// checkToken returns EUNAUTHORIZED when t is revoked or expired at now, naming when and how
-// to get a new one.
-func checkToken(t *Token, now time.Time) error {
-	switch t.State(now) {
-	case TokenRevoked:
+// UpgradeTokens is the one-time upgrade (left by a migration) that authenticates the tokens
+// a store held before tokens were authenticated (AdoptTokens).
+const UpgradeTokens = "tokens"
+
+// macMessage returns what a token's MAC authenticates: who it lets in, as which stored
+// secret, from when until when. Times are as the store keeps them (UTC, microseconds).
+func (t *Token) macMessage() []byte {
+	norm := func(v time.Time) string {
+		if v.IsZero() {
+			return ""
+		}
+		return v.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	}
+	b, _ := json.Marshal([]string{"timebox token v1", t.ID, t.User, t.Hash, norm(t.CreatedAt), norm(t.ExpiresAt)})
+	return b
+}
+
+// Sign sets t.MAC, so that a store writer without secret_key can neither make a token nor
+// change its user, secret hash, creation or expiry.
+func (t *Token) Sign(keys *Keyring) { t.MAC = keys.MAC(PurposeToken, t.macMessage()) }
+
+// Verify reports whether t.MAC authenticates t with a key of keys.
+func (t *Token) Verify(keys *Keyring) bool {
+	return t.MAC != "" && keys.VerifyMAC(PurposeToken, t.macMessage(), t.MAC)
+}
+
+// checkToken returns EUNAUTHORIZED when t is revoked, fails its MAC with keys or is expired
+// at now under p, naming when and how to get a new one.
+func checkToken(t *Token, keys *Keyring, p TokenPolicy, now time.Time) error {
+	switch {
+	case !t.RevokedAt.IsZero():
 		return Errorf(EUNAUTHORIZED, "the API token %s was revoked by %s at %s: %s", t.ID, t.RevokedBy, fmtTime(t.RevokedAt), newTokenHint(t.User))
-	case TokenExpired:
+	case t.MAC != "" && !knownKey(keys, t.MAC):
+		return Errorf(EUNAUTHORIZED, "the API token %s was issued under a secret_key this server does not have (after changing secret_key, keep the old one in previous_secret_keys): %s", t.ID, newTokenHint(t.User))
+	case !t.Verify(keys):
+		return Errorf(EUNAUTHORIZED, "the API token %s fails its check with secret_key (its record in the store was made or edited outside Timebox): %s", t.ID, newTokenHint(t.User))
+	}
+	if p.expiry(t).State(now) == TokenExpired {
 		return Errorf(EUNAUTHORIZED, "the API token %s expired at %s: %s", t.ID, fmtTime(t.ExpiresAt), newTokenHint(t.User))
 	}
 	return nil
@@ -115,6 +147,7 @@ func (s *Service) IssueToken(ctx context.Context, actor, user, name string, ttl 
 	}
 	secret, t := NewToken(user, s.now())
 	t.Name, t.ExpiresAt = strings.TrimSpace(name), t.CreatedAt.Add(ttl)
+	t.Sign(s.Keys)
 	err := s.Store.Update(ctx, func(tx Tx) error {
 		if err := s.checkEnabled(tx, user); err != nil {
 			return err
@@ -223,7 +256,7 @@ func (s *Service) authenticate(tx Tx, secret string, now time.Time) (*Token, *Us
 		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is disabled, so its tokens no longer work: ask an admin (timebox users enable %s, then timebox admin token create --user %s)", tok.User, tok.User, tok.User)
 	} else if err != nil {
 		return nil, nil, err
-	} else if err := checkToken(s.Tokens.expiry(tok), now); err != nil {
+	} else if err := checkToken(tok, s.Keys, s.Tokens, now); err != nil {
 		return nil, nil, err
 	}
 	return tok, u, nil
@@ -251,6 +284,44 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*User, error
 		}
 	}
 	return u, nil
+}
+
+// AdoptTokens authenticates, once, the live tokens of a store made before tokens were
+// authenticated (trust on first use: the one-time upgrade UpgradeTokens that the migration
+// left); one token.adopted event lists them. Later calls, and tokens written into the store
+// afterwards without a MAC, adopt nothing: those are refused. The server runs it at start,
+// before it serves. It returns how many tokens it adopted.
+func (s *Service) AdoptTokens(ctx context.Context) (int, error) {
+	var ids []string
+	err := s.Store.Update(ctx, func(tx Tx) error {
+		ids = nil
+		if pending, err := tx.PendingUpgrade(UpgradeTokens); err != nil || !pending {
+			return err
+		}
+		toks, err := tx.FindTokens("")
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.MAC != "" || !t.RevokedAt.IsZero() {
+				continue
+			}
+			t.Sign(s.Keys)
+			if err := tx.SetTokenMAC(t.ID, t.MAC); err != nil {
+				return err
+			}
+			ids = append(ids, t.ID)
+		}
+		if err := tx.FinishUpgrade(UpgradeTokens); err != nil || len(ids) == 0 {
+			return err
+		}
+		return tx.AppendEvent(&Event{Time: s.now(), Actor: Actor, Action: "token.adopted", Details: map[string]any{"token_ids": ids,
+			"note": "tokens of a store made before tokens were authenticated, trusted as they were at this first start (trust on first use)"}})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("authenticate the existing tokens: %w", err)
+	}
+	return len(ids), nil
 }
 
 // durationText writes d in whole days when it is some (30d), in Go syntax otherwise.

@@ -99,6 +99,7 @@ func newEnvOn(t testing.TB, runner tbhttp.Runner, dsn string) *testEnv {
 	err = db.Update(ctx, func(tx timebox.Tx) error {
 		for _, u := range []string{"alice", "bob", "admin", "audrey", "stan", "mallory"} {
 			secret, tok := timebox.NewToken(u, time.Now())
+			tok.Sign(keys)
 			if err := tx.CreateToken(tok); err != nil {
 				return err
 			}

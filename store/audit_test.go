@@ -148,6 +148,14 @@ func testAuditKeyed(t *testing.T, db *store.DB) {
 			replaceFrom(t, db, 9, rechain(es, 9, func(e *timebox.Event) { e.Actor = "mallory" }, nil, "deadbeef", wrongKey))
 			return nil
 		}, []string{"9: neither secret_key nor one of previous_secret_keys", "9: is not the event the checkpoint recorded"}},
+		{"details made unreadable (not JSON)", func(t *testing.T, _ []*timebox.Event, _ *timebox.CheckpointFile) *timebox.CheckpointFile {
+			raw(t, db, `UPDATE events SET details = '{"i":' WHERE seq = 7`)
+			return nil
+		}, []string{"7: its keyed hash (HMAC)"}},
+		{"details made a JSON array", func(t *testing.T, _ []*timebox.Event, _ *timebox.CheckpointFile) *timebox.CheckpointFile {
+			raw(t, db, `UPDATE events SET details = '[1]' WHERE seq = 2`)
+			return nil
+		}, []string{"2: its content does not match its hash"}},
 		{"delete a middle event", func(t *testing.T, _ []*timebox.Event, _ *timebox.CheckpointFile) *timebox.CheckpointFile {
 			raw(t, db, `DELETE FROM events WHERE seq = 6`)
 			return nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -102,6 +103,35 @@ func normDetails(d map[string]any) (map[string]any, any, error) {
 	return norm, string(b), nil
 }
 
+// scanEvent reads one event row. A stored time or details that cannot be read (written into
+// the store by hand) do not hide the log: the event is returned with its details replaced by
+// {"unreadable": what was stored}, so that its hash no longer matches and verification names
+// it as edited.
+func scanEvent(row rowScanner) (*timebox.Event, error) {
+	var e timebox.Event
+	var at, details sql.NullString
+	var atTime any
+	err := row.Scan(&e.Seq, &atTime, &e.Actor, &e.Action, &e.RequestID, &e.Database,
+		&details, &e.PrevHash, &e.Hash, &e.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	var unreadable []string
+	if err := (timeCol{&e.Time}).Scan(atTime); err != nil {
+		at.Scan(atTime)
+		unreadable = append(unreadable, "time: "+at.String)
+	}
+	if details.Valid {
+		if e.Details, err = decodeDetails([]byte(details.String)); err != nil {
+			unreadable = append(unreadable, "details: "+details.String)
+		}
+	}
+	if unreadable != nil {
+		e.Details = map[string]any{"unreadable": strings.Join(unreadable, "; ")}
+	}
+	return &e, nil
+}
+
 // decodeDetails decodes stored details; null and {} both become a nil map.
 func decodeDetails(b []byte) (map[string]any, error) {
 	var d map[string]any
@@ -175,19 +205,11 @@ func (t *tx) scanEvents(query string, args ...any) ([]*timebox.Event, error) {
 	defer rows.Close()
 	var list []*timebox.Event
 	for rows.Next() {
-		var e timebox.Event
-		var details sql.NullString
-		err := rows.Scan(&e.Seq, timeCol{&e.Time}, &e.Actor, &e.Action, &e.RequestID, &e.Database,
-			&details, &e.PrevHash, &e.Hash, &e.KeyID)
+		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, internal(err, "read audit events")
 		}
-		if details.Valid {
-			if e.Details, err = decodeDetails([]byte(details.String)); err != nil {
-				return nil, internal(err, "decode the details of audit event %d", e.Seq)
-			}
-		}
-		list = append(list, &e)
+		list = append(list, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, internal(err, "list audit events")
@@ -222,8 +244,8 @@ func (db *DB) NoteHead(ctx context.Context) error {
 	}
 	return db.View(ctx, func(ttx timebox.Tx) error {
 		h, err := ttx.(*tx).head()
-		if err == nil && h.seq > 0 {
-			db.Checkpoint.Note(h.seq, h.hash, h.key)
+		if err == nil {
+			db.Checkpoint.Note(h.seq, h.hash, h.key) // head 0 starts a new file on an empty store
 		}
 		return err
 	})

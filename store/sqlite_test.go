@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/timebox-dev/timebox"
 	"github.com/timebox-dev/timebox/store"
 )
 
@@ -57,4 +59,21 @@ func TestSQLiteSettings(t *testing.T) {
 
 func TestSQLiteAuditReplicas(t *testing.T) {
 	testAuditReplicas(t, sqliteDSN(t))
+}
+
+// TestSQLiteAuditUnreadableTime: an event time that is not a time (SQLite stores text) does
+// not hide the log: the event is listed and verification names it as edited.
+func TestSQLiteAuditUnreadableTime(t *testing.T) {
+	db := openSQLite(t)
+	db.Keys = auditKeys
+	appendN(t, db, 3, "alice")
+	raw(t, db, `UPDATE events SET time = 'yesterday' WHERE seq = 2`)
+	events, seq, hash := allEvents(t, db)
+	if len(events) != 3 || events[1].Details["unreadable"] != "time: yesterday" {
+		t.Fatalf("events %+v, want 3 with event 2's time unreadable", events)
+	}
+	ps := timebox.VerifyChain(events, seq, hash, auditKeys)
+	if len(ps) != 1 || ps[0].Seq != 2 || !strings.Contains(ps[0].Problem, "keyed hash (HMAC)") {
+		t.Errorf("problems %+v, want event 2 named", ps)
+	}
 }

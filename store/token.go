@@ -8,7 +8,7 @@ import (
 )
 
 // tokenColumns are the columns scanToken reads, in its order.
-const tokenColumns = `id, username, name, hash, created_at, expires_at, last_used_at, revoked_at, revoked_by`
+const tokenColumns = `id, username, name, hash, created_at, expires_at, last_used_at, revoked_at, revoked_by, mac`
 
 // CreateToken stores tok. A zero CreatedAt becomes now; times are set to what is stored, UTC
 // to the microsecond. ECONFLICT when the ID or the hash exists.
@@ -18,9 +18,9 @@ func (t *tx) CreateToken(tok *timebox.Token) error {
 	}
 	tok.CreatedAt, tok.ExpiresAt = normTime(tok.CreatedAt), normTime(tok.ExpiresAt)
 	res, err := t.exec(`
-		INSERT INTO tokens (id, username, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO tokens (id, username, name, hash, created_at, expires_at, mac) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
-		tok.ID, tok.User, tok.Name, tok.Hash, t.timeArg(tok.CreatedAt), t.timeArg(tok.ExpiresAt))
+		tok.ID, tok.User, tok.Name, tok.Hash, t.timeArg(tok.CreatedAt), t.timeArg(tok.ExpiresAt), tok.MAC)
 	if err != nil {
 		return internal(err, "insert token %s", tok.ID)
 	}
@@ -78,10 +78,11 @@ func (t *tx) FindTokens(user string) ([]*timebox.Token, error) {
 	return out, nil
 }
 
-// RevokeToken marks a live token revoked. ENOTFOUND when there is no such token, ECONFLICT
+// RevokeToken marks a live token revoked and clears its MAC, so that clearing revoked_at
+// in the store does not make it work again. ENOTFOUND when there is no such token, ECONFLICT
 // when it was revoked already.
 func (t *tx) RevokeToken(id, by string, at time.Time) error {
-	res, err := t.exec(`UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`,
+	res, err := t.exec(`UPDATE tokens SET revoked_at = ?, revoked_by = ?, mac = '' WHERE id = ? AND revoked_at IS NULL`,
 		t.timeArg(at), by, id)
 	if err != nil {
 		return internal(err, "revoke token %s", id)
@@ -129,11 +130,20 @@ func (t *tx) TouchToken(id string, at, before time.Time) error {
 	return nil
 }
 
+// SetTokenMAC sets the MAC of a live token that has none.
+func (t *tx) SetTokenMAC(id, mac string) error {
+	_, err := t.exec(`UPDATE tokens SET mac = ? WHERE id = ? AND mac = '' AND revoked_at IS NULL`, mac, id)
+	if err != nil {
+		return internal(err, "authenticate token %s", id)
+	}
+	return nil
+}
+
 // scanToken reads one row of tokenColumns.
 func scanToken(row rowScanner) (*timebox.Token, error) {
 	var tok timebox.Token
 	err := row.Scan(&tok.ID, &tok.User, &tok.Name, &tok.Hash, timeCol{&tok.CreatedAt},
-		timeCol{&tok.ExpiresAt}, timeCol{&tok.LastUsedAt}, timeCol{&tok.RevokedAt}, &tok.RevokedBy)
+		timeCol{&tok.ExpiresAt}, timeCol{&tok.LastUsedAt}, timeCol{&tok.RevokedAt}, &tok.RevokedBy, &tok.MAC)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ func testTokenLifecycle(t *testing.T, db *store.DB) {
 	update(t, db, func(tx timebox.Tx) error {
 		for i, u := range []string{"alice", "bob", "alice"} {
 			id := string(rune('a' + i))
-			if err := tx.CreateToken(&timebox.Token{ID: id, User: u, Hash: "h" + id, CreatedAt: at(i)}); err != nil {
+			if err := tx.CreateToken(&timebox.Token{ID: id, User: u, Hash: "h" + id, CreatedAt: at(i), MAC: "mac-" + id}); err != nil {
 				return err
 			}
 		}
@@ -36,6 +36,21 @@ func testTokenLifecycle(t *testing.T, db *store.DB) {
 		return tx.TouchToken("a", at(11), at(10)) // not older than at(10): no write
 	})
 	update(t, db, func(tx timebox.Tx) error {
+		if pending, err := tx.PendingUpgrade(timebox.UpgradeTokens); err != nil || !pending {
+			t.Errorf("a new store's upgrade %q: pending %v, %v", timebox.UpgradeTokens, pending, err)
+		}
+		if err := tx.SetTokenMAC("c", "other"); err != nil { // c has a MAC: not replaced
+			return err
+		}
+		if c, _ := tx.FindTokenByID("c"); c.MAC != "mac-c" {
+			t.Errorf("token c's MAC = %q, want mac-c (SetTokenMAC replaces no MAC)", c.MAC)
+		}
+		if err := tx.FinishUpgrade(timebox.UpgradeTokens); err != nil {
+			return err
+		}
+		if pending, err := tx.PendingUpgrade(timebox.UpgradeTokens); err != nil || pending {
+			t.Errorf("upgrade %q after FinishUpgrade: pending %v, %v", timebox.UpgradeTokens, pending, err)
+		}
 		if err := tx.RevokeToken("b", "root", at(20)); err != nil {
 			return err
 		}
@@ -56,8 +71,8 @@ func testTokenLifecycle(t *testing.T, db *store.DB) {
 			t.Errorf("token a = %+v, want last used at(10), revoked at(30) by timebox", a)
 		}
 		b, _ := tx.FindTokenByID("b")
-		if !b.RevokedAt.Equal(utc(at(20))) || b.RevokedBy != "root" {
-			t.Errorf("token b = %+v, want revoked at(20) by root", b)
+		if !b.RevokedAt.Equal(utc(at(20))) || b.RevokedBy != "root" || b.MAC != "" {
+			t.Errorf("token b = %+v, want revoked at(20) by root, its MAC cleared", b)
 		}
 		return nil
 	})

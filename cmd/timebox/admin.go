@@ -83,7 +83,7 @@ func newAdminCommand() *cobra.Command {
 				return err
 			}
 			db.Keys = keys // its event joins the keyed audit chain
-			svc := &timebox.Service{Store: db, Catalog: &c.Catalog, Now: time.Now, Tokens: c.Tokens.policy()}
+			svc := &timebox.Service{Store: db, Catalog: &c.Catalog, Keys: keys, Now: time.Now, Tokens: c.Tokens.policy()}
 			secret, t, err := svc.IssueToken(cmd.Context(), "admin-cli", user, name, d)
 			if err != nil {
 				return err
@@ -102,10 +102,10 @@ func newAdminCommand() *cobra.Command {
 	return cmd
 }
 
-// createToken stores a new token for a catalog user with the default lifetime, with an audit
-// event, and returns its secret.
-func createToken(ctx context.Context, st timebox.Store, cat *timebox.Catalog, user string) (string, error) {
-	svc := &timebox.Service{Store: st, Catalog: cat, Now: time.Now}
+// createToken stores a new token for a catalog user with the default lifetime, authenticated
+// with keys, with an audit event, and returns its secret.
+func createToken(ctx context.Context, st timebox.Store, cat *timebox.Catalog, keys *timebox.Keyring, user string) (string, error) {
+	svc := &timebox.Service{Store: st, Catalog: cat, Keys: keys, Now: time.Now}
 	secret, _, err := svc.IssueToken(ctx, "admin-cli", user, "", 0)
 	return secret, err
 }

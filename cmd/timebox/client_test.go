@@ -85,6 +85,7 @@ func newCLITestOn(t *testing.T, dsn string) *cliTest {
 	err = db.Update(ctx, func(tx timebox.Tx) error {
 		for _, u := range []string{"alice", "bob", "admin", "audrey"} {
 			secret, tok := timebox.NewToken(u, time.Now())
+			tok.Sign(keys)
 			if err := tx.CreateToken(tok); err != nil {
 				return err
 			}

@@ -59,7 +59,7 @@ func devTokens(ctx context.Context, in *instance, cfg *Config, data string) (map
 				continue
 			}
 		}
-		t, err := createToken(ctx, in.Store, &cfg.Catalog, u.Name)
+		t, err := createToken(ctx, in.Store, &cfg.Catalog, in.Service.Keys, u.Name)
 		if err != nil {
 			return nil, fmt.Errorf("dev token for %s: %w", u.Name, err)
 		}

@@ -221,9 +221,11 @@ limits:
 	must(err)
 	st, err := store.Open(ctx, dsn)
 	must(err)
+	keys, err := e.cfg.keyring()
+	must(err)
 	e.tokens = map[string]string{}
 	for _, u := range e.cfg.Users {
-		e.tokens[u.Name], err = createToken(ctx, st, &e.cfg.Catalog, u.Name)
+		e.tokens[u.Name], err = createToken(ctx, st, &e.cfg.Catalog, keys, u.Name)
 		must(err)
 	}
 	must(st.Close())

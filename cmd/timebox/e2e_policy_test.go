@@ -304,7 +304,7 @@ func TestE2ECascades(t *testing.T) {
 	e.ok("root", "users", "enable", "alice")
 	// Enabling her again does not revive the tokens she had: an admin issues a new one.
 	e.fails("was revoked by root", "alice", "requests")
-	secret, err := createToken(ctx, e.in.Store, &e.cfg.Catalog, "alice")
+	secret, err := createToken(ctx, e.in.Store, &e.cfg.Catalog, e.in.Service.Keys, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}

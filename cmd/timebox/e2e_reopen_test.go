@@ -35,7 +35,7 @@ func TestE2EApproverDisabledBeforeWindow(t *testing.T) {
 	// bob enabled, approves again; then disabled in the configuration: at the next start,
 	// the first request goes back to pending again.
 	e.ok("root", "users", "enable", "bob")
-	secret, err := createToken(context.Background(), e.in.Store, &e.cfg.Catalog, "bob") // his old token stays revoked
+	secret, err := createToken(context.Background(), e.in.Store, &e.cfg.Catalog, e.in.Service.Keys, "bob") // his old token stays revoked
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,15 +138,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 	if err := in.Scheduler.Adopt(ctx); err != nil {
 		logger.Error("could not authenticate the live requests of an upgraded store", "err", err)
 	}
-	// What the configuration no longer allows ends now: removed or disabled users, removed
-	// databases and access levels (each with an audit event naming the cause).
-	// Several servers sharing a store must run the same configuration: one started with an
-	// older file would end what the newer one allows (docs/policy.md).
-	if n, err := in.Service.Cascade(ctx); err != nil {
-		logger.Error("could not end the requests the configuration no longer allows; they end at the next start", "err", err)
-	} else if n > 0 {
-		logger.Warn("configuration changes ended live requests", "requests", n)
-	}
+	startupChecks(ctx, in.Service, logger)
 	in.HTTP = tbhttp.NewServer(in.Service)
 	in.HTTP.Runner = in.Scheduler
 	in.HTTP.Reporter = in.Scheduler
@@ -193,6 +185,29 @@ func (in *instance) openCheckpoint(ctx context.Context, c *Config, keys *timebox
 		}
 	}
 	return in.Store.NoteHead(ctx)
+}
+
+// startupChecks brings the store in line before the API serves: the tokens of a store made
+// before tokens were authenticated are trusted once (without it they are refused), and what
+// the configuration no longer allows ends. Failures are logged; both run again at the next
+// start.
+func startupChecks(ctx context.Context, svc *timebox.Service, logger *slog.Logger) {
+	// The tokens of a store made before tokens were authenticated are trusted once, now,
+	// before the API serves; without it they are refused.
+	if n, err := svc.AdoptTokens(ctx); err != nil {
+		logger.Error("could not authenticate the API tokens made before this version; they are refused until the next start", "err", err)
+	} else if n > 0 {
+		logger.Warn("API tokens made before this version are now authenticated (trust on first use)", "tokens", n)
+	}
+	// What the configuration no longer allows ends now: removed or disabled users, removed
+	// databases and access levels (each with an audit event naming the cause).
+	// Several servers sharing a store must run the same configuration: one started with an
+	// older file would end what the newer one allows (docs/policy.md).
+	if n, err := svc.Cascade(ctx); err != nil {
+		logger.Error("could not end the requests the configuration no longer allows; they end at the next start", "err", err)
+	} else if n > 0 {
+		logger.Warn("configuration changes ended live requests", "requests", n)
+	}
 }
 
 // openEngine connects (lazily) to one declared server of cat.

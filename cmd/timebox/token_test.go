@@ -45,6 +45,7 @@ func (ct *cliTest) storeToken(user string, created, expires time.Time) string {
 	ct.t.Helper()
 	secret, tok := timebox.NewToken(user, created)
 	tok.ExpiresAt = expires
+	tok.Sign(ct.svc.Keys)
 	if err := ct.db.Update(context.Background(), func(tx timebox.Tx) error { return tx.CreateToken(tok) }); err != nil {
 		ct.t.Fatal(err)
 	}

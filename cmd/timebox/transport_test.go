@@ -93,7 +93,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	secret, err := createToken(context.Background(), in.Store, &c.Catalog, "alice")
+	secret, err := createToken(context.Background(), in.Store, &c.Catalog, in.Service.Keys, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
