@@ -46,6 +46,8 @@ type DB struct {
 	// path is the SQLite file (empty on PostgreSQL); leader holds the scheduler lock.
 	path   string
 	leader leader
+	// writeStmts and readStmts cache the statements prepared on write and read (SQLite only).
+	writeStmts, readStmts *statementCache
 	// Keys, when set, key the audit chain: each new event's hash is an HMAC-SHA256 with the
 	// audit key (cmd sets it; without it events get a plain SHA-256, as before).
 	Keys *timebox.Keyring
@@ -106,7 +108,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	db := &DB{dialect: dialectSQLite, write: write, read: read, path: path}
+	db := &DB{dialect: dialectSQLite, write: write, read: read, path: path,
+		writeStmts: newStatementCache(write), readStmts: newStatementCache(read)}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -178,7 +181,7 @@ func (db *DB) Update(ctx context.Context, fn func(timebox.Tx) error) error {
 			return internal(err, "take the writer lock")
 		}
 	}
-	t := &tx{ctx: ctx, tx: sqlTx, dialect: db.dialect, keys: db.Keys}
+	t := &tx{ctx: ctx, tx: sqlTx, dialect: db.dialect, keys: db.Keys, stmts: db.writeStmts}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -187,6 +190,9 @@ func (db *DB) Update(ctx context.Context, fn func(timebox.Tx) error) error {
 	}
 	if h := t.appended; h != nil && db.Checkpoint != nil {
 		db.Checkpoint.Note(h.seq, h.hash, h.key)
+	}
+	if c := db.writeStmts; c != nil && c.pending() {
+		c.prepare(context.WithoutCancel(ctx))
 	}
 	return nil
 }
@@ -203,12 +209,22 @@ func (db *DB) View(ctx context.Context, fn func(timebox.Tx) error) error {
 		return internal(err, "begin read-only transaction")
 	}
 	defer sqlTx.Rollback()
-	return fn(&tx{ctx: ctx, tx: sqlTx, dialect: db.dialect})
+	err = fn(&tx{ctx: ctx, tx: sqlTx, dialect: db.dialect, stmts: db.readStmts})
+	sqlTx.Rollback() // before prepare, which may need this connection
+	if c := db.readStmts; c != nil && c.pending() {
+		c.prepare(context.WithoutCancel(ctx))
+	}
+	return err
 }
 
 // Close closes the database connections.
 func (db *DB) Close() error {
 	db.leader.release()
+	for _, c := range []*statementCache{db.writeStmts, db.readStmts} {
+		if c != nil {
+			c.close()
+		}
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		if rerr := db.read.Close(); err == nil {

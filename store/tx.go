@@ -18,6 +18,8 @@ type tx struct {
 	// event this transaction appended (nil: none), for the checkpoint after the commit.
 	keys     *timebox.Keyring
 	appended *head
+	// stmts, when set (SQLite), holds the statements prepared on the transaction's pool.
+	stmts *statementCache
 }
 
 var _ timebox.Tx = (*tx)(nil)
@@ -30,15 +32,35 @@ func (t *tx) sql(query string) string {
 	return query
 }
 
+// stmt returns query prepared on the transaction's connection, or nil to run it as text.
+func (t *tx) stmt(query string) *sql.Stmt {
+	if t.stmts == nil {
+		return nil
+	}
+	if st := t.stmts.get(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	return nil
+}
+
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(query); st != nil {
+		return st.ExecContext(t.ctx, args...)
+	}
 	return t.tx.ExecContext(t.ctx, t.sql(query), args...)
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
 	return t.tx.QueryContext(t.ctx, t.sql(query), args...)
 }
 
 func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	if st := t.stmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, t.sql(query), args...)
 }
 
