@@ -75,7 +75,7 @@ type CheckpointFile struct {
 func OpenCheckpointFile(path string, keys *Keyring, interval time.Duration) (*CheckpointFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, Errorf(EINVALID, "audit checkpoint %s: cannot open the file: %s", path, pathErr(err))
+		return nil, Errorf(EINVALID, "audit checkpoint %s: cannot open the file: %s", path, FileReason(err))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -91,8 +91,9 @@ func OpenCheckpointFile(path string, keys *Keyring, interval time.Duration) (*Ch
 	return c, nil
 }
 
-// pathErr returns the cause of a file error without repeating the path.
-func pathErr(err error) string {
+// FileReason returns the cause of a file error without repeating the path (which the caller's
+// message names once): "permission denied", "no such file or directory".
+func FileReason(err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
@@ -104,15 +105,15 @@ func pathErr(err error) string {
 // highest Seq recorded by a line whose MAC verifies.
 func (c *CheckpointFile) resume() error {
 	if err := c.f.Chmod(0o600); err != nil {
-		return Errorf(EINVALID, "audit checkpoint %s: cannot make the file private (0600): %s", c.Path, pathErr(err))
+		return Errorf(EINVALID, "audit checkpoint %s: cannot make the file private (0600): %s", c.Path, FileReason(err))
 	}
 	b, err := os.ReadFile(c.Path)
 	if err != nil {
-		return Errorf(EINVALID, "audit checkpoint %s: cannot read the file: %s", c.Path, pathErr(err))
+		return Errorf(EINVALID, "audit checkpoint %s: cannot read the file: %s", c.Path, FileReason(err))
 	}
 	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
 		if err := c.f.Truncate(int64(i + 1)); err != nil {
-			return Errorf(EINVALID, "audit checkpoint %s: cannot cut its partial last line: %s", c.Path, pathErr(err))
+			return Errorf(EINVALID, "audit checkpoint %s: cannot cut its partial last line: %s", c.Path, FileReason(err))
 		}
 		b = b[:i+1]
 	}
@@ -195,10 +196,10 @@ func (c *CheckpointFile) Flush() error {
 	cp.MAC = c.keys.MAC(PurposeCheckpoint, cp.message(c.prevMAC))
 	line, _ := json.Marshal(cp)
 	if _, err := c.f.Write(append(line, '\n')); err != nil {
-		return Errorf(EINTERNAL, "audit checkpoint %s: cannot write: %s", c.Path, pathErr(err))
+		return Errorf(EINTERNAL, "audit checkpoint %s: cannot write: %s", c.Path, FileReason(err))
 	}
 	if err := c.f.Sync(); err != nil {
-		return Errorf(EINTERNAL, "audit checkpoint %s: cannot sync: %s", c.Path, pathErr(err))
+		return Errorf(EINTERNAL, "audit checkpoint %s: cannot sync: %s", c.Path, FileReason(err))
 	}
 	c.prevMAC = cp.MAC
 	return nil
@@ -242,7 +243,7 @@ func ReadCheckpoints(path string, keys *Keyring) *CheckpointLog {
 		if errors.Is(err, os.ErrNotExist) {
 			l.problem("the checkpoint file %s is missing: a truncated or rolled-back log cannot be told from an intact one", path)
 		} else {
-			l.problem("the checkpoint file %s cannot be read (%s): a truncated or rolled-back log cannot be told from an intact one", path, pathErr(err))
+			l.problem("the checkpoint file %s cannot be read (%s): a truncated or rolled-back log cannot be told from an intact one", path, FileReason(err))
 		}
 		return l
 	}

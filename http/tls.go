@@ -20,7 +20,7 @@ func ServerTLS(certFile, keyFile string, now time.Time) (*tls.Config, error) {
 		if f[1] == "" {
 			return nil, timebox.Errorf(timebox.EINVALID, "%s: required with TLS", f[0])
 		} else if _, err := os.ReadFile(f[1]); err != nil {
-			return nil, timebox.Errorf(timebox.EINVALID, "%s: cannot read %s: %s", f[0], f[1], shortFileReason(err))
+			return nil, timebox.Errorf(timebox.EINVALID, "%s: cannot read %s: %s", f[0], f[1], timebox.FileReason(err))
 		}
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -35,22 +35,13 @@ func ServerTLS(certFile, keyFile string, now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// shortFileReason says why a file cannot be read, without repeating its path.
-func shortFileReason(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
 // TrustCAFile makes the client trust the PEM certificates in path, besides the system's, to
 // verify the server's certificate (a private CA or a self-signed certificate). EINVALID when
 // the file cannot be read or holds no certificate.
 func (c *Client) TrustCAFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return timebox.Errorf(timebox.EINVALID, "CA file %s: cannot read it: %s", path, shortFileReason(err))
+		return timebox.Errorf(timebox.EINVALID, "CA file %s: cannot read it: %s", path, timebox.FileReason(err))
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {

@@ -5,9 +5,7 @@
 -- migration have none: the server trusts them once, at its first start with the key
 -- (trust on first use, the one-time upgrade "tokens"), and refuses any token without one.
 ALTER TABLE tokens ADD COLUMN mac TEXT NOT NULL DEFAULT '';
-CREATE TABLE IF NOT EXISTS upgrades (
-	name TEXT PRIMARY KEY
-) STRICT;
+-- upgrades is made by 00004_integrity.sql.
 INSERT INTO upgrades (name) VALUES ('tokens');
 
 -- +goose Down
