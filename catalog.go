@@ -148,6 +148,12 @@ type Catalog struct {
 	Rules []Rule `yaml:"rules"`
 	// BreakGlass, when set, lets its groups activate at once without approval.
 	BreakGlass *BreakGlass `yaml:"break_glass"`
+	// Directory, when set, holds the people who signed in through the OpenID Connect
+	// provider; User and People find them too.
+	Directory *Directory `yaml:"-"`
+	// OpenGroups, when set, says that group names come from the provider too, so a rule
+	// may name a group no configuration user is in.
+	OpenGroups bool `yaml:"-"`
 }
 
 // BreakGlassRule is the rule name recorded on break-glass requests.
@@ -340,12 +346,18 @@ func checkSecretRef(ref string) error {
 // CheckSecretRef reports whether ref is a valid secret reference (env:NAME or file:PATH).
 func CheckSecretRef(ref string) error { return checkSecretRef(ref) }
 
-// User returns the named user, or ENOTFOUND.
+// User returns the named user (a configuration user, an identity that signed in through the
+// provider, or both merged), or ENOTFOUND. Callers must not change it.
 func (c *Catalog) User(name string) (*User, error) {
+	var cu *User
 	for i := range c.Users {
 		if c.Users[i].Name == name {
-			return &c.Users[i], nil
+			cu = &c.Users[i]
+			break
 		}
+	}
+	if u := mergeIdentity(cu, c.Directory.Get(name)); u != nil {
+		return u, nil
 	}
 	return nil, Errorf(ENOTFOUND, "unknown user %q", Clip(name))
 }

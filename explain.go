@@ -102,7 +102,7 @@ func (s *Service) Explain(ctx context.Context, actor string, in ExplainInput) (*
 	}
 	x.Takes = rule.Describe()
 	var candidates []string
-	for _, u := range s.Catalog.Users {
+	for _, u := range s.Catalog.People() {
 		if u.Name != as && s.Catalog.MayApprove(rule, db, u.Name) {
 			candidates = append(candidates, u.Name)
 		}

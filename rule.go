@@ -231,7 +231,7 @@ func (r *Rule) fillApprovers(c *Catalog, f string) error {
 	}
 	for j, cl := range r.Approvers {
 		for _, g := range cl.Groups {
-			if g != GroupOwners && g != GroupAdmins && !slices.ContainsFunc(c.Users, func(u User) bool { return slices.Contains(u.Groups, g) }) {
+			if g != GroupOwners && g != GroupAdmins && !c.OpenGroups && !slices.ContainsFunc(c.Users, func(u User) bool { return slices.Contains(u.Groups, g) }) {
 				return fieldError(fmt.Sprintf("%s.approvers[%d]", f, j), "no user is in group %q, so nobody could approve (a typo?)", g)
 			}
 		}

@@ -34,6 +34,8 @@ type Service struct {
 	CheckTables func(ctx context.Context, r *Request) error
 	// Tokens bounds the lifetimes of API tokens (zero: the defaults).
 	Tokens TokenPolicy
+	// Sessions bounds console sessions (zero: the defaults).
+	Sessions SessionPolicy
 	// Checkpoint, when set, is the audit head checkpoint kept outside the store, which
 	// VerifyAudit compares with the store (without it, truncation and rollback go unseen).
 	Checkpoint *CheckpointFile

@@ -72,6 +72,22 @@ type Tx interface {
 	EnableUser(name string) error
 	// DisabledUsers returns the users disabled through the API, by name.
 	DisabledUsers() (map[string]*DisabledUser, error)
+	// PutIdentity inserts or replaces the identity id.Name with its MAC.
+	PutIdentity(id *Identity, mac string) error
+	// FindIdentity returns the named identity, or ENOTFOUND.
+	FindIdentity(name string) (*Identity, error)
+	// FindIdentityBySubject returns the identity of issuer and subject, or ENOTFOUND.
+	FindIdentityBySubject(issuer, subject string) (*Identity, error)
+	// FindIdentities returns every identity by name, with their MACs (same order).
+	FindIdentities() ([]*Identity, []string, error)
+	// CreateWebSession stores a new console session (only its secret's hash).
+	CreateWebSession(ws *WebSession) error
+	// FindWebSession returns the session with the given hash, or ENOTFOUND.
+	FindWebSession(hash string) (*WebSession, error)
+	// TouchWebSession sets a session's LastSeenAt.
+	TouchWebSession(id string, at time.Time) error
+	// EndWebSessions ends the live session id, or (id "") every live session of user.
+	EndWebSessions(id, user string, at time.Time) error
 }
 
 // DisabledUser records who disabled a user through the API, when and why.

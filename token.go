@@ -203,9 +203,12 @@ func (s *Service) RevokeToken(ctx context.Context, actor, id string) (*Token, er
 	return s.Tokens.expiry(t), nil
 }
 
-// revokeUserTokens revokes every live token of user, by actor, with one audit event naming
-// the cause (when there were any).
+// revokeUserTokens revokes every live token and ends every console session of user, by
+// actor, with one audit event naming the cause (when there were tokens).
 func revokeUserTokens(tx Tx, user, actor, cause string, now time.Time) error {
+	if err := tx.EndWebSessions("", user, now); err != nil {
+		return err
+	}
 	ids, err := tx.RevokeUserTokens(user, actor, now)
 	if err != nil || len(ids) == 0 {
 		return err

@@ -40,6 +40,10 @@ func errorStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
+// ErrorStatus returns the HTTP status of err (through its code): the console answers with
+// the same statuses as the API.
+func ErrorStatus(err error) int { return errorStatus(timebox.ErrorCode(err)) }
+
 // errorCode is the inverse of errorStatus, for answers that carry no error body (such as a
 // proxy's 502).
 func errorCode(status int) string {

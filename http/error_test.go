@@ -22,7 +22,7 @@ func TestErrorStatus(t *testing.T) {
 		t.Fatalf("ErrorCodes has %d codes", len(tbhttp.ErrorCodes))
 	}
 	for _, code := range append(tbhttp.ErrorCodes, "something new") {
-		if got := tbhttp.ErrorStatus(code); got != want[code] {
+		if got := tbhttp.CodeStatus(code); got != want[code] {
 			t.Errorf("ErrorStatus(%s) = %d, want %d", code, got, want[code])
 		}
 	}
@@ -93,7 +93,7 @@ func TestStatusesOverTheWire(t *testing.T) {
 		if got.status != tt.status {
 			t.Errorf("%s %s as %q = %d %s, want %d", tt.method, tt.path, tt.user, got.status, got.body, tt.status)
 		}
-		if code, _ := got.apiError(t); tbhttp.ErrorStatus(code) != got.status {
+		if code, _ := got.apiError(t); tbhttp.CodeStatus(code) != got.status {
 			t.Errorf("%s %s: code %s does not match status %d", tt.method, tt.path, code, got.status)
 		}
 	}

@@ -24,8 +24,8 @@ func QueryParams(s *Server) map[string][]string {
 	return out
 }
 
-// ErrorStatus is errorStatus, for tests.
-func ErrorStatus(code string) int { return errorStatus(code) }
+// CodeStatus is errorStatus, for tests.
+func CodeStatus(code string) int { return errorStatus(code) }
 
 // Fail is Server.fail, for tests.
 func Fail(s *Server, w http.ResponseWriter, r *http.Request, err error) { s.fail(w, r, err) }

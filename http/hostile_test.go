@@ -108,7 +108,7 @@ func checkRefused(t testing.TB, r response, want string) {
 	if err := json.Unmarshal(r.body, &fields); err != nil || len(fields) != 2 {
 		t.Errorf("error body has fields %v, want only code and message", slices.Collect(maps.Keys(fields)))
 	}
-	if tbhttp.ErrorStatus(code) != r.status && (r.status != 405 || code != timebox.EINVALID) {
+	if tbhttp.CodeStatus(code) != r.status && (r.status != 405 || code != timebox.EINVALID) {
 		t.Errorf("status %d with code %s", r.status, code)
 	}
 	if !strings.Contains(msg, want) {

@@ -92,12 +92,22 @@ func (s *Server) Handler() http.Handler {
 				"no such route: %s %s (a path has no empty, \".\" or \"..\" segments)", r.Method, clipPath(p)))
 			return
 		}
+		if s.Console != nil && !apiPath(r.URL.Path) {
+			s.Console.ServeHTTP(rec, r)
+			return
+		}
 		var out http.ResponseWriter = rec
 		if _, pattern := mux.Handler(r); pattern == "" {
 			out = &fallbackWriter{ResponseWriter: rec, r: r}
 		}
 		mux.ServeHTTP(out, r)
 	})
+}
+
+// apiPath reports whether p belongs to the API (and the health and metrics endpoints)
+// rather than to the console.
+func apiPath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/metrics"
 }
 
 // recoverPanic turns a handler's panic v (nil when there was none) into a logged internal

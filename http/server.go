@@ -55,6 +55,9 @@ type Server struct {
 	// TLS, when set, makes Serve answer HTTPS only, with its certificates; a plain HTTP
 	// request gets a 400 answer.
 	TLS *tls.Config
+	// Console, when set, serves every path outside the API (/api/, /healthz, /metrics): the
+	// web console. It gets no API token and the API gets no console cookie.
+	Console http.Handler
 
 	mu  sync.Mutex
 	ln  net.Listener

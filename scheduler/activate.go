@@ -225,8 +225,8 @@ func (s *Scheduler) lockPrincipal(server, principal string) func() {
 func (s *Scheduler) keep(ctx context.Context, r *timebox.Request) (roles, dbs, privileges []string, err error) {
 	var live []*timebox.Request
 	err = s.Store.View(ctx, func(tx timebox.Tx) error {
-		for i := range s.Catalog.Users {
-			if u := &s.Catalog.Users[i]; u.Login() == r.Grant.Principal {
+		for _, u := range s.Catalog.People() {
+			if u.Login() == r.Grant.Principal {
 				hs, err := tx.FindRequests(timebox.RequestFilter{States: []timebox.State{timebox.StateApproved, timebox.StateActive}, Requester: u.Name})
 				if err != nil {
 					return err

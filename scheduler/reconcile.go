@@ -99,7 +99,7 @@ func (s *Scheduler) namedLogins(server string) (shared, persons []string) {
 		}
 	}
 	if membership {
-		for _, u := range s.Catalog.Users {
+		for _, u := range s.Catalog.People() {
 			if !slices.Contains(shared, u.Login()) {
 				persons = append(persons, u.Login())
 			}

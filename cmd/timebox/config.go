@@ -46,8 +46,13 @@ type Config struct {
 	// TLS is how the API is served: with a certificate, or behind a TLS-terminating proxy.
 	TLS TLSConfig `yaml:"tls"`
 	// Metrics configures GET /metrics.
-	Metrics         MetricsConfig `yaml:"metrics"`
+	Metrics MetricsConfig `yaml:"metrics"`
+	// Console configures the web console's sessions and URL.
+	Console         ConsoleConfig `yaml:"console"`
 	timebox.Catalog `yaml:",inline"`
+
+	// devSignIn offers the console's one-click sign-in as each user: timebox dev only.
+	devSignIn bool
 
 	path      string
 	tlsConfig *tls.Config // loaded from TLS by Validate
@@ -159,6 +164,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := logLevel(c.LogLevel); err != nil {
+		return err
+	} else if err := c.Console.validate(); err != nil {
 		return err
 	} else if err := c.validateTransport(); err != nil {
 		return err

@@ -94,6 +94,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	if err != nil {
 		return err
 	}
+	cfg.devSignIn = true // the console's one-click sign-in as each demo user
 	logger, err := newLogger(stderr, "info")
 	if err != nil {
 		return err

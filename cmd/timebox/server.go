@@ -17,6 +17,7 @@ import (
 	"github.com/timebox-dev/timebox/engine/mysql"
 	"github.com/timebox-dev/timebox/engine/postgres"
 	tbhttp "github.com/timebox-dev/timebox/http"
+	"github.com/timebox-dev/timebox/http/console"
 	"github.com/timebox-dev/timebox/oncall"
 	"github.com/timebox-dev/timebox/scheduler"
 	"github.com/timebox-dev/timebox/store"
@@ -78,6 +79,7 @@ type instance struct {
 	Service    *timebox.Service
 	Scheduler  *scheduler.Scheduler
 	HTTP       *tbhttp.Server
+	Console    *console.Server
 	engines    map[string]timebox.Engine
 	listener   net.Listener
 	cancel     context.CancelFunc
@@ -112,8 +114,13 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 			return nil, err
 		}
 	}
+	c.Catalog.Directory = timebox.NewDirectory()
 	in.Service = timebox.NewService(in.Store, &c.Catalog, keys)
 	in.Service.Tokens = c.Tokens.policy()
+	in.Service.Sessions = c.Console.policy()
+	if err := in.loadDirectory(ctx, logger); err != nil {
+		return nil, err
+	}
 	in.Service.Checkpoint = in.Checkpoint
 	in.Scheduler = scheduler.New(in.Store, &c.Catalog, keys, in.engines)
 	in.Scheduler.Logger = logger
@@ -147,6 +154,9 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 		return nil, err
 	}
 	in.Scheduler.Metrics = scheduler.NewMetrics(in.HTTP.Registry)
+	if err := in.startConsole(c, logger); err != nil {
+		return nil, err
+	}
 	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {
 		return nil, err // "cannot listen on ADDR: address already in use"
 	}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/http/console"
+)
+
+// ConsoleConfig is the `console:` section: the web console's sessions and external URL.
+type ConsoleConfig struct {
+	// URL is the console's external address (https://timebox.example.com), for the
+	// provider's redirect URI and for links; default: the address the server listens on.
+	URL string `yaml:"url"`
+	// SessionIdle ends a console session after this long without use (default 30m).
+	SessionIdle timebox.Duration `yaml:"session_idle"`
+	// SessionMaxAge ends a console session this long after sign-in (default 12h).
+	SessionMaxAge timebox.Duration `yaml:"session_max_age"`
+}
+
+// validate checks the console section.
+func (cc ConsoleConfig) validate() error {
+	if cc.URL != "" {
+		u, err := url.Parse(cc.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return timebox.Errorf(timebox.EINVALID, "console.url: %q must be an http(s) URL with no path, such as https://timebox.example.com", timebox.Clip(cc.URL))
+		}
+	}
+	if cc.SessionIdle < 0 || cc.SessionMaxAge < 0 {
+		return timebox.Errorf(timebox.EINVALID, "console: session_idle and session_max_age must be positive")
+	}
+	if cc.SessionIdle > 0 && cc.SessionMaxAge > 0 && cc.SessionIdle > cc.SessionMaxAge {
+		return timebox.Errorf(timebox.EINVALID, "console.session_idle (%s) is longer than console.session_max_age (%s)",
+			time.Duration(cc.SessionIdle), time.Duration(cc.SessionMaxAge))
+	}
+	return nil
+}
+
+// policy returns the session policy the service enforces.
+func (cc ConsoleConfig) policy() timebox.SessionPolicy {
+	return timebox.SessionPolicy{Idle: time.Duration(cc.SessionIdle), Absolute: time.Duration(cc.SessionMaxAge)}
+}
+
+// loadDirectory reads the people who signed in through the provider, before anything
+// (the startup cascade included) asks who exists.
+func (in *instance) loadDirectory(ctx context.Context, logger *slog.Logger) error {
+	rejected, err := in.Service.LoadDirectory(ctx)
+	if err != nil {
+		return err
+	} else if len(rejected) > 0 {
+		logger.Error("identities in the store fail their check with secret_key (made or edited outside Timebox); they cannot sign in or approve", "names", rejected)
+	}
+	return nil
+}
+
+// startConsole mounts the console on the instance's HTTP server.
+func (in *instance) startConsole(c *Config, logger *slog.Logger) error {
+	cs := console.New(in.Service)
+	cs.Runner, cs.Reporter, cs.Logger = in.Scheduler, in.Scheduler, logger
+	cs.DevSignIn = c.devSignIn
+	cs.Secure = in.HTTP.TLS != nil || c.TLS.TerminatedByProxy
+	cs.BaseURL = c.Console.URL
+	h, err := cs.Handler()
+	if err != nil {
+		return err
+	}
+	in.Console = cs
+	in.HTTP.Console = h
+	return nil
+}
