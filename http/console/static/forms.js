@@ -1,0 +1,1 @@
+// Form helpers: copy buttons, database search (progressive enhancement: forms work without it).

@@ -1,0 +1,1 @@
+// Live updates of pages marked data-live (see live.go).
