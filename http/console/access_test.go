@@ -13,13 +13,13 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-// prodRead is alice's usual request: prod read-only for 2h.
-var prodRead = timebox.RequestInput{Database: "prod", Access: "read-only", Duration: "2h", Reason: "fix the refunds of INC-42", Ticket: "INC-42"}
+// aliceProdRead is alice's usual request: prod read-only for 2h.
+var aliceProdRead = timebox.RequestInput{Database: "prod", Access: "read-only", Duration: "2h", Reason: "fix the refunds of INC-42", Ticket: "INC-42"}
 
 func TestAccessEmpty(t *testing.T) {
 	e := newEnv(t, nil)
 	p := e.signIn("alice").get("/")
-	txt := text(p.Body)
+	txt := accessText(p.Body)
 	if p.Status != http.StatusOK || !strings.Contains(txt, "No access yet.") || !strings.Contains(p.Body, `href="/requests/new">New request</a>`) ||
 		!strings.Contains(txt, "You have not asked for access yet.") {
 		t.Fatalf("empty My access = %d:\n%s", p.Status, txt)
@@ -35,12 +35,12 @@ func TestAccessWorkflow(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.signIn("alice")
 	b.get("/requests/new")
-	p := b.post("/requests", requestValues())
+	p := b.post("/requests", newRequestForm())
 	if p.Status != http.StatusSeeOther {
-		t.Fatalf("submit = %d %s", p.Status, text(p.Body))
+		t.Fatalf("submit = %d %s", p.Status, accessText(p.Body))
 	}
 	id := strings.TrimPrefix(p.Location, "/requests/")
-	txt := text(b.get("/").Body)
+	txt := accessText(b.get("/").Body)
 	for _, want := range []string{"Nothing is active right now", "Waiting", "prod · read-only pending", "awaiting 1 of owners or admins",
 		"asked for by alice", "Cancel request…"} {
 		if !strings.Contains(txt, want) {
@@ -51,10 +51,10 @@ func TestAccessWorkflow(t *testing.T) {
 		t.Error("the history does not link to the request's page")
 	}
 
-	asked := e.stored(id)
+	asked := e.storedRequest(id)
 	end := asked.End.Add(-time.Hour)
-	e.approve("bob", id, timebox.ApproveInput{Note: "one hour is enough", End: &end})
-	txt = text(b.get("/").Body)
+	e.approveAs("bob", id, timebox.ApproveInput{Note: "one hour is enough", End: &end})
+	txt = accessText(b.get("/").Body)
 	for _, want := range []string{"prod · read-only approved", "approved by bob; changed end", `: “one hour is enough”`,
 		"Asked for", "(an approver narrowed it)", "Extend…"} {
 		if !strings.Contains(txt, want) {
@@ -62,9 +62,9 @@ func TestAccessWorkflow(t *testing.T) {
 		}
 	}
 
-	e.activate(id, "s3cret-pass")
+	e.activateGrant(id, "s3cret-pass")
 	p = b.get("/")
-	txt = text(p.Body)
+	txt = accessText(p.Body)
 	if !regexp.MustCompile(`Time left (1h 0m|59m \d+s)`).MatchString(txt) {
 		t.Errorf("active: no time left:\n%s", txt)
 	}
@@ -79,13 +79,25 @@ func TestAccessWorkflow(t *testing.T) {
 	if strings.Contains(p.Body, "s3cret-pass") {
 		t.Error("the password is on the page before it was asked for")
 	}
+
+	// An approver who narrows the tables of an ad-hoc request: both are shown.
+	adhoc := e.fileRequest("alice", timebox.RequestInput{Database: "staging", Duration: "1h", Reason: "refunds",
+		Tables: []timebox.TableGrant{{Table: "orders", Operations: []string{"SELECT", "UPDATE"}}, {Table: "refunds", Operations: []string{"SELECT"}}}})
+	e.approveAs("carol", adhoc.ID, timebox.ApproveInput{Tables: []timebox.TableGrant{{Schema: "public", Table: "orders", Operations: []string{"SELECT"}}}})
+	txt = accessText(b.get("/").Body)
+	for _, want := range []string{"staging · public.orders: SELECT approved", "Tables asked for public.orders: SELECT, UPDATE; public.refunds: SELECT",
+		"approved by carol; changed public.orders: removed UPDATE; removed table public.refunds"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("narrowed tables: My access lacks %q:\n%s", want, txt)
+		}
+	}
 }
 
 func TestAccessCredentials(t *testing.T) {
 	e := newEnv(t, nil)
-	id := e.request("alice", prodRead).ID
-	e.approve("bob", id, timebox.ApproveInput{})
-	e.activate(id, "s3cret-pass")
+	id := e.fileRequest("alice", aliceProdRead).ID
+	e.approveAs("bob", id, timebox.ApproveInput{})
+	e.activateGrant(id, "s3cret-pass")
 
 	// Others cannot fetch them by crafting the POST: bob owns prod (he sees the request),
 	// stan does not (he is told it does not exist).
@@ -106,7 +118,7 @@ func TestAccessCredentials(t *testing.T) {
 	if p := b.post("/requests/"+id+"/credentials", url.Values{"csrf": {""}}); p.Status != http.StatusForbidden || strings.Contains(p.Body, "s3cret-pass") {
 		t.Fatalf("reveal without CSRF = %d", p.Status)
 	}
-	if slices.Contains(e.events(id), "credentials.viewed") || !e.stored(id).UsedAt.IsZero() {
+	if slices.Contains(e.eventActions(id), "credentials.viewed") || !e.storedRequest(id).UsedAt.IsZero() {
 		t.Fatal("refused reveals were recorded as views")
 	}
 
@@ -127,7 +139,7 @@ func TestAccessCredentials(t *testing.T) {
 	if strings.Contains(p.Body, "data-live") {
 		t.Error("the credentials page would reload itself (a POST's answer has no URL to reload)")
 	}
-	if !slices.Contains(e.events(id), "credentials.viewed") || e.stored(id).UsedAt.IsZero() {
+	if !slices.Contains(e.eventActions(id), "credentials.viewed") || e.storedRequest(id).UsedAt.IsZero() {
 		t.Error("the reveal was not recorded")
 	}
 	// They are shown once: the page itself never carries them.
@@ -145,37 +157,37 @@ func TestAccessCredentials(t *testing.T) {
 
 func TestAccessExtend(t *testing.T) {
 	e := newEnv(t, nil)
-	id := e.request("alice", prodRead).ID
-	e.approve("bob", id, timebox.ApproveInput{})
-	e.activate(id, "pw")
+	id := e.fileRequest("alice", aliceProdRead).ID
+	e.approveAs("bob", id, timebox.ApproveInput{})
+	e.activateGrant(id, "pw")
 	b := e.signIn("alice")
 	b.get("/")
 	p := b.post("/requests/"+id+"/extend", url.Values{"duration": {"a while"}, "reason": {"the migration is slow"}})
 	if p.Status != http.StatusBadRequest {
 		t.Fatalf("extend by 'a while' = %d", p.Status)
 	}
-	if got := fieldError(p.Body, "extend-duration-"+id); !strings.Contains(got, `invalid duration "a while"`) {
+	if got := accessFieldError(p.Body, "extend-duration-"+id); !strings.Contains(got, `invalid duration "a while"`) {
 		t.Errorf("extend error = %q", got)
 	}
 	if !strings.Contains(p.Body, "the migration is slow</textarea>") || !strings.Contains(p.Body, `<details class="action" open>`) {
 		t.Error("the refused extension form is not shown again, open, with its values")
 	}
-	if r := e.stored(id); r.Extension != nil {
+	if r := e.storedRequest(id); r.Extension != nil {
 		t.Fatal("a refused extension was stored")
 	}
 	p = b.post("/requests/"+id+"/extend", url.Values{"duration": {"7h"}, "reason": {"more"}})
-	if got := fieldError(p.Body, "extend-duration-"+id); !strings.Contains(got, "exceeds the prod limit") {
+	if got := accessFieldError(p.Body, "extend-duration-"+id); !strings.Contains(got, "exceeds the prod limit") {
 		t.Errorf("extend past the limit: error %q", got)
 	}
 	p = b.post("/requests/"+id+"/extend", url.Values{"duration": {"1h"}, "reason": {"the migration is slow"}})
 	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, "/?done=extend&id="+id) {
 		t.Fatalf("extend = %d %q", p.Status, p.Location)
 	}
-	r := e.stored(id)
+	r := e.storedRequest(id)
 	if r.Extension == nil || !r.Extension.End.Equal(r.End.Add(time.Hour)) {
 		t.Fatalf("extension stored: %+v", r.Extension)
 	}
-	txt := text(b.get(p.Location).Body)
+	txt := accessText(b.get(p.Location).Body)
 	for _, want := range []string{"Extension of request " + id + " asked for", "Extension to", "pending: awaiting 1 of owners or admins"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("after extend, My access lacks %q:\n%s", want, txt)
@@ -194,10 +206,10 @@ func TestAccessExtend(t *testing.T) {
 
 func TestAccessReleaseAndCancel(t *testing.T) {
 	e := newEnv(t, nil)
-	active := e.request("alice", prodRead).ID
-	e.approve("bob", active, timebox.ApproveInput{})
-	e.activate(active, "pw")
-	pending := e.request("alice", timebox.RequestInput{Database: "staging", Access: "read-write", Duration: "1h", Reason: "load test"}).ID
+	active := e.fileRequest("alice", aliceProdRead).ID
+	e.approveAs("bob", active, timebox.ApproveInput{})
+	e.activateGrant(active, "pw")
+	pending := e.fileRequest("alice", timebox.RequestInput{Database: "staging", Access: "read-write", Duration: "1h", Reason: "load test"}).ID
 
 	// Not by someone else, and not without the CSRF token.
 	o := e.signIn("bob")
@@ -213,31 +225,31 @@ func TestAccessReleaseAndCancel(t *testing.T) {
 	if p := b.post("/requests/"+active+"/release", url.Values{"csrf": {"stale"}}); p.Status != http.StatusForbidden {
 		t.Errorf("release without a valid CSRF token = %d", p.Status)
 	}
-	if r := e.stored(active); r.Ending != timebox.EndingNone {
+	if r := e.storedRequest(active); r.Ending != timebox.EndingNone {
 		t.Fatal("a refused release changed the request")
 	}
 	// Release is for active requests: a pending one says to cancel instead, on the page.
 	p := b.post("/requests/"+pending+"/release", nil)
-	if p.Status != http.StatusConflict || !strings.Contains(text(p.Body), "not active: cancel it instead") {
+	if p.Status != http.StatusConflict || !strings.Contains(accessText(p.Body), "not active: cancel it instead") {
 		t.Errorf("release of a pending request = %d", p.Status)
 	}
 
 	p = b.post("/requests/"+active+"/release", url.Values{"note": {"done early"}})
 	if p.Status != http.StatusSeeOther {
-		t.Fatalf("release = %d %s", p.Status, text(p.Body))
+		t.Fatalf("release = %d %s", p.Status, accessText(p.Body))
 	}
-	if r := e.stored(active); r.Ending != timebox.EndingRelease {
+	if r := e.storedRequest(active); r.Ending != timebox.EndingRelease {
 		t.Fatalf("after release: ending %q", r.Ending)
 	}
-	txt := text(b.get(p.Location).Body)
+	txt := accessText(b.get(p.Location).Body)
 	if !strings.Contains(txt, "is being released") || !strings.Contains(txt, "release pending since") || !strings.Contains(txt, `released by alice: “done early”`) {
 		t.Errorf("after release, My access:\n%s", txt)
 	}
 	p = b.post("/requests/"+pending+"/cancel", nil)
 	if p.Status != http.StatusSeeOther {
-		t.Fatalf("cancel = %d %s", p.Status, text(p.Body))
+		t.Fatalf("cancel = %d %s", p.Status, accessText(p.Body))
 	}
-	if r := e.stored(pending); r.State != timebox.StateCancelled {
+	if r := e.storedRequest(pending); r.State != timebox.StateCancelled {
 		t.Fatalf("after cancel: %s", r.State)
 	}
 }
@@ -245,12 +257,12 @@ func TestAccessReleaseAndCancel(t *testing.T) {
 // A viewer in Berlin sees every time in Berlin's zone, with the zone named.
 func TestAccessTimeZone(t *testing.T) {
 	e := newEnv(t, nil)
-	id := e.request("alice", prodRead).ID
-	e.approve("bob", id, timebox.ApproveInput{})
-	e.activate(id, "pw")
-	r := e.stored(id)
+	id := e.fileRequest("alice", aliceProdRead).ID
+	e.approveAs("bob", id, timebox.ApproveInput{})
+	e.activateGrant(id, "pw")
+	r := e.storedRequest(id)
 	b := e.signIn("alice")
-	b.setZone("Europe/Berlin")
+	b.inZone("Europe/Berlin")
 	p := b.get("/")
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	want := r.End.In(berlin).Format("2006-01-02 15:04 MST")
@@ -264,10 +276,10 @@ func TestAccessTimeZone(t *testing.T) {
 		t.Error("the footer does not name the zone")
 	}
 	// An approver's changes are written by the Service in RFC 3339: shown in Berlin too.
-	r2 := e.request("alice", prodRead)
+	r2 := e.fileRequest("alice", aliceProdRead)
 	end := r2.End.Add(-30 * time.Minute)
-	e.approve("carol", r2.ID, timebox.ApproveInput{End: &end})
-	txt := text(b.get("/").Body)
+	e.approveAs("carol", r2.ID, timebox.ApproveInput{End: &end})
+	txt := accessText(b.get("/").Body)
 	if !strings.Contains(txt, "changed end "+r2.End.In(berlin).Format("2006-01-02 15:04 MST")+" → "+end.In(berlin).Format("2006-01-02 15:04 MST")) {
 		t.Errorf("the approver's change is not in Berlin time:\n%s", txt)
 	}

@@ -14,9 +14,9 @@ import (
 
 // Helpers of the access tests (My access, New request, API tokens).
 
-// editCatalog replaces the service's catalog with the test catalog changed by edit (and
+// withCatalog replaces the service's catalog with the test catalog changed by edit (and
 // validated, so that rules are compiled). Call it before the first request.
-func (e *env) editCatalog(edit func(*timebox.Catalog)) {
+func (e *env) withCatalog(edit func(*timebox.Catalog)) {
 	e.t.Helper()
 	c := testCatalog(e.t)
 	edit(c)
@@ -26,11 +26,11 @@ func (e *env) editCatalog(edit func(*timebox.Catalog)) {
 	*e.Svc.Catalog = *c
 }
 
-// at fixes the service's clock at now (sessions included): call it before signing in.
-func (e *env) at(now time.Time) { e.Svc.Now = func() time.Time { return now } }
+// fixClock fixes the service's clock at now (sessions included): call it before signing in.
+func (e *env) fixClock(now time.Time) { e.Svc.Now = func() time.Time { return now } }
 
-// request files a request as user through the Service.
-func (e *env) request(user string, in timebox.RequestInput) *timebox.Request {
+// fileRequest files a request as user through the Service.
+func (e *env) fileRequest(user string, in timebox.RequestInput) *timebox.Request {
 	e.t.Helper()
 	r, err := e.Svc.CreateRequest(context.Background(), user, in)
 	if err != nil {
@@ -39,8 +39,8 @@ func (e *env) request(user string, in timebox.RequestInput) *timebox.Request {
 	return r
 }
 
-// approve approves request id as user through the Service.
-func (e *env) approve(user, id string, in timebox.ApproveInput) *timebox.Request {
+// approveAs approves request id as user through the Service.
+func (e *env) approveAs(user, id string, in timebox.ApproveInput) *timebox.Request {
 	e.t.Helper()
 	r, err := e.Svc.Approve(context.Background(), user, id, in)
 	if err != nil {
@@ -49,10 +49,10 @@ func (e *env) approve(user, id string, in timebox.ApproveInput) *timebox.Request
 	return r
 }
 
-// activate does what the scheduler does once the database confirmed the access (as
+// activateGrant does what the scheduler does once the database confirmed the access (as
 // cmd/timebox's client tests do): request active, grant active with a sealed password, and
 // its audit event. No database is touched.
-func (e *env) activate(id, password string) {
+func (e *env) activateGrant(id, password string) {
 	e.t.Helper()
 	err := e.DB.Update(context.Background(), func(tx timebox.Tx) error {
 		r, err := tx.FindRequest(id)
@@ -80,8 +80,8 @@ func (e *env) activate(id, password string) {
 	}
 }
 
-// stored returns request id as the store has it.
-func (e *env) stored(id string) *timebox.Request {
+// storedRequest returns request id as the store has it.
+func (e *env) storedRequest(id string) *timebox.Request {
 	e.t.Helper()
 	var r *timebox.Request
 	err := e.DB.View(context.Background(), func(tx timebox.Tx) (err error) {
@@ -94,8 +94,8 @@ func (e *env) stored(id string) *timebox.Request {
 	return r
 }
 
-// requests returns every request in the store.
-func (e *env) requests() []*timebox.Request {
+// storedRequests returns every request in the store.
+func (e *env) storedRequests() []*timebox.Request {
 	e.t.Helper()
 	var rs []*timebox.Request
 	err := e.DB.View(context.Background(), func(tx timebox.Tx) (err error) {
@@ -108,8 +108,8 @@ func (e *env) requests() []*timebox.Request {
 	return rs
 }
 
-// events returns the actions of the audit events of request id (every event for "").
-func (e *env) events(id string) []string {
+// eventActions returns the actions of the audit events of request id (every event for "").
+func (e *env) eventActions(id string) []string {
 	e.t.Helper()
 	var es []*timebox.Event
 	err := e.DB.View(context.Background(), func(tx timebox.Tx) (err error) {
@@ -126,14 +126,14 @@ func (e *env) events(id string) []string {
 	return out
 }
 
-// setZone sets the time-zone cookie as console.js does.
-func (b *browser) setZone(name string) {
+// inZone sets the time-zone cookie as console.js does.
+func (b *browser) inZone(name string) {
 	b.c.Jar.SetCookies(mustURL(b.t, b.e.URL), []*http.Cookie{{Name: "tz", Value: url.QueryEscape(name), Path: "/"}})
 }
 
-// fieldError returns the error shown next to the form field with id (its <p id="ID-error">),
+// accessFieldError returns the error shown next to the form field with id (its <p id="ID-error">),
 // "" when there is none.
-func fieldError(body, id string) string {
+func accessFieldError(body, id string) string {
 	m := regexp.MustCompile(`<p class="field-error" id="` + regexp.QuoteMeta(id) + `-error">([^<]*)</p>`).FindStringSubmatch(body)
 	if m == nil {
 		return ""
@@ -141,8 +141,8 @@ func fieldError(body, id string) string {
 	return html.UnescapeString(m[1])
 }
 
-// text returns body's text without tags and with entities decoded, spaces collapsed.
-func text(body string) string {
+// accessText returns body's text without tags and with entities decoded, spaces collapsed.
+func accessText(body string) string {
 	s := regexp.MustCompile(`<[^>]*>`).ReplaceAllString(body, " ")
 	return strings.Join(strings.Fields(html.UnescapeString(s)), " ")
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-// requestValues is a valid new-request form for prod read-only, changed by the pairs
+// newRequestForm is a valid new-request form for prod read-only, changed by the pairs
 // (name, value) given.
-func requestValues(pairs ...string) url.Values {
+func newRequestForm(pairs ...string) url.Values {
 	v := url.Values{"database": {"prod"}, "access": {"read-only"}, "window": {"duration"}, "duration": {"2h"},
 		"reason": {"fix the refunds of INC-42"}, "ticket": {"INC-42"}, "action": {"submit"}}
 	for i := 0; i+1 < len(pairs); i += 2 {
@@ -53,11 +53,11 @@ func TestNewRequestPreview(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.signIn("alice")
 	b.get("/requests/new")
-	p := b.post("/requests", requestValues("action", "check"))
+	p := b.post("/requests", newRequestForm("action", "check"))
 	if p.Status != http.StatusOK {
 		t.Fatalf("check = %d %s", p.Status, p.Body)
 	}
-	txt := text(p.Body)
+	txt := accessText(p.Body)
 	for _, want := range []string{
 		"What the policy says", "Nothing was filed", "Rule default applies: approval takes",
 		"1 of owners or admins", "Who can approve admin, bob, carol",
@@ -75,21 +75,21 @@ func TestNewRequestPreview(t *testing.T) {
 		t.Error("the checked form lost its values")
 	}
 	// Too long for prod: said next to the duration, and nothing is stored.
-	p = b.post("/requests", requestValues("action", "check", "duration", "10h"))
-	if got := fieldError(p.Body, "duration"); !strings.Contains(got, "exceeds the prod limit of 8h") {
+	p = b.post("/requests", newRequestForm("action", "check", "duration", "10h"))
+	if got := accessFieldError(p.Body, "duration"); !strings.Contains(got, "exceeds the prod limit of 8h") {
 		t.Errorf("duration error = %q, want the prod limit", got)
 	}
-	if !strings.Contains(text(p.Body), "Would be refused: duration 10h0m0s exceeds the prod limit") {
+	if !strings.Contains(accessText(p.Body), "Would be refused: duration 10h0m0s exceeds the prod limit") {
 		t.Error("the preview does not say it would be refused")
 	}
-	if rs := e.requests(); len(rs) != 0 {
+	if rs := e.storedRequests(); len(rs) != 0 {
 		t.Fatalf("a check stored %d requests", len(rs))
 	}
 }
 
 func TestNewRequestPreviewRules(t *testing.T) {
 	e := newEnv(t, nil)
-	e.editCatalog(func(c *timebox.Catalog) {
+	e.withCatalog(func(c *timebox.Catalog) {
 		c.Rules = []timebox.Rule{
 			{Name: "prod-change", Match: timebox.RuleMatch{Environment: timebox.StringList{"prod"}}, Ticket: `^(INC|CHG)-[0-9]+$`,
 				Approvers: timebox.Approvers{{Groups: timebox.StringList{"prod-owners"}, Count: 2}}},
@@ -99,27 +99,27 @@ func TestNewRequestPreviewRules(t *testing.T) {
 	})
 	b := e.signIn("alice")
 	b.get("/requests/new")
-	p := b.post("/requests", requestValues("action", "check", "ticket", "see slack"))
-	txt := text(p.Body)
+	p := b.post("/requests", newRequestForm("action", "check", "ticket", "see slack"))
+	txt := accessText(p.Body)
 	for _, want := range []string{"Rule prod-change applies", "2 of prod-owners", "Who can approve bob, carol",
 		"must match ^(INC|CHG)-[0-9]+$", `environment is "prod", not staging`, "a ticket is required"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("preview lacks %q:\n%s", want, txt)
 		}
 	}
-	if got := fieldError(p.Body, "ticket"); !strings.Contains(got, `ticket "see slack" does not match`) {
+	if got := accessFieldError(p.Body, "ticket"); !strings.Contains(got, `ticket "see slack" does not match`) {
 		t.Errorf("ticket error = %q", got)
 	}
 	// No ticket at all: the environment requires one.
-	p = b.post("/requests", requestValues("action", "check", "ticket", ""))
-	if got := fieldError(p.Body, "ticket"); !strings.Contains(got, "requires a ticket") && !strings.Contains(got, "a ticket is required") {
+	p = b.post("/requests", newRequestForm("action", "check", "ticket", ""))
+	if got := accessFieldError(p.Body, "ticket"); !strings.Contains(got, "requires a ticket") && !strings.Contains(got, "a ticket is required") {
 		t.Errorf("missing ticket error = %q", got)
 	}
 }
 
 func TestNewRequestBadInput(t *testing.T) {
 	e := newEnv(t, nil)
-	e.editCatalog(func(c *timebox.Catalog) {
+	e.withCatalog(func(c *timebox.Catalog) {
 		c.Rules = []timebox.Rule{{Name: "prod-change", Ticket: `^INC-[0-9]+$`}}
 	})
 	b := e.signIn("alice")
@@ -128,24 +128,24 @@ func TestNewRequestBadInput(t *testing.T) {
 		name, field, want string
 		form              url.Values
 	}{
-		{"bad duration", "duration", `invalid duration "2 hours"`, requestValues("duration", "2 hours")},
-		{"no duration", "duration", "an end is required", requestValues("duration", "")},
-		{"bad ticket", "ticket", `ticket "nope" does not match ^INC-[0-9]+$`, requestValues("ticket", "nope")},
-		{"no reason", "reason", "reason is required", requestValues("reason", "  ")},
-		{"unknown database", "database", `unknown database "nope"`, requestValues("database", "nope")},
-		{"unknown level", "access", `unknown access level "god"`, requestValues("access", "god")},
-		{"bad table", "tables", "unknown operation", requestValues("access", "ad-hoc", "tables", "public.orders:drop")},
-		{"no tables", "tables", "at least one table", requestValues("access", "ad-hoc")},
-		{"bad start", "start", "is not a date and time", requestValues("start", "tomorrow")},
-		{"no end", "end", "give the end of the window", requestValues("window", "until")},
+		{"bad duration", "duration", `invalid duration "2 hours"`, newRequestForm("duration", "2 hours")},
+		{"no duration", "duration", "an end is required", newRequestForm("duration", "")},
+		{"bad ticket", "ticket", `ticket "nope" does not match ^INC-[0-9]+$`, newRequestForm("ticket", "nope")},
+		{"no reason", "reason", "reason is required", newRequestForm("reason", "  ")},
+		{"unknown database", "database", `unknown database "nope"`, newRequestForm("database", "nope")},
+		{"unknown level", "access", `unknown access level "god"`, newRequestForm("access", "god")},
+		{"bad table", "tables", "unknown operation", newRequestForm("access", "ad-hoc", "tables", "public.orders:drop")},
+		{"no tables", "tables", "at least one table", newRequestForm("access", "ad-hoc")},
+		{"bad start", "start", "is not a date and time", newRequestForm("start", "tomorrow")},
+		{"no end", "end", "give the end of the window", newRequestForm("window", "until")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.post("/requests", tc.form)
 			if p.Status != http.StatusBadRequest && p.Status != http.StatusNotFound {
 				t.Fatalf("submit = %d, want 400 (or 404 for an unknown name)", p.Status)
 			}
-			if got := fieldError(p.Body, tc.field); !strings.Contains(got, tc.want) {
-				t.Fatalf("error next to %s = %q, want %q\n%s", tc.field, got, tc.want, text(p.Body))
+			if got := accessFieldError(p.Body, tc.field); !strings.Contains(got, tc.want) {
+				t.Fatalf("error next to %s = %q, want %q\n%s", tc.field, got, tc.want, accessText(p.Body))
 			}
 			if !strings.Contains(p.Body, `href="#`+tc.field+`"`) {
 				t.Error("the error summary does not link to the field")
@@ -157,7 +157,7 @@ func TestNewRequestBadInput(t *testing.T) {
 			if r := tc.form.Get("reason"); strings.TrimSpace(r) != "" && !strings.Contains(p.Body, r+"</textarea>") {
 				t.Error("the reason was lost")
 			}
-			if rs := e.requests(); len(rs) != 0 {
+			if rs := e.storedRequests(); len(rs) != 0 {
 				t.Fatalf("bad input stored %d requests", len(rs))
 			}
 		})
@@ -168,11 +168,11 @@ func TestNewRequestSubmit(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.signIn("alice")
 	b.get("/requests/new")
-	p := b.post("/requests", requestValues("access", "ad-hoc", "tables", "public.orders:select,update:id,status\n\nrefunds"))
+	p := b.post("/requests", newRequestForm("access", "ad-hoc", "tables", "public.orders:select,update:id,status\n\nrefunds"))
 	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, "/requests/") {
-		t.Fatalf("submit = %d %q %s", p.Status, p.Location, text(p.Body))
+		t.Fatalf("submit = %d %q %s", p.Status, p.Location, accessText(p.Body))
 	}
-	rs := e.requests()
+	rs := e.storedRequests()
 	if len(rs) != 1 {
 		t.Fatalf("%d requests stored, want 1", len(rs))
 	}
@@ -193,19 +193,19 @@ func TestNewRequestLocalTimes(t *testing.T) {
 	// Noon UTC the day before next year's change to summer time (the session's cookie must
 	// not have expired by the real clock).
 	y := time.Now().Year() + 1
-	night := lastSunday(y, time.March)
-	e.at(night.Add(-12 * time.Hour))
+	night := euClockChange(y, time.March)
+	e.fixClock(night.Add(-12 * time.Hour))
 	b := e.signIn("alice")
-	b.setZone("Europe/Berlin")
+	b.inZone("Europe/Berlin")
 	if p := b.get("/requests/new"); !strings.Contains(p.Body, "Times are in your time zone, Europe/Berlin.") {
 		t.Fatal("the form does not say which zone its times are in")
 	}
 	day := night.Format("2006-01-02")
-	p := b.post("/requests", requestValues("window", "until", "duration", "", "start", day+"T01:30", "end", day+"T03:30"))
+	p := b.post("/requests", newRequestForm("window", "until", "duration", "", "start", day+"T01:30", "end", day+"T03:30"))
 	if p.Status != http.StatusSeeOther {
-		t.Fatalf("submit = %d %s", p.Status, text(p.Body))
+		t.Fatalf("submit = %d %s", p.Status, accessText(p.Body))
 	}
-	r := e.requests()[0]
+	r := e.storedRequests()[0]
 	if want := night.Add(-30 * time.Minute); !r.Start.Equal(want) { // 01:30 CET is 00:30 UTC
 		t.Errorf("start = %s, want %s", r.Start.UTC(), want)
 	}
@@ -213,24 +213,24 @@ func TestNewRequestLocalTimes(t *testing.T) {
 		t.Errorf("end = %s, want %s", r.End.UTC(), want)
 	}
 	// 02:30 does not exist in Berlin that night.
-	p = b.post("/requests", requestValues("window", "until", "start", day+"T02:30", "end", day+"T04:00"))
-	if got := fieldError(p.Body, "start"); !strings.Contains(got, "does not exist in Europe/Berlin") {
+	p = b.post("/requests", newRequestForm("window", "until", "start", day+"T02:30", "end", day+"T04:00"))
+	if got := accessFieldError(p.Body, "start"); !strings.Contains(got, "does not exist in Europe/Berlin") {
 		t.Errorf("start in the skipped hour: error %q", got)
 	}
 	// In summer, 10:00 in Berlin is 08:00 UTC (the limit on how far ahead names it).
 	july := fmt.Sprintf("%d-07-01", y)
-	p = b.post("/requests", requestValues("window", "until", "start", july+"T10:00", "end", july+"T11:00"))
-	if got := fieldError(p.Body, "start"); !strings.Contains(got, "start "+july+"T08:00:00Z is more than") {
+	p = b.post("/requests", newRequestForm("window", "until", "start", july+"T10:00", "end", july+"T11:00"))
+	if got := accessFieldError(p.Body, "start"); !strings.Contains(got, "start "+july+"T08:00:00Z is more than") {
 		t.Errorf("start too far ahead: error %q", got)
 	}
-	if n := len(e.requests()); n != 1 {
+	if n := len(e.storedRequests()); n != 1 {
 		t.Fatalf("%d requests stored, want 1", n)
 	}
 }
 
-// lastSunday returns 01:00 UTC on the last Sunday of month in year: when the European
+// euClockChange returns 01:00 UTC on the last Sunday of month in year: when the European
 // Union changes to or from summer time.
-func lastSunday(year int, month time.Month) time.Time {
+func euClockChange(year int, month time.Month) time.Time {
 	d := time.Date(year, month+1, 1, 1, 0, 0, 0, time.UTC).AddDate(0, 0, -1)
 	for d.Weekday() != time.Sunday {
 		d = d.AddDate(0, 0, -1)
@@ -240,7 +240,7 @@ func lastSunday(year int, month time.Month) time.Time {
 
 func TestNewRequestBreakGlass(t *testing.T) {
 	e := newEnv(t, nil)
-	e.editCatalog(func(c *timebox.Catalog) {
+	e.withCatalog(func(c *timebox.Catalog) {
 		c.Users[0].Groups = append(c.Users[0].Groups, "oncall")
 		c.BreakGlass = &timebox.BreakGlass{Groups: timebox.StringList{"oncall"}, MaxDuration: timebox.Duration(time.Hour)}
 	})
@@ -248,20 +248,20 @@ func TestNewRequestBreakGlass(t *testing.T) {
 	if p := b.get("/requests/new"); !strings.Contains(p.Body, `name="break_glass"`) {
 		t.Fatal("break-glass not offered to a member of its group")
 	}
-	p := b.post("/requests", requestValues("break_glass", "1"))
-	if got := fieldError(p.Body, "break_glass"); !strings.Contains(got, "exceeds the break-glass maximum of 1h") {
+	p := b.post("/requests", newRequestForm("break_glass", "1"))
+	if got := accessFieldError(p.Body, "break_glass"); !strings.Contains(got, "exceeds the break-glass maximum of 1h") {
 		t.Fatalf("break-glass for 2h: error %q", got)
 	}
-	p = b.post("/requests", requestValues("break_glass", "1", "duration", "30m"))
+	p = b.post("/requests", newRequestForm("break_glass", "1", "duration", "30m"))
 	if p.Status != http.StatusSeeOther {
-		t.Fatalf("break-glass = %d %s", p.Status, text(p.Body))
+		t.Fatalf("break-glass = %d %s", p.Status, accessText(p.Body))
 	}
-	if r := e.requests()[0]; !r.BreakGlass || r.State != timebox.StateApproved {
+	if r := e.storedRequests()[0]; !r.BreakGlass || r.State != timebox.StateApproved {
 		t.Fatalf("stored %s break-glass=%v", r.State, r.BreakGlass)
 	}
 	p = b.get("/")
-	if !strings.Contains(p.Body, "BREAK-GLASS") || !strings.Contains(text(p.Body), "follow-up review open") {
-		t.Errorf("My access does not mark the break-glass request:\n%s", text(p.Body))
+	if !strings.Contains(p.Body, "BREAK-GLASS") || !strings.Contains(accessText(p.Body), "follow-up review open") {
+		t.Errorf("My access does not mark the break-glass request:\n%s", accessText(p.Body))
 	}
 }
 
@@ -269,7 +269,7 @@ func TestNewRequestCSRF(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.signIn("alice")
 	b.get("/requests/new")
-	form := requestValues()
+	form := newRequestForm()
 	form.Set("csrf", "")
 	if p := b.post("/requests", form); p.Status != http.StatusForbidden {
 		t.Fatalf("submit without CSRF = %d, want 403", p.Status)
@@ -278,15 +278,15 @@ func TestNewRequestCSRF(t *testing.T) {
 	if p := b.post("/requests", form); p.Status != http.StatusForbidden {
 		t.Fatalf("submit with a wrong CSRF token = %d, want 403", p.Status)
 	}
-	if rs := e.requests(); len(rs) != 0 {
+	if rs := e.storedRequests(); len(rs) != 0 {
 		t.Fatalf("a refused form stored %d requests", len(rs))
 	}
 	// Without a session: no request either.
 	anon := e.browser()
-	if p := anon.post("/requests", requestValues()); p.Status != http.StatusUnauthorized {
+	if p := anon.post("/requests", newRequestForm()); p.Status != http.StatusUnauthorized {
 		t.Fatalf("submit without a session = %d, want 401", p.Status)
 	}
-	if rs := e.requests(); len(rs) != 0 {
+	if rs := e.storedRequests(); len(rs) != 0 {
 		t.Fatalf("an anonymous form stored %d requests", len(rs))
 	}
 }

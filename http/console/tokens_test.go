@@ -12,23 +12,23 @@ import (
 	"github.com/timebox-dev/timebox"
 )
 
-var tokenSecret = regexp.MustCompile(`tbx_[a-z0-9]{40}`)
+var tokenSecretRE = regexp.MustCompile(`tbx_[a-z0-9]{40}`)
 
 func TestTokens(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	b := e.signIn("alice")
 	p := b.get("/tokens")
-	if p.Status != http.StatusOK || !strings.Contains(text(p.Body), "You have no token yet.") || strings.Contains(p.Body, "Show everyone") {
-		t.Fatalf("empty tokens page = %d:\n%s", p.Status, text(p.Body))
+	if p.Status != http.StatusOK || !strings.Contains(accessText(p.Body), "You have no token yet.") || strings.Contains(p.Body, "Show everyone") {
+		t.Fatalf("empty tokens page = %d:\n%s", p.Status, accessText(p.Body))
 	}
 
 	p = b.post("/tokens", url.Values{"name": {"laptop"}, "lifetime": {"7d"}})
-	secret := tokenSecret.FindString(p.Body)
+	secret := tokenSecretRE.FindString(p.Body)
 	if p.Status != http.StatusOK || secret == "" || p.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create = %d, secret %q, Cache-Control %q", p.Status, secret, p.Header.Get("Cache-Control"))
 	}
-	txt := text(p.Body)
+	txt := accessText(p.Body)
 	for _, want := range []string{"Copy it now: it is shown only this once.", "timebox login --server " + e.URL, "paste the token at its prompt"} {
 		if !strings.Contains(txt, want) {
 			t.Errorf("the new token's page lacks %q", want)
@@ -46,16 +46,16 @@ func TestTokens(t *testing.T) {
 	}
 	// Never again: the list shows the token, not its secret.
 	p = b.get("/tokens")
-	if strings.Contains(p.Body, secret) || tokenSecret.MatchString(p.Body) || !strings.Contains(p.Body, toks[0].ID) || !strings.Contains(text(p.Body), "laptop") {
-		t.Fatalf("tokens list after create:\n%s", text(p.Body))
+	if strings.Contains(p.Body, secret) || tokenSecretRE.MatchString(p.Body) || !strings.Contains(p.Body, toks[0].ID) || !strings.Contains(accessText(p.Body), "laptop") {
+		t.Fatalf("tokens list after create:\n%s", accessText(p.Body))
 	}
 
 	// A lifetime beyond the maximum is refused next to its field, and nothing is made.
 	p = b.post("/tokens", url.Values{"name": {"forever"}, "lifetime": {"1000d"}})
-	if got := fieldError(p.Body, "token-lifetime"); p.Status != http.StatusBadRequest || !strings.Contains(got, "longer than the maximum token lifetime") {
+	if got := accessFieldError(p.Body, "token-lifetime"); p.Status != http.StatusBadRequest || !strings.Contains(got, "longer than the maximum token lifetime") {
 		t.Errorf("lifetime 1000d: %d, error %q", p.Status, got)
 	}
-	if got := fieldError(b.post("/tokens", url.Values{"lifetime": {"soon"}}).Body, "token-lifetime"); !strings.Contains(got, `invalid duration "soon"`) {
+	if got := accessFieldError(b.post("/tokens", url.Values{"lifetime": {"soon"}}).Body, "token-lifetime"); !strings.Contains(got, `invalid duration "soon"`) {
 		t.Errorf("lifetime soon: error %q", got)
 	}
 	if toks, _ := e.Svc.ListTokens(ctx, "alice", "alice"); len(toks) != 1 {
@@ -63,7 +63,7 @@ func TestTokens(t *testing.T) {
 	}
 
 	// Without the CSRF token nothing is made or revoked.
-	if p := b.post("/tokens", url.Values{"name": {"x"}, "csrf": {""}}); p.Status != http.StatusForbidden || tokenSecret.MatchString(p.Body) {
+	if p := b.post("/tokens", url.Values{"name": {"x"}, "csrf": {""}}); p.Status != http.StatusForbidden || tokenSecretRE.MatchString(p.Body) {
 		t.Errorf("create without CSRF = %d", p.Status)
 	}
 	if p := b.post("/tokens/"+toks[0].ID+"/revoke", url.Values{"csrf": {""}}); p.Status != http.StatusForbidden {
@@ -83,7 +83,7 @@ func TestTokens(t *testing.T) {
 	}
 	a := e.signIn("admin")
 	if p := a.get("/tokens?all=1"); !strings.Contains(p.Body, toks[0].ID) || !strings.Contains(p.Body, "<td>alice</td>") {
-		t.Errorf("the admin's list of everyone's tokens lacks alice's:\n%s", text(p.Body))
+		t.Errorf("the admin's list of everyone's tokens lacks alice's:\n%s", accessText(p.Body))
 	}
 
 	p = b.post("/tokens/"+toks[0].ID+"/revoke", nil)
@@ -93,7 +93,7 @@ func TestTokens(t *testing.T) {
 	if _, err := e.Svc.Authenticate(ctx, secret); timebox.ErrorCode(err) != timebox.EUNAUTHORIZED {
 		t.Fatalf("a revoked token still signs in: %v", err)
 	}
-	txt = text(b.get(p.Location).Body)
+	txt = accessText(b.get(p.Location).Body)
 	if !strings.Contains(txt, "The token was revoked") || !strings.Contains(txt, "revoked by alice") {
 		t.Errorf("after revoke:\n%s", txt)
 	}
