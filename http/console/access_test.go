@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,8 +205,22 @@ func TestAccessExtend(t *testing.T) {
 	}
 }
 
+// runs records the requests a Runner was asked to do the database work of now.
+type runs struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (r *runs) RunNow(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, id)
+	return nil
+}
+
 func TestAccessReleaseAndCancel(t *testing.T) {
-	e := newEnv(t, nil)
+	ran := &runs{}
+	e := newEnv(t, func(s *consoleServer) { s.Runner = ran })
 	active := e.fileRequest("alice", aliceProdRead).ID
 	e.approveAs("bob", active, timebox.ApproveInput{})
 	e.activateGrant(active, "pw")
@@ -240,6 +255,9 @@ func TestAccessReleaseAndCancel(t *testing.T) {
 	}
 	if r := e.storedRequest(active); r.Ending != timebox.EndingRelease {
 		t.Fatalf("after release: ending %q", r.Ending)
+	}
+	if !slices.Equal(ran.ids, []string{active}) {
+		t.Errorf("the runner was asked to remove %v, want [%s] (the page answers once the database had its chance)", ran.ids, active)
 	}
 	txt := accessText(b.get(p.Location).Body)
 	if !strings.Contains(txt, "is being released") || !strings.Contains(txt, "release pending since") || !strings.Contains(txt, `released by alice: “done early”`) {
