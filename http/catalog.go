@@ -39,23 +39,27 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, u *timebox.Use
 }
 
 func (s *Server) handleDatabases(w http.ResponseWriter, r *http.Request, u *timebox.User) error {
-	c := s.Service.Catalog
-	list := databaseList{Databases: make([]DatabaseView, 0, len(c.Databases))}
+	writeJSON(w, http.StatusOK, databaseList{Databases: DatabaseViews(s.Service.Catalog, u.Name)})
+	return nil
+}
+
+// DatabaseViews returns the databases of c as user sees them (GET /api/v1/databases).
+func DatabaseViews(c *timebox.Catalog, user string) []DatabaseView {
+	out := make([]DatabaseView, 0, len(c.Databases))
 	for i := range c.Databases {
 		db := &c.Databases[i]
 		v := DatabaseView{
 			Name: db.Name, Environment: db.Environment, Server: db.Server,
-			Owners: nonNil(db.Owners), AccessLevels: []string{}, Owner: c.IsOwner(u.Name, db),
+			Owners: nonNil(db.Owners), AccessLevels: []string{}, Owner: c.IsOwner(user, db),
 		}
 		for _, l := range c.AccessLevels {
 			if g, err := c.Grants(db, l.Name); err == nil && len(g.Roles)+len(g.Privileges) > 0 {
 				v.AccessLevels = append(v.AccessLevels, l.Name)
 			}
 		}
-		list.Databases = append(list.Databases, v)
+		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, list)
-	return nil
+	return out
 }
 
 // nonNil returns s, or an empty slice when s is nil, so that JSON shows [] rather than null.

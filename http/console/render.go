@@ -72,8 +72,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *call, status 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	// A page answering a POST (a form with its errors, a secret shown once) has no URL to
+	// reload, and a form being filled in must not be replaced under the typist.
 	v := &view{Title: title, Page: name, User: c.User, Zone: c.Zone, Now: s.Service.Now(), Data: data,
-		Live: true, Refresh: int(s.Refresh / time.Second)}
+		Live: r.Method == http.MethodGet && !still(data), Refresh: int(s.Refresh / time.Second)}
 	if c.User != nil {
 		v.Admin = s.Service.Catalog.IsAdmin(c.User.Name)
 		v.Auditor = s.Service.Catalog.IsAuditor(c.User.Name)
@@ -95,6 +97,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *call, status 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// still reports whether data is a page that must not update in place (its Still method
+// says so).
+func still(data any) bool {
+	st, ok := data.(interface{ Still() bool })
+	return ok && st.Still()
 }
 
 // withCSRF sets the CSRF token of a page shown before sign-in (pages rendered for a
