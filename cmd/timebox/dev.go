@@ -293,6 +293,7 @@ break_glass: {groups: [oncall], max_duration: 30m}
 func printWalkthrough(w io.Writer, info devInfo, data string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTimebox is running at %s (config %s)\n", info.URL, info.Config)
+	fmt.Fprintf(&b, "The console: open %s/ in a browser and sign in with one click as any demo user (timebox dev only).\n", info.URL)
 	fmt.Fprintf(&b, "PostgreSQL (throwaway) is on 127.0.0.1:%d; tokens and URL are in %s\n", info.Postgres.Port, filepath.Join(data, "dev.json"))
 	if info.MariaDB != nil {
 		fmt.Fprintf(&b, "MariaDB (throwaway) is on 127.0.0.1:%d: database orders-dev (try the same steps with --db orders-dev)\n", info.MariaDB.Port)
