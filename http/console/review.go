@@ -87,7 +87,9 @@ func (s *Server) handleApprovals(w http.ResponseWriter, r *http.Request, c *call
 		}
 	}
 	// Longest waiting first.
-	byAge := func(a, b *inboxItem) int { return cmp.Or(a.R.CreatedAt.Compare(b.R.CreatedAt), cmp.Compare(a.R.ID, b.R.ID)) }
+	byAge := func(a, b *inboxItem) int {
+		return cmp.Or(a.R.CreatedAt.Compare(b.R.CreatedAt), cmp.Compare(a.R.ID, b.R.ID))
+	}
 	slices.SortFunc(reqs, byAge)
 	slices.SortFunc(exts, func(a, b *inboxItem) int {
 		return cmp.Or(a.R.Extension.RequestedAt.Compare(b.R.Extension.RequestedAt), cmp.Compare(a.R.ID, b.R.ID))
