@@ -99,3 +99,30 @@ func regexpFind(t testing.TB, s, pattern string) string {
 
 // htmlUnescape undoes the escaping of an attribute value.
 func htmlUnescape(s string) string { return html.UnescapeString(s) }
+
+// regexpAll returns the first group of every match of pattern in s.
+func regexpAll(s, pattern string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(pattern).FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// regexpOpt returns the first group of pattern in s, "" without a match.
+func regexpOpt(s, pattern string) string {
+	if m := regexp.MustCompile(pattern).FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// allEvents returns the whole audit log.
+func (e *env) allEvents(t testing.TB) []*timebox.Event {
+	t.Helper()
+	es, err := e.Svc.FindEvents(context.Background(), "admin", timebox.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
