@@ -131,10 +131,10 @@ type auditPage struct {
 	Older, Newest string
 	// First and Last are the seqs of the oldest and newest event shown.
 	First, Last int64
-	// Export is the filter's query for the export links.
-	Export      string
-	Verify      *verification
-	ShowRequest bool
+	// ExportCSV and ExportJSON export the filtered events.
+	ExportCSV, ExportJSON string
+	Verify                *verification
+	ShowRequest           bool
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, c *call, v *verifier) error {
@@ -142,7 +142,12 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, c *call, v 
 		return err
 	}
 	af := s.parseAuditFilter(r, c)
-	p := &auditPage{Filter: af, Verify: v.result(), ShowRequest: true, Export: af.query(0, true)}
+	p := &auditPage{Filter: af, Verify: v.result(), ShowRequest: true}
+	q := af.query(0, true)
+	if q != "" {
+		q += "&"
+	}
+	p.ExportCSV, p.ExportJSON = "/audit/export?"+q+"format=csv", "/audit/export?"+q+"format=json"
 	for _, db := range s.Service.Catalog.Databases {
 		p.Databases = append(p.Databases, db.Name)
 	}

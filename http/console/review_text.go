@@ -23,6 +23,12 @@ func init() {
 	funcs["tableLabel"] = tableLabel
 	funcs["statement"] = statementLine
 	funcs["tables"] = timebox.DescribeTables
+	funcs["took"] = func(d time.Duration) string {
+		if d < time.Minute {
+			return d.Round(time.Millisecond).String()
+		}
+		return shortDuration(d)
+	}
 }
 
 // rfc3339 matches the RFC 3339 times (UTC or with an offset) that the domain writes into
@@ -108,4 +114,9 @@ func statementLine(s string) string {
 		return stmt + "; -- " + comment
 	}
 	return s + ";"
+}
+
+func init() {
+	// deref is the value of a *bool (a server's reachability).
+	funcs["deref"] = func(b *bool) bool { return b != nil && *b }
 }
