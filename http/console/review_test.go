@@ -150,7 +150,8 @@ func TestNarrowAndApprove(t *testing.T) {
 }
 
 func TestDenyAndRevoke(t *testing.T) {
-	e := newEnv(t, nil)
+	run := &runner{}
+	e := newEnv(t, func(s *consoleServer) { s.Runner = run })
 	r := e.ask("alice", timebox.RequestInput{Database: "prod", Access: "read-only"})
 	b := e.signIn("bob")
 	b.get("/requests/" + r.ID)
@@ -189,6 +190,28 @@ func TestDenyAndRevoke(t *testing.T) {
 	// Revoking it again is a conflict, shown on the page.
 	if p := b.post("/requests/"+r.ID+"/revoke", url.Values{"note": {"again"}}); p.Status != http.StatusConflict || !strings.Contains(p.Body, "cannot revoke a request that is revoked") {
 		t.Fatalf("revoke twice = %d:\n%s", p.Status, p.Body)
+	}
+
+	// A request with a login on the database: the revocation waits for the database, and the
+	// page asks the runner to remove it before answering.
+	r = e.ask("alice", timebox.RequestInput{Database: "prod", Access: "read-write"})
+	e.approve("carol", r.ID)
+	err := e.DB.Update(context.Background(), func(tx timebox.Tx) error {
+		return tx.PutGrant(&timebox.Grant{RequestID: r.ID, Server: "pg1", Principal: "tbx_" + r.ID, TargetDatabase: "shop",
+			Method: timebox.MethodEphemeralLogin, Status: timebox.GrantCreating, LastError: "connection refused"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.get("/requests/" + r.ID)
+	if p := b.post("/requests/"+r.ID+"/revoke", url.Values{"note": {"stop"}}); p.Status != http.StatusSeeOther {
+		t.Fatalf("revoke with a grant = %d: %s", p.Status, p.Body)
+	}
+	if got := e.stored(r.ID); got.Ending != timebox.EndingRevoke || !slices.Contains(run.ran(), r.ID) {
+		t.Fatalf("revoke with a grant: ending %q, runner asked for %v", got.Ending, run.ran())
+	}
+	if p := b.get("/requests/" + r.ID); !strings.Contains(p.Body, "revoke pending since") || !strings.Contains(p.Body, "tbx_"+r.ID) {
+		t.Errorf("the page of a revocation under way does not say so:\n%s", p.Body)
 	}
 }
 
