@@ -37,7 +37,7 @@ func TestServersPage(t *testing.T) {
 		}
 	}
 	b := e.signIn("admin")
-	b.inZone("Asia/Tokyo")
+	b.reviewZone("Asia/Tokyo")
 	p := b.get("/servers")
 	if p.Status != http.StatusOK {
 		t.Fatalf("admin GET /servers = %d:\n%s", p.Status, p.Body)
@@ -81,7 +81,7 @@ func TestUsersPage(t *testing.T) {
 	}
 
 	admin := e.signIn("admin")
-	admin.inZone("Europe/Berlin")
+	admin.reviewZone("Europe/Berlin")
 	p := admin.get("/users")
 	olga := rowOf(t, p.Body, "olga")
 	berlin, _ := time.LoadLocation("Europe/Berlin")

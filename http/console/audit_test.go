@@ -69,7 +69,7 @@ func TestAuditFilters(t *testing.T) {
 	has(body, approved.ID)
 	hasNot(body, denied.ID)
 	// since/until in the viewer's zone.
-	b.inZone("America/New_York")
+	b.reviewZone("America/New_York")
 	ny, _ := time.LoadLocation("America/New_York")
 	future := time.Now().Add(time.Hour).In(ny).Format("2006-01-02 15:04")
 	hasNot(rows("since="+url.QueryEscape(future)), "request.created")

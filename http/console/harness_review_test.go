@@ -72,8 +72,8 @@ func (r *runner) ran() []string {
 	return slices.Clone(r.ids)
 }
 
-// inZone makes b's pages render times in zone, as the console's script does.
-func (b *browser) inZone(zone string) {
+// reviewZone makes b's pages render times in zone, as the console's script does.
+func (b *browser) reviewZone(zone string) {
 	b.c.Jar.SetCookies(mustURL(b.t, b.e.URL), []*http.Cookie{{Name: "tz", Value: zone, Path: "/"}})
 }
 

@@ -86,7 +86,7 @@ func TestApproveFromRequestPage(t *testing.T) {
 func TestNarrowAndApprove(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.signIn("bob")
-	b.inZone("Europe/Paris")
+	b.reviewZone("Europe/Paris")
 	paris, _ := time.LoadLocation("Europe/Paris")
 
 	// A shorter duration.
