@@ -230,7 +230,7 @@ func TestDecisionsRefusedToTheWrongPeople(t *testing.T) {
 
 	// alice crafts an approval of her own request: the Service refuses it.
 	alice := e.signIn("alice")
-	if p := alice.get("/requests/" + r.ID); p.Status != http.StatusOK || strings.Contains(p.Body, "/approve\"") {
+	if p := alice.get("/requests/" + r.ID); p.Status != http.StatusOK || strings.Contains(p.Body, "/approve\"") || !strings.Contains(p.Body, `href="/#req-`+r.ID+`-h"`) {
 		t.Fatalf("alice's page of her request = %d, or offers her to approve it", p.Status)
 	}
 	p := alice.post("/requests/"+r.ID+"/approve", nil)
