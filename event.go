@@ -181,7 +181,10 @@ func checkKeyed(e *Event, keys *Keyring, add func(int64, string, ...any)) {
 
 // EventFilter selects audit events. Zero fields match everything.
 type EventFilter struct {
-	Actor     string
+	Actor string
+	// Action keeps the events of this action; ending in "*", those whose action starts with
+	// what precedes it ("request.*").
+	Action    string
 	User      string // the actor or the requester of the event's request
 	Database  string
 	RequestID string
@@ -189,5 +192,7 @@ type EventFilter struct {
 	Visible *Visibility
 	Since   time.Time
 	Until   time.Time
-	Limit   int
+	// Before, when set, keeps the events whose Seq is below it (to page back from a Limit).
+	Before int64
+	Limit  int
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/timebox-dev/timebox"
 )
@@ -151,6 +152,14 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	var args []any
 	if f.Actor != "" {
 		where, args = append(where, "actor = ?"), append(args, f.Actor)
+	}
+	if prefix, ok := strings.CutSuffix(f.Action, "*"); ok {
+		where, args = append(where, "substr(action, 1, ?) = ?"), append(args, utf8.RuneCountInString(prefix), prefix)
+	} else if f.Action != "" {
+		where, args = append(where, "action = ?"), append(args, f.Action)
+	}
+	if f.Before > 0 {
+		where, args = append(where, "seq < ?"), append(args, f.Before)
 	}
 	if f.User != "" {
 		where = append(where, "(actor = ? OR request_id IN (SELECT id FROM requests WHERE requester = ?))")

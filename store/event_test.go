@@ -175,6 +175,14 @@ func testEventFilters(t *testing.T, db *store.DB) {
 		{timebox.EventFilter{User: "alice", Limit: 2}, []int64{4, 5}},
 		{timebox.EventFilter{Limit: 100}, []int64{1, 2, 3, 4, 5, 6, 7}},
 		{timebox.EventFilter{Actor: "nobody"}, nil},
+		{timebox.EventFilter{Action: "request.created"}, []int64{1, 2, 3, 6}},
+		{timebox.EventFilter{Action: "request.*"}, []int64{1, 2, 3, 4, 5, 6}},
+		{timebox.EventFilter{Action: "request.a*", Database: "orders"}, []int64{4}},
+		{timebox.EventFilter{Action: "request"}, nil},
+		{timebox.EventFilter{Action: "*"}, []int64{1, 2, 3, 4, 5, 6, 7}},
+		{timebox.EventFilter{Before: 4}, []int64{1, 2, 3}},
+		{timebox.EventFilter{Before: 6, Limit: 2}, []int64{4, 5}},
+		{timebox.EventFilter{Before: 6, Limit: 2, Action: "request.created"}, []int64{2, 3}},
 	}
 	view(t, db, func(tx timebox.Tx) error {
 		for _, tt := range tests {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,9 +334,6 @@ func accessQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// rfc3339 finds the times that the Service writes into its messages and review changes.
-var rfc3339 = regexp.MustCompile(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})`)
-
 // accessArgs is what the partials of "My access" get: the page's view and one item.
 type accessArgs struct {
 	V  *view
@@ -347,17 +343,8 @@ type accessArgs struct {
 func init() {
 	funcs["accessArgs"] = func(v *view, it any) accessArgs { return accessArgs{V: v, It: it} }
 	// accessZoned rewrites the RFC 3339 times in s (a status line, an approver's changes)
-	// in zone, as "when" shows times.
-	funcs["accessZoned"] = func(s string, zone *time.Location) string {
-		when := funcs["when"].(func(time.Time, *time.Location) string)
-		return rfc3339.ReplaceAllStringFunc(s, func(v string) string {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return v
-			}
-			return when(t, zone)
-		})
-	}
+	// in zone, as every time on a page is (localTimes).
+	funcs["accessZoned"] = localTimes
 	// accessAgo is how long ago t was, for the history ("5m ago").
 	funcs["accessAgo"] = func(t, now time.Time) string {
 		if t.IsZero() {

@@ -298,7 +298,7 @@ func TestAccessTimeZone(t *testing.T) {
 	end := r2.End.Add(-30 * time.Minute)
 	e.approveAs("carol", r2.ID, timebox.ApproveInput{End: &end})
 	txt := accessText(b.get("/").Body)
-	if !strings.Contains(txt, "changed end "+r2.End.In(berlin).Format("2006-01-02 15:04 MST")+" → "+end.In(berlin).Format("2006-01-02 15:04 MST")) {
+	if !strings.Contains(txt, "changed end "+r2.End.In(berlin).Format("2006-01-02 15:04:05 MST")+" → "+end.In(berlin).Format("2006-01-02 15:04:05 MST")) {
 		t.Errorf("the approver's change is not in Berlin time:\n%s", txt)
 	}
 }
