@@ -23,7 +23,7 @@ const (
 	timelineDefaultDays = 7
 	// timelineMaxGrants bounds one page: beyond it the page shows the most recently activated
 	// and asks for a narrower range.
-	timelineMaxGrants = 2000
+	timelineMaxGrants = 1000
 	dateLayout        = "2006-01-02"
 )
 
@@ -85,18 +85,18 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	data.From, data.To = from, to
 	data.Days = daysBetween(from, to)
-	rs, err := s.Service.Timeline(s.ctx(r), c.User.Name, timebox.AccessFilter{
+	ps, err := s.Service.Timeline(s.ctx(r), c.User.Name, timebox.AccessFilter{
 		From: from, To: to, Database: form.Database, Requester: form.User, Limit: timelineMaxGrants + 1,
 	})
 	if err != nil {
 		return err
 	}
-	if len(rs) > timelineMaxGrants {
-		rs, data.Truncated = rs[:timelineMaxGrants], true
+	if len(ps) > timelineMaxGrants {
+		ps, data.Truncated = ps[:timelineMaxGrants], true
 	}
-	data.Grants = len(rs)
-	data.Charts = s.charts(rs, from, to, now, c.Zone)
-	data.Legend = s.legend(rs)
+	data.Grants = len(ps)
+	data.Charts = s.charts(ps, from, to, now, c.Zone)
+	data.Legend = s.legend(ps)
 	s.render(w, r, c, http.StatusOK, "timeline", "Access timeline", data)
 	return nil
 }
@@ -185,11 +185,11 @@ func (s *Server) levelClass(access string) string {
 	return "lvl-other"
 }
 
-// legend lists the levels that rs shows, in the catalog's order.
-func (s *Server) legend(rs []*timebox.Request) []legendItem {
+// legend lists the levels that ps shows, in the catalog's order.
+func (s *Server) legend(ps []timebox.AccessPeriod) []legendItem {
 	seen := map[string]bool{}
-	for _, r := range rs {
-		seen[r.Access] = true
+	for _, p := range ps {
+		seen[p.Level] = true
 	}
 	var out []legendItem
 	for _, l := range s.Service.Catalog.AccessLevels {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"html/template"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,9 +34,11 @@ type chart struct {
 	Ticks                     []tick
 	People                    []band
 	Bars                      []bar
-	ShowNow                   bool
-	NowX                      float64
-	Rows                      []grantRow
+	// BarsHTML and RowsHTML are the bars' and rows' markup (timeline_markup.go).
+	BarsHTML, RowsHTML template.HTML
+	ShowNow            bool
+	NowX               float64
+	Rows               []grantRow
 }
 
 // tick is one mark of the time axis, labelled in the viewer's zone.
@@ -77,12 +80,12 @@ type grantRow struct {
 	BeforeRange bool
 }
 
-// charts lays out rs (the access of [from, to) as the viewer may see it) as one chart per
+// charts lays out ps (the access of [from, to) as the viewer may see it) as one chart per
 // database, by name; in each, people by name and their grants by activation.
-func (s *Server) charts(rs []*timebox.Request, from, to, now time.Time, zone *time.Location) []*chart {
-	byDB := map[string][]*timebox.Request{}
-	for _, r := range rs {
-		byDB[r.Database] = append(byDB[r.Database], r)
+func (s *Server) charts(ps []timebox.AccessPeriod, from, to, now time.Time, zone *time.Location) []*chart {
+	byDB := map[string][]*timebox.AccessPeriod{}
+	for i := range ps {
+		byDB[ps[i].Database] = append(byDB[ps[i].Database], &ps[i])
 	}
 	names := make([]string, 0, len(byDB))
 	for name := range byDB {
@@ -120,23 +123,23 @@ func (c *chart) clip(t time.Time) time.Time {
 	return t
 }
 
-// layout places rs on c: a band per person, a lane per grant that overlaps an earlier one.
-func (s *Server) layout(c *chart, rs []*timebox.Request, now time.Time) {
+// layout places ps on c: a band per person, a lane per grant that overlaps an earlier one.
+func (s *Server) layout(c *chart, rs []*timebox.AccessPeriod, now time.Time) {
 	sort.Slice(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]
-		if a.Requester != b.Requester {
-			return a.Requester < b.Requester
+		if a.User != b.User {
+			return a.User < b.User
 		}
-		if !a.ActivatedAt.Equal(b.ActivatedAt) {
-			return a.ActivatedAt.Before(b.ActivatedAt)
+		if !a.From.Equal(b.From) {
+			return a.From.Before(b.From)
 		}
-		return a.ID < b.ID
+		return a.RequestID < b.RequestID
 	})
 	y := axisHeight
 	people, breakGlass := 0, 0
 	for i := 0; i < len(rs); {
 		j := i
-		for j < len(rs) && rs[j].Requester == rs[i].Requester {
+		for j < len(rs) && rs[j].User == rs[i].User {
 			j++
 		}
 		var laneEnds []float64
@@ -157,13 +160,14 @@ func (s *Server) layout(c *chart, rs []*timebox.Request, now time.Time) {
 			}
 		}
 		h := float64(len(laneEnds)) * laneHeight
-		c.People = append(c.People, band{Name: rs[i].Requester, Label: clipLabel(rs[i].Requester, 22),
+		c.People = append(c.People, band{Name: rs[i].User, Label: clipLabel(rs[i].User, 22),
 			Y: y, H: h, TextY: y + laneHeight/2 + 4, Odd: people%2 == 1})
 		y += h
 		people++
 		i = j
 	}
 	c.Height = y + 6
+	c.BarsHTML, c.RowsHTML = c.barsHTML(), c.rowsHTML()
 	if now.After(c.From) && now.Before(c.To) {
 		c.ShowNow, c.NowX = true, c.x(now)
 	}
@@ -173,28 +177,26 @@ func (s *Server) layout(c *chart, rs []*timebox.Request, now time.Time) {
 		plural(len(rs), "grant"), plural(people, "person"), bgNote(breakGlass), c.Database)
 }
 
-// place returns the bar (without its lane) and the table row of r.
-func (s *Server) place(c *chart, r *timebox.Request, now time.Time) (bar, grantRow) {
-	live := r.EndedAt.IsZero()
-	end := r.EndedAt
+// place returns the bar (without its lane) and the table row of p.
+func (s *Server) place(c *chart, p *timebox.AccessPeriod, now time.Time) (bar, grantRow) {
+	live := p.Live()
+	end := p.To
 	if live {
 		end = now
 	}
-	if end.Before(r.ActivatedAt) {
-		end = r.ActivatedAt
+	if end.Before(p.From) {
+		end = p.From
 	}
-	class := s.levelClass(r.Access)
-	row := grantRow{ID: r.ID, Person: r.Requester, Database: r.Database, Level: r.Access, Class: class,
-		BreakGlass: r.BreakGlass, Tampered: r.Tampered != "", From: r.ActivatedAt, State: r.State,
-		Duration: end.Sub(r.ActivatedAt), BeforeRange: r.ActivatedAt.Before(c.From)}
+	class := s.levelClass(p.Level)
+	row := grantRow{ID: p.RequestID, Person: p.User, Database: p.Database, Level: p.Level, Class: class,
+		BreakGlass: p.BreakGlass, Tampered: p.Tampered, From: p.From, To: p.To, State: p.State,
+		Duration: end.Sub(p.From), BeforeRange: p.From.Before(c.From)}
 	if live {
-		row.End, row.Removing = r.End, r.Ending != timebox.EndingNone
-	} else {
-		row.To = r.EndedAt
+		row.End, row.Removing = p.End, p.Ending != timebox.EndingNone
 	}
-	start, stop := c.clip(r.ActivatedAt), c.clip(end)
-	b := bar{RequestID: r.ID, Class: class, BreakGlass: r.BreakGlass, H: barHeight,
-		ClippedStart: r.ActivatedAt.Before(c.From), ClippedEnd: end.After(c.To)}
+	start, stop := c.clip(p.From), c.clip(end)
+	b := bar{RequestID: p.RequestID, Class: class, BreakGlass: p.BreakGlass, H: barHeight,
+		ClippedStart: p.From.Before(c.From), ClippedEnd: end.After(c.To)}
 	b.X = c.x(start)
 	b.W = max(c.x(stop)-b.X, minBar)
 	if live && row.End.After(now) && now.Before(c.To) {
@@ -203,15 +205,15 @@ func (s *Server) place(c *chart, r *timebox.Request, now time.Time) (bar, grantR
 			b.PlannedX, b.PlannedW = c.x(ps), c.x(pe)-c.x(ps)
 		}
 	}
-	tip := []string{r.Requester, r.Access}
-	if r.BreakGlass {
+	tip := []string{p.User, p.Level}
+	if p.BreakGlass {
 		tip = append(tip, "break-glass")
 	}
 	to := "now (active)"
 	if !live {
-		to = whenIn(r.EndedAt, c.Zone) + " (" + string(r.State) + ")"
+		to = whenIn(p.To, c.Zone) + " (" + string(p.State) + ")"
 	}
-	b.Tip = strings.Join(tip, ", ") + ": " + whenIn(r.ActivatedAt, c.Zone) + " – " + to
+	b.Tip = strings.Join(tip, ", ") + ": " + whenIn(p.From, c.Zone) + " – " + to
 	return b, row
 }
 
@@ -293,8 +295,7 @@ func bgNote(n int) string {
 }
 
 func init() {
-	// tlpx writes an SVG coordinate to a tenth of a unit.
-	funcs["tlpx"] = func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	funcs["tlpx"] = px
 	// tladd is a+b, for SVG coordinates.
 	funcs["tladd"] = func(a, b float64) float64 { return a + b }
 }

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -290,5 +291,57 @@ func TestTimelineClipsToRange(t *testing.T) {
 	row := rowOf(body, "long")
 	if !strings.Contains(row, "2026-03-01 08:00 UTC") || !strings.Contains(row, "(before the range)") || !strings.Contains(row, "5d 0h") {
 		t.Errorf("the row does not keep the grant's real start and duration: %s", row)
+	}
+}
+
+// TestTimelineEscapes: the bars and rows the console writes itself (not through the
+// templates) escape what the store holds, such as a requester's name written by a store
+// writer.
+func TestTimelineEscapes(t *testing.T) {
+	e := newEnv(t, nil)
+	e.Svc.Now = func() time.Time { return tlNow }
+	evil := `x"><script>alert(1)</script>`
+	e.grant(`id"><img src=x onerror=alert(2)>`, evil, "prod", `lvl"><b>`, tlDay(5, 9), tlDay(5, 11), timebox.StateExpired)
+	body := e.signInThen("audrey").get("/timeline?from=2026-03-04&to=2026-03-10").Body
+	for _, bad := range []string{"<script>alert(1)", "<img src=x", "<b>"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page carries %s unescaped", bad)
+		}
+	}
+	for _, w := range []string{`<th scope="row">x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</th>`, `data-request="id&#34;&gt;&lt;img src=x onerror=alert(2)&gt;"`,
+		`href="/requests/id%22%3E%3Cimg%20src=x%20onerror=alert%282%29%3E"`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("the page lacks the escaped %s", w)
+		}
+	}
+}
+
+// TestTimelineTruncated: past the page's bound, the most recently activated grants are shown
+// with a note saying so.
+func TestTimelineTruncated(t *testing.T) {
+	e := newEnv(t, nil)
+	e.Svc.Now = func() time.Time { return tlNow }
+	err := e.DB.Update(t.Context(), func(tx timebox.Tx) error {
+		for i := range 1001 {
+			at := tlDay(4, 0).Add(time.Duration(i) * 9 * time.Minute)
+			r := &timebox.Request{ID: fmt.Sprintf("g%04d", i), Requester: "alice", Database: "prod", Access: "read-only",
+				Start: at, End: at.Add(5 * time.Minute), Reason: "many", State: timebox.StateExpired,
+				ActivatedAt: at, EndedAt: at.Add(5 * time.Minute), CreatedAt: at, UpdatedAt: at, Version: 1}
+			if err := tx.CreateRequest(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := e.signInThen("audrey").get("/timeline?from=2026-03-04&to=2026-03-10").Body
+	rows := ids(tlRow, body)
+	if len(rows) != 1000 || slices.Contains(rows, "g0000") || !slices.Contains(rows, "g1000") {
+		t.Errorf("%d rows (oldest kept: %v), want the 1000 most recent", len(rows), slices.Contains(rows, "g0000"))
+	}
+	if !strings.Contains(body, "Only the 1000 most recently activated grants are shown") {
+		t.Error("the page does not say it left grants out")
 	}
 }
