@@ -115,8 +115,8 @@ func mergeIdentity(cu *User, id *Identity) *User {
 	return u
 }
 
-// People returns every user: the configuration's and the identities that signed in
-// (merged by name), by name. Callers must not change the users.
+// People returns every user: the configuration's, in its order (merged with their
+// identities), then the identities only the provider knows, by name. Callers must not change the users.
 func (c *Catalog) People() []*User {
 	out := make([]*User, 0, len(c.Users))
 	seen := map[string]bool{}
@@ -130,7 +130,6 @@ func (c *Catalog) People() []*User {
 			out = append(out, mergeIdentity(nil, id))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

@@ -31,6 +31,9 @@ type Tx interface {
 	// see Proof), newest first; in due order (due_at, id) when f.DueBy is set. Writing one
 	// back keeps the stored bodies.
 	FindRequests(f RequestFilter) ([]*Request, error)
+	// FindAccess returns the confirmed access that overlapped [f.From, f.To), most recently
+	// activated first (see AccessFilter); EINVALID without a range.
+	FindAccess(f AccessFilter) ([]AccessPeriod, error)
 	// NextDue returns the earliest time after after at which a request is due (see
 	// Request.DueAt), or zero when none is.
 	NextDue(after time.Time) (time.Time, error)

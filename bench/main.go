@@ -12,7 +12,8 @@
 // real server as a child process. `go run ./bench -scale` runs the scale benchmark instead
 // (scale.go): two servers, 50 databases, 10,000 grants ending within the same minute;
 // `go run ./bench -mysql` the MariaDB benchmark (maria.go): 1,000 grants ending within the
-// same 10 seconds.
+// same 10 seconds; `go run ./bench -console` the console benchmark (console.go): page render
+// p50/p99 of the approvals inbox and the access timeline with 10,000 requests in the store.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -40,6 +42,13 @@ func main() {
 	flag.BoolVar(&o.outage, "outage", true, "scale: run again with the second server stopped across the window")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "scale: bail out after this long")
 	flag.BoolVar(&pgStat, "pgstat", false, "scale: load pg_stat_statements on the clusters and print where PostgreSQL's time goes")
+	consoleRun := flag.Bool("console", false, "run the console benchmark instead (see console.go): page render times with 10,000 requests in the store")
+	var co consoleOptions
+	flag.IntVar(&co.requests, "console-requests", 10000, "console: requests in the store")
+	flag.IntVar(&co.pending, "console-pending", 300, "console: of which pending (filed through the Service)")
+	flag.IntVar(&co.rounds, "console-rounds", 300, "console: measured GETs per page")
+	consolePages := flag.String("console-pages", defaultConsolePages, "console: comma-separated user:/path to measure ({today}, {today-N}: UTC dates)")
+	consoleStores := flag.String("console-stores", "sqlite,postgres", "console: stores to fill and measure on (sqlite, postgres)")
 	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds (-grants, -tables, -sessions apply)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -53,6 +62,9 @@ func main() {
 	}
 	var err error
 	switch {
+	case *consoleRun:
+		co.pages, co.stores = strings.Split(*consolePages, ","), strings.Split(*consoleStores, ",")
+		err = runConsole(co)
 	case *maria:
 		err = runMaria(orDefault("grants", *grants, 1000), orDefault("tables", *tables, 100), o.sessions)
 	case *scale:

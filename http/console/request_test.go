@@ -60,7 +60,7 @@ func TestNewRequestPreview(t *testing.T) {
 	txt := accessText(p.Body)
 	for _, want := range []string{
 		"What the policy says", "Nothing was filed", "Rule default applies: approval takes",
-		"1 of owners or admins", "Who can approve admin, bob, carol",
+		"1 of owners or admins", "Who can approve bob, carol, admin",
 		"prod databases: a window of at most 8h0m0s", "Ticket optional",
 	} {
 		if !strings.Contains(txt, want) {
