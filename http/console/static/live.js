@@ -71,10 +71,13 @@
     t.innerHTML = html;
     return t.innerHTML.trim();
   }
+  // words is the text people read, less what ticks by itself (<time> elements: times left).
   function words(html) {
     var t = document.createElement("template");
     t.innerHTML = html;
-    return (t.content.textContent || "").replace(/\s+/g, " ").replace(/\d+/g, "#").trim();
+    var ticking = t.content.querySelectorAll("time");
+    for (var i = 0; i < ticking.length; i++) { ticking[i].textContent = ""; }
+    return (t.content.textContent || "").replace(/\s+/g, " ").trim();
   }
 
   // Where focus was, to put it back on the same control in the new content.
@@ -108,7 +111,7 @@
     var el = key ? findKey(key) : null;
     if (el) { el.focus({ preventScroll: true }); } else if (key || focusMain) { main.focus({ preventScroll: true }); }
     window.scrollTo(x, y);
-    // Times that tick (time left) change every fetch: only other changes are announced.
+    // Times that tick (time left, in <time>) change every fetch: only other changes are announced.
     if (words(html) !== before) { announce("This page was updated."); }
     var ev;
     try { ev = new CustomEvent("timebox:updated", { detail: { root: main } }); } catch (e) { return; }
@@ -193,10 +196,10 @@
       if (reconnecting) { reconnecting = false; schedule(); } // changes may have been missed
     };
     es.onerror = function () {
-      if (!es) { return; }
-      if (es.readyState === EventSource.CLOSED) { // refused: ask why
-        stopStream();
-        probe();
+      if (!es || away) { return; }
+      if (es.readyState === EventSource.CLOSED) { // refused: ask why (not at once: when
+        stopStream();                             // the page is being left, never)
+        setTimeout(probe, 1000);
       } else {
         reconnecting = true; // the browser reconnects by itself
       }
@@ -235,6 +238,16 @@
       schedule();
       startPolling();
     }
+  });
+
+  // Leaving the page closes the stream (so its error does not start a fallback); a page
+  // restored from the back-forward cache catches up.
+  var away = false;
+  window.addEventListener("pagehide", function () { away = true; stopStream(); stopPolling(); });
+  window.addEventListener("pageshow", function (ev) {
+    if (!ev.persisted || !away || off) { return; }
+    away = false;
+    if (streaming) { reconnecting = true; connect(); } else { schedule(); startPolling(); }
   });
 
   connect();
