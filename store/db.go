@@ -53,6 +53,8 @@ type DB struct {
 	Keys *timebox.Keyring
 	// Checkpoint, when set, is told the audit head after every commit that appended events.
 	Checkpoint *timebox.CheckpointFile
+	// feed announces committed events to subscribers (feed.go).
+	feed feed
 }
 
 var _ timebox.Store = (*DB)(nil)
@@ -132,7 +134,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, internal(err, "connect to postgres")
 	}
-	db := &DB{dialect: dialectPostgres, write: pool, read: pool}
+	db := &DB{dialect: dialectPostgres, write: pool, read: pool, feed: feed{dsn: dsn}}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -185,11 +187,19 @@ func (db *DB) Update(ctx context.Context, fn func(timebox.Tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if db.dialect == dialectPostgres {
+		if err := t.notifyChanges(); err != nil {
+			return err
+		}
+	}
 	if err := sqlTx.Commit(); err != nil {
 		return internal(err, "commit transaction")
 	}
 	if h := t.appended; h != nil && db.Checkpoint != nil {
 		db.Checkpoint.Note(h.seq, h.hash, h.key)
+	}
+	if db.dialect == dialectSQLite && len(t.changes) > 0 {
+		db.feed.publish(t.changes...)
 	}
 	if c := db.writeStmts; c != nil && c.pending() {
 		c.prepare(context.WithoutCancel(ctx))
@@ -217,8 +227,10 @@ func (db *DB) View(ctx context.Context, fn func(timebox.Tx) error) error {
 	return err
 }
 
-// Close closes the database connections.
+// Close closes the change feed (its subscribers' channels and listener) and the database
+// connections.
 func (db *DB) Close() error {
+	db.closeFeed()
 	db.leader.release()
 	for _, c := range []*statementCache{db.writeStmts, db.readStmts} {
 		if c != nil {

@@ -78,6 +78,7 @@ func (t *tx) insertEvent(e *timebox.Event, h head, text any) (head, error) {
 		return h, internal(err, "move the audit head to event %d", e.Seq)
 	}
 	t.appended = &head{e.Seq, e.Hash, e.KeyID}
+	t.changes = append(t.changes, timebox.Change{Seq: e.Seq, Action: e.Action, Actor: e.Actor, RequestID: e.RequestID, Database: e.Database})
 	return *t.appended, nil
 }
 

@@ -18,6 +18,8 @@ type tx struct {
 	// event this transaction appended (nil: none), for the checkpoint after the commit.
 	keys     *timebox.Keyring
 	appended *head
+	// changes are the events appended, for the change feed after the commit.
+	changes []timebox.Change
 	// stmts, when set (SQLite), holds the statements prepared on the transaction's pool.
 	stmts *statementCache
 }

@@ -60,6 +60,7 @@ func (in *instance) loadDirectory(ctx context.Context, logger *slog.Logger) erro
 func (in *instance) startConsole(c *Config, logger *slog.Logger) error {
 	cs := console.New(in.Service)
 	cs.Runner, cs.Reporter, cs.Logger = in.Scheduler, in.Scheduler, logger
+	cs.Feed = in.Store.Feed()
 	cs.DevSignIn = c.devSignIn
 	cs.Secure = in.HTTP.TLS != nil || c.TLS.TerminatedByProxy
 	cs.BaseURL = c.Console.URL

@@ -262,6 +262,9 @@ func (in *instance) URL() string {
 func (in *instance) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if in.Console != nil {
+		in.Console.Shutdown() // the console's event streams would hold the HTTP shutdown up
+	}
 	err := in.HTTP.Close(ctx)
 	in.cancel()
 	<-in.done

@@ -51,6 +51,7 @@ type Server struct {
 	Logger *slog.Logger
 
 	pages *pages
+	live  liveStreams // the open /events streams (live.go)
 }
 
 // New returns a console for svc.

@@ -73,9 +73,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *call, status 
 		return
 	}
 	// A page answering a POST (a form with its errors, a secret shown once) has no URL to
-	// reload, and a form being filled in must not be replaced under the typist.
+	// reload, and a form being filled in must not be replaced under the typist; a page for
+	// nobody signed in has no stream to listen to.
 	v := &view{Title: title, Page: name, User: c.User, Zone: c.Zone, Now: s.Service.Now(), Data: data,
-		Live: r.Method == http.MethodGet && !still(data), Refresh: int(s.Refresh / time.Second)}
+		Live: c.User != nil && r.Method == http.MethodGet && !still(data), Refresh: int(s.Refresh / time.Second)}
 	if c.User != nil {
 		v.Admin = s.Service.Catalog.IsAdmin(c.User.Name)
 		v.Auditor = s.Service.Catalog.IsAuditor(c.User.Name)
