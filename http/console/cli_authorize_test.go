@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/timebox-dev/timebox"
 	tbhttp "github.com/timebox-dev/timebox/http"
@@ -202,5 +203,17 @@ func TestCLIAuthorizeRefusesOtherHosts(t *testing.T) {
 	// Without a session the form does nothing.
 	if res := e.browser().post("/cli/authorize", cli.form("allow")); res.Status != http.StatusUnauthorized && res.Status != http.StatusForbidden {
 		t.Fatalf("allow without a session: %d", res.Status)
+	}
+}
+
+// TestCLICodeExpires: a one-time code not exchanged within two minutes is refused.
+func TestCLICodeExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.signIn("carol")
+	cli := newFakeCLI(t)
+	code := cli.allow(b)
+	e.Svc.Now = func() time.Time { return time.Now().Add(timebox.CLICodeTTL + time.Second) }
+	if st, body := exchange(t, e, code, cli.verifier); st != http.StatusUnauthorized || !strings.Contains(string(body), "expired at") {
+		t.Fatalf("expired code: %d %s", st, body)
 	}
 }

@@ -51,8 +51,8 @@ type OIDC struct {
 	Name string
 	// HTTPClient talks to the provider (default: a client with a 15s timeout).
 	HTTPClient *http.Client
-	// RateLimit is how many sign-in attempts one client address may make in RateWindow
-	// (default 20 a minute); more are refused, and audited.
+	// RateLimit is how many sign-ins one client address may start, and how many callbacks
+	// it may send, in RateWindow (default 20 a minute); more are refused, and audited.
 	RateLimit  int
 	RateWindow time.Duration
 
@@ -225,7 +225,7 @@ func (s *Server) takeFlow(w http.ResponseWriter, r *http.Request) *flow {
 // challenge, to come back to next.
 func (s *Server) handleAuthStart(w http.ResponseWriter, r *http.Request, c *call) error {
 	next := localPath(r.URL.Query().Get("next"))
-	if err := s.limit(r); err != nil {
+	if err := s.limit(r, "start"); err != nil {
 		return s.signInError(w, r, c, next, err)
 	}
 	p, _, err := s.OIDC.discover(r.Context())
@@ -267,7 +267,7 @@ func (s *Server) handleAuthCallback(w http.ResponseWriter, r *http.Request, c *c
 // completeSignIn does the work of the callback; it returns the claimed user name (when known)
 // with the reason a sign-in is refused.
 func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, f *flow) (string, error) {
-	if err := s.limit(r); err != nil {
+	if err := s.limit(r, "callback"); err != nil {
 		return "", err
 	}
 	q := r.URL.Query()
@@ -516,10 +516,10 @@ type rateLimited struct{ err *timebox.Error }
 func (e *rateLimited) Error() string { return e.err.Error() }
 func (e *rateLimited) Unwrap() error { return e.err }
 
-// limit counts a sign-in attempt from r's address: over the limit it returns the error to
-// show, and audits the first refusal of each window (so a flood is one audit event a
+// limit counts a sign-in attempt from r's address at step (start or callback, counted
+// apart, so a sign-in is one of each): over the limit it returns the error to show, and audits the first refusal of each window (so a flood is one audit event a
 // minute per address, not one per request).
-func (s *Server) limit(r *http.Request) error {
+func (s *Server) limit(r *http.Request, step string) error {
 	o := s.OIDC
 	n, window := o.RateLimit, o.RateWindow
 	if n <= 0 {
@@ -529,7 +529,7 @@ func (s *Server) limit(r *http.Request) error {
 		window = time.Minute
 	}
 	addr := hostOf(clientAddr(r))
-	over, first := o.limiter.hit(addr, n, window, time.Now())
+	over, first := o.limiter.hit(step+" "+addr, n, window, time.Now())
 	if !over {
 		return nil
 	}

@@ -279,9 +279,20 @@ func TestOIDCRateLimit(t *testing.T) {
 	if len(es) != 1 || !strings.Contains(es[0].Details["reason"].(string), "too many sign-in attempts from 127.0.0.1") {
 		t.Fatalf("rate-limit events = %+v, want one", es)
 	}
-	// The callback counts too.
-	if res := b.getURL(e.URL + "/auth/callback?code=x&state=y"); res.Status != http.StatusTooManyRequests {
-		t.Fatalf("callback past the limit: %d", res.Status)
+	// Callbacks are counted apart (a sign-in is one start and one callback), with the same
+	// limit; each refused callback is audited, but past the limit only the first.
+	for i := 0; i < 20; i++ {
+		if res := b.getURL(e.URL + "/auth/callback?code=x&state=y"); res.Status != http.StatusUnauthorized {
+			t.Fatalf("callback %d: %d", i+1, res.Status)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if res := b.getURL(e.URL + "/auth/callback?code=x&state=y"); res.Status != http.StatusTooManyRequests {
+			t.Fatalf("callback past the limit: %d", res.Status)
+		}
+	}
+	if es := e.events("user.sign_in_failed"); len(es) != 1+20+1 {
+		t.Fatalf("%d sign_in_failed events, want 22", len(es))
 	}
 }
 
