@@ -485,7 +485,7 @@ func (s *Server) signInError(w http.ResponseWriter, r *http.Request, c *call, ne
 	if status >= 500 && timebox.ErrorCode(err) != timebox.EUNAVAILABLE {
 		return err
 	}
-	d := &signInData{Next: next, Why: "Sign-in failed: " + timebox.ErrorMessage(err)}
+	d := &signInData{Next: next, Why: "Sign-in failed: " + strings.TrimPrefix(timebox.ErrorMessage(err), "sign-in refused: ")}
 	if s.OIDC != nil {
 		d.Provider = s.OIDC.DisplayName()
 	}
