@@ -91,6 +91,16 @@ type Tx interface {
 	TouchWebSession(id string, at time.Time) error
 	// EndWebSessions ends the live session id, or (id "") every live session of user.
 	EndWebSessions(id, user string, at time.Time) error
+	// CreateOneTimeCode stores a new one-time code (only its hash); ECONFLICT when its hash
+	// exists (a sign-in state already used).
+	CreateOneTimeCode(c *OneTimeCode) error
+	// FindOneTimeCode returns the one-time code with the given hash, or ENOTFOUND.
+	FindOneTimeCode(hash string) (*OneTimeCode, error)
+	// UseOneTimeCode records that the unused code hash was used at at; ENOTFOUND when there
+	// is no such code, ECONFLICT when it was used already.
+	UseOneTimeCode(hash string, at time.Time) error
+	// DeleteOneTimeCodes removes the codes that expired before before.
+	DeleteOneTimeCodes(before time.Time) error
 }
 
 // DisabledUser records who disabled a user through the API, when and why.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Console session lifetimes when the configuration sets none.
@@ -110,7 +111,11 @@ func (s *Service) SignIn(ctx context.Context, id *Identity, via, client string) 
 		} else if _, err := s.Catalog.User(id.Name); err != nil {
 			return Errorf(EFORBIDDEN, "sign-in refused: %s", ErrorMessage(err))
 		}
-		if err := s.checkEnabled(tx, id.Name); err != nil {
+		enabled := s.checkEnabled
+		if via == ViaOIDC {
+			enabled = s.checkNotDisabled // at a first sign-in the directory does not know them yet
+		}
+		if err := enabled(tx, id.Name); err != nil {
 			return Errorf(EFORBIDDEN, "sign-in refused: %s", ErrorMessage(err))
 		}
 		if err := tx.CreateWebSession(ws); err != nil {
@@ -162,6 +167,21 @@ func (s *Service) putIdentity(tx Tx, id *Identity, now time.Time) (*Identity, er
 		return nil, err
 	}
 	return &n, nil
+}
+
+// checkNotDisabled is checkEnabled for a person the directory may not know yet: EFORBIDDEN
+// when the configuration or the API disabled user.
+func (s *Service) checkNotDisabled(tx Tx, user string) error {
+	if cu := s.configUser(user); cu != nil && cu.Disabled {
+		return Errorf(EFORBIDDEN, "user %q is disabled in the configuration", user)
+	}
+	disabled, err := tx.DisabledUsers()
+	if err != nil {
+		return err
+	} else if d := disabled[user]; d != nil {
+		return Errorf(EFORBIDDEN, "user %q was disabled by %s at %s", user, d.By, fmtTime(d.At))
+	}
+	return nil
 }
 
 func (s *Service) configUser(name string) *User {
@@ -287,6 +307,20 @@ func (s *Service) SignInFailed(ctx context.Context, who, reason, client string) 
 	}
 	return s.Store.Update(ctx, func(tx Tx) error {
 		return tx.AppendEvent(&Event{Time: now, Actor: Clip(actor), Action: "user.sign_in_failed",
-			Details: map[string]any{"reason": Clip(reason), "client": Clip(client)}})
+			Details: map[string]any{"reason": clipReason(reason), "client": Clip(client)}})
 	})
+}
+
+// clipReason bounds a refusal's reason for the audit log. Reasons are Timebox's own
+// sentences (user-supplied values in them are clipped already), longer than Clip allows.
+func clipReason(reason string) string {
+	const max = 400
+	if len(reason) <= max {
+		return reason
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }

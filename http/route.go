@@ -57,6 +57,7 @@ func (s *Server) routes() []route {
 		{Method: "POST", Path: "/api/v1/users/{name}/enable", h: s.handleEnableUser},
 		{Method: "GET", Path: "/api/v1/tokens", Query: tokenParams, h: s.handleTokens},
 		{Method: "POST", Path: "/api/v1/tokens/{id}/revoke", h: s.handleRevokeToken},
+		{Method: "POST", Path: "/api/v1/cli/token", Public: true, h: s.handleCLIToken},
 		{Method: "GET", Path: "/api/v1/audit", Query: eventParams, h: s.handleEvents},
 		{Method: "GET", Path: "/api/v1/audit/verify", h: s.handleVerifyAudit},
 		{Method: "GET", Path: "/api/v1/status", h: s.handleStatus},

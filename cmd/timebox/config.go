@@ -48,7 +48,9 @@ type Config struct {
 	// Metrics configures GET /metrics.
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Console configures the web console's sessions and URL.
-	Console         ConsoleConfig `yaml:"console"`
+	Console ConsoleConfig `yaml:"console"`
+	// OIDC signs people in to the console through an OpenID Connect provider.
+	OIDC            *OIDCConfig `yaml:"oidc"`
 	timebox.Catalog `yaml:",inline"`
 
 	// devSignIn offers the console's one-click sign-in as each user: timebox dev only.
@@ -167,9 +169,13 @@ func (c *Config) Validate() error {
 		return err
 	} else if err := c.Console.validate(); err != nil {
 		return err
+	} else if err := c.OIDC.validate(c.Console); err != nil {
+		return err
 	} else if err := c.validateTransport(); err != nil {
 		return err
 	}
+	// The provider fills groups too: a rule may name a group no configuration user is in.
+	c.Catalog.OpenGroups = c.OIDC.enabled()
 	if err := c.Catalog.Validate(); err != nil {
 		return err
 	} else if err := checkOwnerRoles(&c.Catalog); err != nil {
@@ -263,6 +269,9 @@ func (c *Config) unresolvedSecrets() []string {
 	}
 	if c.Metrics.Token != "" {
 		check("metrics.token", c.Metrics.Token)
+	}
+	if c.OIDC.enabled() {
+		check("oidc.client_secret", c.OIDC.ClientSecret)
 	}
 	for i, s := range c.Servers {
 		check(fmt.Sprintf("servers[%d].password", i), s.Password)

@@ -64,6 +64,13 @@ func (in *instance) startConsole(c *Config, logger *slog.Logger) error {
 	cs.DevSignIn = c.devSignIn
 	cs.Secure = in.HTTP.TLS != nil || c.TLS.TerminatedByProxy
 	cs.BaseURL = c.Console.URL
+	if c.OIDC.enabled() {
+		o, err := c.OIDC.newOIDC(logger)
+		if err != nil {
+			return err
+		}
+		cs.OIDC = o
+	}
 	h, err := cs.Handler()
 	if err != nil {
 		return err

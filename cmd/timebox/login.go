@@ -3,15 +3,23 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/timebox-dev/timebox"
@@ -176,15 +184,20 @@ func loopbackHost(u string) bool {
 // newLoginCommand builds `timebox login`.
 func newLoginCommand() *cobra.Command {
 	var server, token, caFile string
+	var sso bool
 	cmd := &cobra.Command{
-		Use:   "login --server URL [--ca-file FILE]",
-		Short: "Check a token against a server and save both for the other commands",
+		Use:   "login --server URL [--sso] [--ca-file FILE]",
+		Short: "Sign in (with a token, or through the console's single sign-on) and save it for the other commands",
 		Long: "Reads the token at a prompt (without echo) or from standard input, checks it with\n" +
 			"the server, then saves the server and token to $TIMEBOX_CONFIG_DIR (or\n" +
 			"$XDG_CONFIG_HOME/timebox, or ~/.config/timebox)/credentials.json, readable by you\n" +
 			"only. A token is never taken from the command line, where ps and shell history show it.\n" +
-			"Tokens come from an admin: timebox admin token create --user NAME.",
-		Example: "  timebox login --server https://timebox.example.com\n" +
+			"Tokens come from an admin: timebox admin token create --user NAME.\n\n" +
+			"With --sso, login opens the console in your browser instead: you sign in there (through\n" +
+			"your organisation's provider), allow the CLI, and the browser hands a one-time code back\n" +
+			"to login on 127.0.0.1, which exchanges it for an API token of yours.",
+		Example: "  timebox login --server https://timebox.example.com --sso\n" +
+			"  timebox login --server https://timebox.example.com\n" +
 			"  timebox login --server https://timebox.example.com < token.txt\n" +
 			"  timebox login --server https://timebox.internal:8443 --ca-file ca.pem",
 		Args: func(_ *cobra.Command, args []string) error {
@@ -209,6 +222,12 @@ func newLoginCommand() *cobra.Command {
 					return usagef("--ca-file: %v", err)
 				}
 			}
+			if sso {
+				if token != "" {
+					return usagef("--sso and --token exclude each other: --sso gets a new token through the browser")
+				}
+				return ssoLogin(cmd, base, caFile)
+			}
 			secret, err := readToken(cmd)
 			if err != nil {
 				return err
@@ -217,6 +236,7 @@ func newLoginCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&server, "server", "", "URL of the Timebox server")
+	cmd.Flags().BoolVar(&sso, "sso", false, "sign in through the console in a browser (single sign-on) and get a new API token")
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "CA certificate (PEM) that signed the server's certificate, saved for later commands")
 	cmd.Flags().StringVar(&token, "token", "", "refused with a value: the token is read from the prompt or standard input")
 	cmd.Flags().Lookup("token").Hidden = true
@@ -270,4 +290,129 @@ func login(cmd *cobra.Command, creds cliCredentials) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "logged in to %s as %s\n", creds.Server, cleanText(me.User))
 	return nil
+}
+
+// ssoWait is how long `timebox login --sso` waits for the browser to come back.
+const ssoWait = 5 * time.Minute
+
+// openBrowser tries to open u in the person's browser; it never fails the login (the URL is
+// printed too). Tests replace it.
+var openBrowser = func(u string) error {
+	var name string
+	var args []string
+	switch runtime.GOOS {
+	case "darwin":
+		name = "open"
+	case "windows":
+		name, args = "rundll32", []string{"url.dll,FileProtocolHandler"}
+	default:
+		name = "xdg-open"
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return err
+	}
+	c := exec.Command(path, append(args, u)...)
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go c.Wait()
+	return nil
+}
+
+// ssoResult is what the browser brought back to the loopback listener.
+type ssoResult struct {
+	code string
+	err  error
+}
+
+// ssoLogin is `timebox login --sso`: it listens on 127.0.0.1, sends the person's browser to
+// the console's /cli/authorize with a state and a PKCE challenge, waits for the console to
+// send the browser back with a one-time code, and exchanges code and verifier for a token.
+func ssoLogin(cmd *cobra.Command, base, caFile string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return timebox.Errorf(timebox.EUNAVAILABLE, "login --sso: cannot listen on 127.0.0.1 for the browser's answer: %v", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	verifier, state := timebox.RandomID(64), timebox.RandomID(32)
+	q := url.Values{"port": {strconv.Itoa(port)}, "state": {state}, "challenge": {timebox.S256Challenge(verifier)}, "name": {cliHostName()}}
+	link := base + "/cli/authorize?" + q.Encode()
+
+	results := make(chan ssoResult, 1)
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query()
+		if r.URL.Path != "/callback" || subtle.ConstantTimeCompare([]byte(v.Get("state")), []byte(state)) != 1 {
+			// Not the console's answer to this login (another page, an old tab): keep waiting.
+			http.Error(w, "This is not the answer timebox login is waiting for.", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var res ssoResult
+		switch {
+		case v.Get("error") != "":
+			res.err = timebox.Errorf(timebox.EFORBIDDEN, "login --sso: the CLI was not allowed in the browser (%s)", cleanText(timebox.Clip(v.Get("error"))))
+			fmt.Fprintln(w, "Timebox: the CLI was not allowed. You can close this tab.")
+		case v.Get("code") == "":
+			res.err = timebox.Errorf(timebox.EINVALID, "login --sso: the browser came back without a code")
+			http.Error(w, "Timebox: no code came back. Run timebox login --sso again.", http.StatusBadRequest)
+		default:
+			res.code = v.Get("code")
+			fmt.Fprintln(w, "Timebox: signed in. You can close this tab and go back to the terminal.")
+		}
+		select {
+		case results <- res:
+		default:
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	fmt.Fprintf(cmd.ErrOrStderr(), "Opening the Timebox console in your browser to sign in. If it does not open, visit:\n\n  %s\n\n", link)
+	_ = openBrowser(link) // the link is printed: a machine without a browser still works
+
+	ctx, cancel := context.WithTimeout(cmd.Context(), ssoWait)
+	defer cancel()
+	var res ssoResult
+	select {
+	case res = <-results:
+	case <-ctx.Done():
+		return timebox.Errorf(timebox.EUNAVAILABLE, "login --sso: no answer from the browser within %s: run it again", ssoWait)
+	}
+	if res.err != nil {
+		return res.err
+	}
+	c := tbhttp.NewClient(base, "")
+	if caFile != "" {
+		if err := c.TrustCAFile(caFile); err != nil {
+			return err
+		}
+	}
+	tok, err := c.CLIToken(ctx, res.code, verifier)
+	if err != nil {
+		return fmt.Errorf("login --sso: %w", err)
+	}
+	return login(cmd, cliCredentials{Server: base, Token: tok.Token, CAFile: caFile})
+}
+
+// cliHostName is this machine's name as the console shows it ("this computer" when it has
+// none that fits).
+func cliHostName() string {
+	h, _ := os.Hostname()
+	h = strings.Map(func(r rune) rune {
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '-' || r == '_') {
+			return r
+		}
+		return '-'
+	}, h)
+	h = strings.TrimLeft(h, ".-_")
+	if len(h) > 64 {
+		h = h[:64]
+	}
+	if h == "" {
+		return "localhost"
+	}
+	return h
 }
