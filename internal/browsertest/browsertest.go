@@ -46,11 +46,14 @@ type Browser struct {
 	Name string
 }
 
-// New starts a Chromium with a fresh profile for name; it is stopped when the test ends.
+// New starts a Chromium with a fresh profile for name, in the time zone Europe/Berlin (so
+// tests see times rendered in the viewer's zone, not the server's UTC); it is stopped when
+// the test ends.
 func New(t testing.TB, name string) *Browser {
 	t.Helper()
 	exec := Chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
+		chromedp.Env("TZ=Europe/Berlin"),
 		chromedp.ExecPath(exec),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -117,7 +120,7 @@ var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
 // and returns its path.
 func (b *Browser) Screenshot(name string) string {
 	b.t.Helper()
-	png := Get(b, 20*time.Second, chromedp.FullScreenshot(90))
+	png := Get(b, 20*time.Second, chromedp.FullScreenshot(100))
 	file := unsafeName.ReplaceAllString(b.t.Name()+"-"+b.Name+"-"+name, "_") + ".png"
 	path := filepath.Join(ArtifactDir(b.t), file)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
