@@ -236,6 +236,16 @@ func (s *Service) Identities(ctx context.Context, actor string) ([]*Identity, er
 // session is unknown, ended, idle too long, past its absolute expiry, fails its MAC, or its
 // user is unknown or disabled.
 func (s *Service) WebSession(ctx context.Context, secret string) (*WebSession, *User, error) {
+	return s.webSession(ctx, secret, true)
+}
+
+// PeekWebSession is WebSession without recording use: for what a page does on its own (a
+// live update, the event stream's checks), which must not keep an idle session alive.
+func (s *Service) PeekWebSession(ctx context.Context, secret string) (*WebSession, *User, error) {
+	return s.webSession(ctx, secret, false)
+}
+
+func (s *Service) webSession(ctx context.Context, secret string, touch bool) (*WebSession, *User, error) {
 	now := s.now()
 	var ws *WebSession
 	var u *User
@@ -268,7 +278,7 @@ func (s *Service) WebSession(ctx context.Context, secret string) (*WebSession, *
 	if err != nil {
 		return nil, nil, err
 	}
-	if before := now.Add(-SessionTouchInterval); ws.LastSeenAt.Before(before) {
+	if before := now.Add(-SessionTouchInterval); touch && ws.LastSeenAt.Before(before) {
 		if err := s.Store.Update(ctx, func(tx Tx) error { return tx.TouchWebSession(ws.ID, now) }); err != nil {
 			return nil, nil, fmt.Errorf("session: %w", err)
 		}

@@ -183,7 +183,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *call) e
 	// valid re-checks the session; when it has ended, the page gets one last change (its
 	// reload finds it signed out) and the stream ends.
 	valid := func() bool {
-		if _, _, err := s.Service.WebSession(r.Context(), c.secret); err != nil {
+		if _, _, err := s.Service.PeekWebSession(r.Context(), c.secret); err != nil {
 			if r.Context().Err() == nil {
 				write("event: change\ndata: {\"seq\":0}\n\n")
 			}

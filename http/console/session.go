@@ -25,13 +25,18 @@ func (s *Server) sessionCookie() string {
 }
 
 // readSession fills c from r's session cookie. It ignores any Authorization header: API
-// tokens do not sign anyone in to the console.
+// tokens do not sign anyone in to the console. A live update (fragment request, event
+// stream) does not count as use for the idle timeout.
 func (s *Server) readSession(r *http.Request, c *call) error {
 	ck, err := r.Cookie(s.sessionCookie())
 	if err != nil || ck.Value == "" {
 		return timebox.Errorf(timebox.EUNAUTHORIZED, "you are not signed in")
 	}
-	ws, u, err := s.Service.WebSession(r.Context(), ck.Value)
+	check := s.Service.WebSession
+	if r.Header.Get(fragmentHeader) != "" || r.URL.Path == "/events" {
+		check = s.Service.PeekWebSession // the page updating itself is not the person using it
+	}
+	ws, u, err := check(r.Context(), ck.Value)
 	if err != nil {
 		return err
 	}
