@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -195,4 +198,38 @@ type EventFilter struct {
 	// Before, when set, keeps the events whose Seq is below it (to page back from a Limit).
 	Before int64
 	Limit  int
+}
+
+// DetailsText writes an event's details as compact key=value pairs sorted by key, as
+// `timebox audit` and the console show them: empty values are left out, strings (after
+// str, which may rewrite them, e.g. their times into the viewer's zone; nil keeps them)
+// are quoted when they hold spaces, quotes or "=", other values are written as JSON.
+func DetailsText(d map[string]any, str func(string) string) string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		var v string
+		switch x := d[k].(type) {
+		case nil:
+			continue
+		case string:
+			if v = x; str != nil {
+				v = str(x)
+			}
+			if strings.ContainsAny(v, " \t\n\"'=") {
+				v = strconv.Quote(v)
+			}
+		default:
+			b, _ := json.Marshal(x)
+			v = string(b)
+		}
+		if v != "" && v != `""` {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
 }

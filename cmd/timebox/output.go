@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -322,35 +321,8 @@ func outRequest(w io.Writer, r *tbhttp.RequestView) error {
 	return nil
 }
 
-// detailsText is an event's details as compact key=value pairs, sorted by key. Empty values
-// are left out; strings with spaces or quotes are quoted, other values written as JSON.
-func detailsText(d map[string]any) string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		var v string
-		switch x := d[k].(type) {
-		case nil:
-			continue
-		case string:
-			if v = x; strings.ContainsAny(v, " \t\n\"'=") {
-				v = strconv.Quote(v)
-			}
-		default:
-			b, _ := json.Marshal(x)
-			v = string(b)
-		}
-		if v == "" {
-			continue
-		}
-		parts = append(parts, k+"="+v)
-	}
-	return strings.Join(parts, " ")
-}
+// detailsText is an event's details as compact key=value pairs (timebox.DetailsText).
+func detailsText(d map[string]any) string { return timebox.DetailsText(d, nil) }
 
 // detailsJSON is an event's details as one line of JSON with sorted keys, for CSV.
 func detailsJSON(d map[string]any) string {

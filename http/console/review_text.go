@@ -1,11 +1,8 @@
 package console
 
 import (
-	"encoding/json"
 	"regexp"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,34 +47,10 @@ func localTimes(s string, zone *time.Location) string {
 	})
 }
 
-// detailsText is an event's details as key=value pairs sorted by key (as `timebox audit`
-// prints them), with times in the viewer's zone. Empty values are left out.
+// detailsText is an event's details as `timebox audit` prints them, with times in the
+// viewer's zone.
 func detailsText(d map[string]any, zone *time.Location) string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		var v string
-		switch x := d[k].(type) {
-		case nil:
-			continue
-		case string:
-			v = localTimes(x, zone)
-			if strings.ContainsAny(v, " \t\n\"'=") {
-				v = strconv.Quote(v)
-			}
-		default:
-			b, _ := json.Marshal(x)
-			v = string(b)
-		}
-		if v != "" && v != `""` {
-			parts = append(parts, k+"="+v)
-		}
-	}
-	return strings.Join(parts, " ")
+	return timebox.DetailsText(d, func(s string) string { return localTimes(s, zone) })
 }
 
 // accessText says what a request grants: its access level, or its tables.
