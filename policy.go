@@ -182,6 +182,12 @@ func (s *Service) checkEnabled(tx Tx, user string) error {
 	if u, err := s.Catalog.User(user); err != nil || u.Disabled {
 		return Errorf(EFORBIDDEN, "unknown or disabled user %q", user)
 	}
+	return disabledThroughAPI(tx, user)
+}
+
+// disabledThroughAPI returns EFORBIDDEN, naming who and when, when user was disabled through
+// the API.
+func disabledThroughAPI(tx Tx, user string) error {
 	disabled, err := tx.DisabledUsers()
 	if err != nil {
 		return err

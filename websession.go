@@ -175,13 +175,7 @@ func (s *Service) checkNotDisabled(tx Tx, user string) error {
 	if cu := s.configUser(user); cu != nil && cu.Disabled {
 		return Errorf(EFORBIDDEN, "user %q is disabled in the configuration", user)
 	}
-	disabled, err := tx.DisabledUsers()
-	if err != nil {
-		return err
-	} else if d := disabled[user]; d != nil {
-		return Errorf(EFORBIDDEN, "user %q was disabled by %s at %s", user, d.By, fmtTime(d.At))
-	}
-	return nil
+	return disabledThroughAPI(tx, user)
 }
 
 func (s *Service) configUser(name string) *User {
