@@ -252,7 +252,7 @@ func (s *Service) authenticate(tx Tx, secret string, now time.Time) (*Token, *Us
 	} else if err != nil {
 		return nil, nil, err
 	}
-	u, err := s.Catalog.User(tok.User)
+	u, err := s.person(tx, tok.User)
 	if err != nil {
 		return nil, nil, Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox, so its tokens no longer work: ask an admin to add it to the configuration", tok.User)
 	} else if err := s.checkEnabled(tx, u.Name); ErrorCode(err) == EFORBIDDEN {

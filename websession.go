@@ -212,6 +212,27 @@ func (s *Service) LoadDirectory(ctx context.Context) (rejected []string, err err
 	return rejected, nil
 }
 
+// person returns the named user like Catalog.User, and when the directory does not know the
+// name, looks for an identity in the store (one that signed in through another replica
+// sharing the store) and adds it to the directory when its MAC holds.
+func (s *Service) person(tx Tx, name string) (*User, error) {
+	u, err := s.Catalog.User(name)
+	if ErrorCode(err) != ENOTFOUND || s.Catalog.Directory == nil {
+		return u, err
+	}
+	all, macs, ferr := tx.FindIdentities()
+	if ferr != nil {
+		return nil, ferr
+	}
+	for i, id := range all {
+		if id.Name == name && s.Keys.VerifyMAC(PurposeToken, identityMessage(id), macs[i]) {
+			s.Catalog.Directory.Put(id)
+			return s.Catalog.User(name)
+		}
+	}
+	return nil, err
+}
+
 // Identities returns everyone who signed in through the provider (admins and auditors only).
 func (s *Service) Identities(ctx context.Context, actor string) ([]*Identity, error) {
 	if !s.Catalog.IsAdmin(actor) && !s.Catalog.IsAuditor(actor) {
@@ -260,7 +281,7 @@ func (s *Service) webSession(ctx context.Context, secret string, touch bool) (*W
 		case !now.Before(ws.LastSeenAt.Add(s.Sessions.idle())):
 			return Errorf(EUNAUTHORIZED, "your session ended after %s without use: sign in again", durationText(s.Sessions.idle()))
 		}
-		if u, err = s.Catalog.User(ws.User); err != nil {
+		if u, err = s.person(tx, ws.User); err != nil {
 			return Errorf(EUNAUTHORIZED, "user %q is no longer known to Timebox", ws.User)
 		} else if err := s.checkEnabled(tx, u.Name); ErrorCode(err) == EFORBIDDEN {
 			return Errorf(EUNAUTHORIZED, "user %q is disabled", ws.User)

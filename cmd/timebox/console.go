@@ -56,6 +56,30 @@ func (in *instance) loadDirectory(ctx context.Context, logger *slog.Logger) erro
 	return nil
 }
 
+// followDirectory reloads the directory when someone signs in (on this replica or another
+// sharing the store), so that a person's groups from their latest sign-in decide what they
+// may approve everywhere; and after a gap in the change feed. It ends with ctx.
+func (in *instance) followDirectory(ctx context.Context, logger *slog.Logger) {
+	changes, stop := in.Store.Feed().Subscribe()
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch, ok := <-changes:
+			if !ok {
+				return
+			}
+			if ch.Seq != 0 && ch.Action != "user.signed_in" {
+				continue
+			}
+			if err := in.loadDirectory(ctx, logger); err != nil && ctx.Err() == nil {
+				logger.Warn("could not reload the people who signed in; retried at the next sign-in", "err", err)
+			}
+		}
+	}
+}
+
 // startConsole mounts the console on the instance's HTTP server.
 func (in *instance) startConsole(c *Config, logger *slog.Logger) error {
 	cs := console.New(in.Service)

@@ -166,6 +166,7 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 		defer close(in.done)
 		in.Scheduler.Run(runCtx)
 	}()
+	go in.followDirectory(runCtx, logger)
 	go func() {
 		if err := in.HTTP.Serve(in.listener); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
 			logger.Error("http server stopped", "err", err)
