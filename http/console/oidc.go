@@ -252,6 +252,11 @@ func (s *Server) handleAuthCallback(w http.ResponseWriter, r *http.Request, c *c
 	}
 	who, err := s.completeSignIn(w, r, f)
 	if err == nil {
+		if c.secret != "" { // signed in again (perhaps as someone else): end the old session
+			if err := s.Service.SignOut(r.Context(), c.secret); err != nil {
+				s.Logger.Error("console: end the session replaced by a new sign-in", "err", err)
+			}
+		}
 		return nil
 	}
 	var rl *rateLimited
@@ -397,6 +402,8 @@ func (o *OIDC) claimsIdentity(issuer, subject string, claims map[string]any) (*t
 	raw, _ := claims[o.usernameClaim()].(string)
 	if raw == "" {
 		return nil, timebox.Errorf(timebox.EUNAUTHORIZED, "the ID token has no %s claim, which gives the Timebox user name (set oidc.username_claim)", o.usernameClaim())
+	} else if o.usernameClaim() == "email" && claimFalse(claims["email_verified"]) {
+		return nil, timebox.Errorf(timebox.EFORBIDDEN, "sign-in refused: the provider has not verified the e-mail address %q, which would give the Timebox user name", timebox.Clip(raw))
 	}
 	if d := o.StripEmailDomain; d != "" {
 		if local, domain, ok := strings.Cut(raw, "@"); ok && strings.EqualFold(domain, strings.TrimPrefix(d, "@")) {

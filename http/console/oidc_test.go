@@ -57,6 +57,17 @@ func TestOIDCSignIn(t *testing.T) {
 	if got := b.signedInAs(); got != "dave" {
 		t.Fatalf("signed in as %q, want dave", got)
 	}
+	// Signing in again ends the session it replaces.
+	base, _ := url.Parse(e.URL)
+	old := b.c.Jar.Cookies(base)
+	if res := b.oidcSignIn(m, person("sub-dave", "dave", "dave@example.com", "prod-owners"), "/"); res.Status != http.StatusSeeOther {
+		t.Fatalf("second sign-in: %d", res.Status)
+	}
+	stale := e.browser()
+	stale.c.Jar.SetCookies(base, old)
+	if stale.signedInAs() != "" {
+		t.Error("the session replaced by a new sign-in still works")
+	}
 	u2, err := e.Svc.Catalog.User("dave")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +79,7 @@ func TestOIDCSignIn(t *testing.T) {
 	if len(ids) != 1 || ids[0].Subject != "sub-dave" || ids[0].Issuer != m.Issuer() {
 		t.Errorf("identities = %+v", ids)
 	}
-	if es := e.eventsWith("user.signed_in"); len(es) != 1 || es[0].Details["via"] != timebox.ViaOIDC {
+	if es := e.eventsWith("user.signed_in"); len(es) != 2 || es[0].Details["via"] != timebox.ViaOIDC {
 		t.Errorf("signed_in events = %+v", es)
 	}
 	for _, ev := range e.eventsWith("user.signed_in") {
@@ -363,6 +374,11 @@ func TestOIDCClaimRules(t *testing.T) {
 	res := e.browser().oidcSignIn(m, person("sub-frank", "frank", "frank@corp.example", "contractors"), "/")
 	if res.Status != http.StatusForbidden || !strings.Contains(res.Body, "none of the groups allowed") {
 		t.Fatalf("frank outside the allowed groups: %d %s", res.Status, res.Body)
+	}
+	// An address the provider has not verified gives no name.
+	res = e.browser().oidcSignIn(m, unverifiedUser{person("sub-hal", "hal", "hal@corp.example", "staff")}, "/")
+	if res.Status != http.StatusForbidden || !strings.Contains(res.Body, "has not verified the e-mail address") {
+		t.Fatalf("unverified address as the name: %d %s", res.Status, res.Body)
 	}
 	// An address in another domain stays whole.
 	if res := e.browser().oidcSignIn(m, person("sub-gus", "gus", "gus@other.example", "staff"), "/"); res.Status != http.StatusSeeOther {
