@@ -33,7 +33,7 @@ func (s *Server) handleSignInPage(w http.ResponseWriter, r *http.Request, c *cal
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return nil
 	}
-	d := &signInData{Next: next, Why: timebox.Clip(r.URL.Query().Get("why"))}
+	d := &signInData{Next: next, Why: timebox.Clip(s.openWhy(r.URL.Query().Get("why")))}
 	if s.OIDC != nil {
 		d.Provider = s.OIDC.DisplayName()
 	}

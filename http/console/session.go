@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"time"
@@ -84,9 +85,30 @@ func (s *Server) preToken(w http.ResponseWriter, r *http.Request) string {
 func (s *Server) toSignIn(w http.ResponseWriter, r *http.Request, why error) {
 	q := url.Values{"next": {r.URL.RequestURI()}}
 	if c := timebox.ErrorMessage(why); c != "" && r.URL.Path != "/" {
-		q.Set("why", c)
+		q.Set("why", s.sealWhy(c))
 	}
 	http.Redirect(w, r, "/sign-in?"+q.Encode(), http.StatusSeeOther)
+}
+
+const whyAAD = "timebox console sign-in reason v1"
+
+// sealWhy seals the reason the sign-in page shows, so that only Timebox's own reasons are
+// shown there: a link's own words ("Timebox has moved: sign in at …") are not.
+func (s *Server) sealWhy(why string) string {
+	return base64.RawURLEncoding.EncodeToString(s.Service.Keys.Sealer().Seal(why, whyAAD))
+}
+
+// openWhy returns the reason sealed by sealWhy, or "" for anything else.
+func (s *Server) openWhy(v string) string {
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || v == "" {
+		return ""
+	}
+	why, err := s.Service.Keys.Sealer().Open(raw, whyAAD)
+	if err != nil {
+		return ""
+	}
+	return why
 }
 
 // localPath returns next when it is a path on this console (so a sign-in never redirects

@@ -1,0 +1,31 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestAttackSignInPageWhyNotInjectable: the sign-in page's reason line comes from Timebox,
+// never from a link's query, so an attacker cannot put their own words on Timebox's sign-in
+// page ("Timebox moved: sign in at https://evil.example").
+func TestAttackSignInPageWhyNotInjectable(t *testing.T) {
+	e := newEnv(t, nil)
+	lure := "Timebox has moved: sign in at https://evil.example instead"
+	p := e.browser().get("/sign-in?why=" + url.QueryEscape(lure))
+	if strings.Contains(p.Body, "evil.example") {
+		t.Fatalf("the sign-in page shows a link's own text: %s", p.Body)
+	}
+	// The real reason still shows: a signed-out session's GET comes back with why.
+	b := e.signIn("alice")
+	b.post("/sign-out", nil)
+	res := b.get("/requests/new")
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("GET after sign-out = %d", res.Status)
+	}
+	if p := b.get(res.Location); !strings.Contains(p.Body, "you are not signed in") {
+		t.Fatalf("the sign-in page lost Timebox's own reason (%s): %s", res.Location, p.Body)
+	}
+}
+
