@@ -29,3 +29,24 @@ func TestAttackSignInPageWhyNotInjectable(t *testing.T) {
 	}
 }
 
+
+// TestAttackCallbackErrorNeedsState: an anonymous visitor who never started a sign-in cannot
+// write their own text into the audit log through the callback's error parameters.
+func TestAttackCallbackErrorNeedsState(t *testing.T) {
+	m := startMockOIDC(t, nil)
+	e := newOIDCEnv(t, m, nil)
+	b := e.browser()
+	res := b.getURL(e.URL + "/auth/callback?error=x&error_description=" + url.QueryEscape("approved by the CISO, see https://evil.example"))
+	if res.Status != http.StatusUnauthorized {
+		t.Fatalf("forged error callback = %d", res.Status)
+	}
+	for _, ev := range e.eventsWith("user.sign_in_failed") {
+		if r, _ := ev.Details["reason"].(string); strings.Contains(r, "evil.example") {
+			t.Fatalf("a forged callback wrote its own text into the audit log: %q", r)
+		}
+	}
+	if strings.Contains(res.Body, "evil.example") {
+		t.Fatalf("a forged callback's text is shown on the sign-in page")
+	}
+}
+

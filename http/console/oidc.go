@@ -276,19 +276,21 @@ func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, f *flow)
 		return "", err
 	}
 	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		msg := "the sign-in provider refused the sign-in (" + timebox.Clip(e) + ")"
-		if d := q.Get("error_description"); d != "" {
-			msg += ": " + timebox.Clip(d)
-		}
-		return "", timebox.Errorf(timebox.EUNAUTHORIZED, "%s", msg)
-	}
 	state, code := q.Get("state"), q.Get("code")
+	// The state is checked before the provider's error is read: the error's words come from
+	// the link, and only the provider, answering this browser's sign-in, may have them shown
+	// and audited.
 	switch {
 	case f == nil:
 		return "", timebox.Errorf(timebox.EUNAUTHORIZED, "this sign-in was not started in this browser, or took longer than %s: start again", shortDuration(flowTTL))
 	case state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(f.State)) != 1:
 		return "", timebox.Errorf(timebox.EUNAUTHORIZED, "the provider sent back a state that does not match this browser's sign-in (a forged or altered link): start again")
+	case q.Get("error") != "":
+		msg := "the sign-in provider refused the sign-in (" + timebox.Clip(q.Get("error")) + ")"
+		if d := q.Get("error_description"); d != "" {
+			msg += ": " + timebox.Clip(d)
+		}
+		return "", timebox.Errorf(timebox.EUNAUTHORIZED, "%s", msg)
 	case code == "":
 		return "", timebox.Errorf(timebox.EUNAUTHORIZED, "the provider sent back no code: start again")
 	}
