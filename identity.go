@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Identity is a person who signed in through the OpenID Connect provider. People need not be
@@ -142,6 +143,10 @@ func NormalizeUserName(claim string) (string, error) {
 	}
 	if reservedActors[name] {
 		return "", Errorf(EINVALID, "the provider's username %q is reserved for Timebox's own audit events", Clip(claim))
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+		// Zero-width and bidi characters would let a name look like another person's.
+		return "", Errorf(EINVALID, "the provider's username %q has an invisible character (%U), which would make it look like another name", Clip(claim), []rune(name[i:])[0])
 	}
 	return name, nil
 }

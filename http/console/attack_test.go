@@ -29,7 +29,6 @@ func TestAttackSignInPageWhyNotInjectable(t *testing.T) {
 	}
 }
 
-
 // TestAttackCallbackErrorNeedsState: an anonymous visitor who never started a sign-in cannot
 // write their own text into the audit log through the callback's error parameters.
 func TestAttackCallbackErrorNeedsState(t *testing.T) {
@@ -50,3 +49,15 @@ func TestAttackCallbackErrorNeedsState(t *testing.T) {
 	}
 }
 
+// TestAttackInvisibleUserName: a provider account cannot take a name that looks like another
+// person's (zero-width or bidi characters).
+func TestAttackInvisibleUserName(t *testing.T) {
+	m := startMockOIDC(t, nil)
+	e := newOIDCEnv(t, m, nil)
+	for _, name := range []string{"bob\u200b", "b\u200dob", "\u202ebob", "bob\ufeff", "bo\u00adb"} {
+		res := e.browser().oidcSignIn(m, person("sub-"+name, name, "x@evil.example", "developers"), "/")
+		if res.Status == http.StatusSeeOther {
+			t.Errorf("provider username %q (looks like bob) was accepted", name)
+		}
+	}
+}
