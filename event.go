@@ -197,7 +197,10 @@ type EventFilter struct {
 	Until   time.Time
 	// Before, when set, keeps the events whose Seq is below it (to page back from a Limit).
 	Before int64
-	Limit  int
+	// After, when set, keeps the events whose Seq is above it; with a Limit, the first Limit
+	// of them (to follow the log forward) rather than the last.
+	After int64
+	Limit int
 }
 
 // DetailsText writes an event's details as compact key=value pairs sorted by key, as

@@ -20,6 +20,7 @@ type Store interface {
 // Tx is a transaction on the store. Methods return *Error: ENOTFOUND for a missing row,
 // ECONFLICT for a duplicate or a stale version, EINTERNAL otherwise.
 type Tx interface {
+	Outbox
 	// CreateRequest inserts a new request (Version must be 1).
 	CreateRequest(r *Request) error
 	// UpdateRequest stores r if the stored version is still r.Version, then increments

@@ -162,6 +162,9 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	if f.Before > 0 {
 		where, args = append(where, "seq < ?"), append(args, f.Before)
 	}
+	if f.After > 0 {
+		where, args = append(where, "seq > ?"), append(args, f.After)
+	}
 	if f.User != "" {
 		where = append(where, "(actor = ? OR request_id IN (SELECT id FROM requests WHERE requester = ?))")
 		args = append(args, f.User, f.User)
@@ -192,7 +195,10 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	}
 	query := `SELECT seq, time, actor, action, request_id, database, details, prev_hash, hash, key_id
 		FROM events` + whereClause(where)
-	if f.Limit > 0 {
+	forward := f.After > 0
+	if f.Limit > 0 && forward {
+		query, args = query+` ORDER BY seq LIMIT ?`, append(args, f.Limit)
+	} else if f.Limit > 0 {
 		query, args = query+` ORDER BY seq DESC LIMIT ?`, append(args, f.Limit)
 	} else {
 		query += ` ORDER BY seq`
@@ -201,7 +207,7 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.Limit > 0 {
+	if f.Limit > 0 && !forward {
 		slices.Reverse(events)
 	}
 	return events, nil
