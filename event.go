@@ -197,9 +197,9 @@ type EventFilter struct {
 	Until   time.Time
 	// Before, when set, keeps the events whose Seq is below it (to page back from a Limit).
 	Before int64
-	// After, when set, keeps the events whose Seq is above it; with a Limit, the first Limit
-	// of them (to follow the log forward) rather than the last.
-	After int64
+	// From, when set, keeps the events whose Seq is From or above; with a Limit, the first
+	// Limit of them (to follow the log forward) rather than the last.
+	From  int64
 	Limit int
 }
 

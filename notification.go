@@ -83,6 +83,9 @@ type Outbox interface {
 	FindDelivery(id int64) (*Delivery, error)
 	// FindDeliveries returns matching deliveries, newest first.
 	FindDeliveries(f DeliveryFilter) ([]*Delivery, error)
+	// ReleaseClaims makes every sending delivery due at now (still sending: uncertain). For a
+	// store only one process uses (SQLite), at start: the claims were the previous process's.
+	ReleaseClaims(now time.Time) error
 	// NextDelivery returns the earliest NextAt of channel's undelivered (pending or sending)
 	// deliveries, zero when there is none.
 	NextDelivery(channel string) (time.Time, error)

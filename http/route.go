@@ -93,6 +93,10 @@ func (s *Server) Handler() http.Handler {
 				"no such route: %s %s (a path has no empty, \".\" or \"..\" segments)", r.Method, clipPath(p)))
 			return
 		}
+		if s.Hooks != nil && strings.HasPrefix(r.URL.Path, "/hooks/") {
+			s.Hooks.ServeHTTP(rec, r)
+			return
+		}
 		if s.Console != nil && !apiPath(r.URL.Path) {
 			s.Console.ServeHTTP(rec, r)
 			return

@@ -58,6 +58,9 @@ type Server struct {
 	// Console, when set, serves every path outside the API (/api/, /healthz, /metrics): the
 	// web console. It gets no API token and the API gets no console cookie.
 	Console http.Handler
+	// Hooks, when set, serves /hooks/ (the Slack interactivity endpoint): public paths that
+	// authenticate each request by the sender's own signature.
+	Hooks http.Handler
 
 	mu  sync.Mutex
 	ln  net.Listener

@@ -23,21 +23,21 @@ type Kind string
 
 // The kinds of notification that routes send to Slack, Teams and e-mail.
 const (
-	KindNewRequest     Kind = "new_request"     // a request waits for review
-	KindAwaiting       Kind = "awaiting"        // an approval was added; more are needed
-	KindDecision       Kind = "decision"        // approved (as asked or narrowed), auto-approved or denied
-	KindActivation     Kind = "activation"      // the database confirmed the access
-	KindExpiryWarning  Kind = "expiry_warning"  // the access ends soon (with a link to extend)
-	KindExpiry         Kind = "expiry"          // the access ended at the end of its window
-	KindRevoke         Kind = "revoke"          // an approver or admin revoked it
-	KindRelease        Kind = "release"         // the requester gave it back early
-	KindBreakGlass     Kind = "break_glass"     // activated without approval; follow-up open
-	KindFollowUpDue    Kind = "follow_up_due"   // a break-glass request ended, its follow-up is open
-	KindDriftRepaired  Kind = "drift_repaired"  // the reconciler put a database back in line
-	KindStoreTampered  Kind = "store_tampered"  // the store was edited without secret_key
-	KindExtension      Kind = "extension"       // more time was asked for, or granted
-	KindEvent          Kind = "event"           // a webhook's audit event (every action)
-	kindCancelled      Kind = "cancelled"       // the requester withdrew it (updates the thread only)
+	KindNewRequest     Kind = "new_request"      // a request waits for review
+	KindAwaiting       Kind = "awaiting"         // an approval was added; more are needed
+	KindDecision       Kind = "decision"         // approved (as asked or narrowed), auto-approved or denied
+	KindActivation     Kind = "activation"       // the database confirmed the access
+	KindExpiryWarning  Kind = "expiry_warning"   // the access ends soon (with a link to extend)
+	KindExpiry         Kind = "expiry"           // the access ended at the end of its window
+	KindRevoke         Kind = "revoke"           // an approver or admin revoked it
+	KindRelease        Kind = "release"          // the requester gave it back early
+	KindBreakGlass     Kind = "break_glass"      // activated without approval; follow-up open
+	KindFollowUpDue    Kind = "follow_up_due"    // a break-glass request ended, its follow-up is open
+	KindDriftRepaired  Kind = "drift_repaired"   // the reconciler put a database back in line
+	KindStoreTampered  Kind = "store_tampered"   // the store was edited without secret_key
+	KindExtension      Kind = "extension"        // more time was asked for, or granted
+	KindEvent          Kind = "event"            // a webhook's audit event (every action)
+	kindCancelled      Kind = "cancelled"        // the requester withdrew it (updates the thread only)
 	kindFollowUpClosed Kind = "follow_up_closed" // (updates the thread only)
 )
 

@@ -162,8 +162,8 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	if f.Before > 0 {
 		where, args = append(where, "seq < ?"), append(args, f.Before)
 	}
-	if f.After > 0 {
-		where, args = append(where, "seq > ?"), append(args, f.After)
+	if f.From > 0 {
+		where, args = append(where, "seq >= ?"), append(args, f.From)
 	}
 	if f.User != "" {
 		where = append(where, "(actor = ? OR request_id IN (SELECT id FROM requests WHERE requester = ?))")
@@ -195,7 +195,7 @@ func (t *tx) FindEvents(f timebox.EventFilter) ([]*timebox.Event, error) {
 	}
 	query := `SELECT seq, time, actor, action, request_id, database, details, prev_hash, hash, key_id
 		FROM events` + whereClause(where)
-	forward := f.After > 0
+	forward := f.From > 0
 	if f.Limit > 0 && forward {
 		query, args = query+` ORDER BY seq LIMIT ?`, append(args, f.Limit)
 	} else if f.Limit > 0 {

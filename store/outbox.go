@@ -194,3 +194,11 @@ func (t *tx) PutThread(channel, requestID, externalID string) error {
 	}
 	return nil
 }
+
+// ReleaseClaims makes every sending delivery due at now.
+func (t *tx) ReleaseClaims(now time.Time) error {
+	if _, err := t.exec(`UPDATE deliveries SET next_at = ? WHERE status = 'sending'`, t.timeArg(now)); err != nil {
+		return internal(err, "release the claims of deliveries")
+	}
+	return nil
+}

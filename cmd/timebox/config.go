@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/notify"
 	"github.com/timebox-dev/timebox/oncall"
 	"gopkg.in/yaml.v3"
 )
@@ -50,7 +51,9 @@ type Config struct {
 	// Console configures the web console's sessions and URL.
 	Console ConsoleConfig `yaml:"console"`
 	// OIDC signs people in to the console through an OpenID Connect provider.
-	OIDC            *OIDCConfig `yaml:"oidc"`
+	OIDC *OIDCConfig `yaml:"oidc"`
+	// Notify sends notifications to Slack, Teams, e-mail and webhooks (docs/notify.md).
+	Notify          *notify.Config `yaml:"notify"`
 	timebox.Catalog `yaml:",inline"`
 
 	// devSignIn offers the console's one-click sign-in as each user: timebox dev only.
@@ -85,7 +88,7 @@ var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+
 // durationFields are the configuration keys whose values are durations.
 var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true,
 	"max_lead_time": true, "longer_than": true, "unused_after": true, "refresh": true, "shift": true,
-	"default_ttl": true, "max_ttl": true}
+	"default_ttl": true, "max_ttl": true, "expiry_warning": true, "retry_min": true, "retry_max": true, "give_up_after": true}
 
 // checkDurations walks the YAML tree and returns an error naming the line and field of the
 // first duration that does not parse (the decoder itself would name neither).
@@ -187,6 +190,9 @@ func (c *Config) Validate() error {
 		if a := r.AutoApprove; a != nil && a.OnCall != "" && !slices.ContainsFunc(c.OnCall, func(s oncall.Schedule) bool { return s.Name == a.OnCall }) {
 			return timebox.Errorf(timebox.EINVALID, "rules[%d].auto_approve.on_call: unknown on-call schedule %q (declare it under on_call)", i, a.OnCall)
 		}
+	}
+	if c.Notify != nil {
+		return c.Notify.Validate(&c.Catalog)
 	}
 	return nil
 }

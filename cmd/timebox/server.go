@@ -18,6 +18,7 @@ import (
 	"github.com/timebox-dev/timebox/engine/postgres"
 	tbhttp "github.com/timebox-dev/timebox/http"
 	"github.com/timebox-dev/timebox/http/console"
+	"github.com/timebox-dev/timebox/notify"
 	"github.com/timebox-dev/timebox/oncall"
 	"github.com/timebox-dev/timebox/scheduler"
 	"github.com/timebox-dev/timebox/store"
@@ -80,6 +81,7 @@ type instance struct {
 	Scheduler  *scheduler.Scheduler
 	HTTP       *tbhttp.Server
 	Console    *console.Server
+	Outbox     *notify.Outbox
 	engines    map[string]timebox.Engine
 	listener   net.Listener
 	cancel     context.CancelFunc
@@ -160,11 +162,20 @@ func startInstance(ctx context.Context, c *Config, logger *slog.Logger) (_ *inst
 	if in.listener, err = in.HTTP.Listen(c.Listen); err != nil {
 		return nil, err // "cannot listen on ADDR: address already in use"
 	}
+	if in.Outbox, err = in.startNotify(c, logger); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	in.cancel = cancel
 	go func() {
 		defer close(in.done)
+		notified := make(chan struct{})
+		go func() {
+			defer close(notified)
+			in.runNotify(runCtx)
+		}()
 		in.Scheduler.Run(runCtx)
+		<-notified
 	}()
 	go in.followDirectory(runCtx, logger)
 	go func() {
@@ -274,6 +285,9 @@ func (in *instance) Close() error {
 }
 
 func (in *instance) closeResources() {
+	if in.listener != nil && in.cancel == nil { // it failed before serving
+		in.listener.Close()
+	}
 	for _, e := range in.engines {
 		e.Close()
 	}
