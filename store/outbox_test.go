@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/timebox-dev/timebox"
+	"github.com/timebox-dev/timebox/internal/testdb"
+	"github.com/timebox-dev/timebox/store"
+)
+
+func TestSQLiteOutbox(t *testing.T) { testOutbox(t, openSQLite(t)) }
+
+func TestPostgresOutbox(t *testing.T) {
+	testdb.RequirePostgres(t)
+	testOutbox(t, openPostgres(t))
+}
+
+// testOutbox: the cursor starts unset; deliveries are added once per key; claims take what
+// is due in order, hold it until the claim runs out (then it is due again, still sending),
+// outcomes are saved, the dead-letter list is found by status, threads round-trip, and
+// events are read forward from a seq.
+func testOutbox(t *testing.T, db *store.DB) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	view(t, db, func(tx timebox.Tx) error {
+		if _, ok, err := tx.OutboxCursor(); err != nil || ok {
+			t.Fatalf("cursor of a new store: ok=%v err=%v", ok, err)
+		}
+		return nil
+	})
+	update(t, db, func(tx timebox.Tx) error { return tx.SetOutboxCursor(7) })
+	update(t, db, func(tx timebox.Tx) error { return tx.SetOutboxCursor(9) })
+	view(t, db, func(tx timebox.Tx) error {
+		if seq, ok, err := tx.OutboxCursor(); err != nil || !ok || seq != 9 {
+			t.Fatalf("cursor = %d %v %v, want 9", seq, ok, err)
+		}
+		return nil
+	})
+	d1 := &timebox.Delivery{Key: "ops:e1", Channel: "ops", Kind: "new_request", EventSeq: 1, RequestID: "r1", NextAt: now, CreatedAt: now}
+	d2 := &timebox.Delivery{Key: "ops:e2", Channel: "ops", Kind: "decision", EventSeq: 2, RequestID: "r1", NextAt: now.Add(time.Second), CreatedAt: now}
+	d3 := &timebox.Delivery{Key: "mail:e1:bob", Channel: "mail", Kind: "new_request", EventSeq: 1, Recipient: "bob", NextAt: now, CreatedAt: now}
+	update(t, db, func(tx timebox.Tx) error { return tx.AddDeliveries([]*timebox.Delivery{d1, d2, d3}) })
+	if d1.ID == 0 || d2.ID == 0 || d3.ID == 0 {
+		t.Fatalf("ids not set: %d %d %d", d1.ID, d2.ID, d3.ID)
+	}
+	again := &timebox.Delivery{Key: "ops:e1", Channel: "ops", Kind: "other", NextAt: now, CreatedAt: now}
+	update(t, db, func(tx timebox.Tx) error { return tx.AddDeliveries([]*timebox.Delivery{again}) })
+	if again.ID != 0 {
+		t.Fatalf("a delivery with an existing key was stored again (id %d)", again.ID)
+	}
+	var claimed []*timebox.Delivery
+	update(t, db, func(tx timebox.Tx) (err error) {
+		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10)
+		return err
+	})
+	if len(claimed) != 1 || claimed[0].ID != d1.ID || claimed[0].Status != timebox.DeliveryPending || claimed[0].Attempts != 1 {
+		t.Fatalf("claim at now = %+v, want d1 only, pending, attempt 1", claimed)
+	}
+	update(t, db, func(tx timebox.Tx) (err error) {
+		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Second), now.Add(time.Minute), 10)
+		return err
+	})
+	if len(claimed) != 1 || claimed[0].ID != d2.ID {
+		t.Fatalf("claim at +2s = %+v, want d2 only (d1 is claimed)", claimed)
+	}
+	update(t, db, func(tx timebox.Tx) (err error) {
+		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Minute), now.Add(3*time.Minute), 10)
+		return err
+	})
+	if len(claimed) != 2 || claimed[0].Status != timebox.DeliverySending || claimed[0].Attempts != 2 {
+		t.Fatalf("claims that ran out = %+v, want both, sending (uncertain), attempt 2", claimed)
+	}
+	view(t, db, func(tx timebox.Tx) error {
+		next, err := tx.NextDelivery("ops")
+		if err != nil || !next.Equal(now.Add(3*time.Minute)) {
+			t.Fatalf("next = %v %v, want the end of the claim", next, err)
+		}
+		return nil
+	})
+	update(t, db, func(tx timebox.Tx) error { return tx.ReleaseClaims(now) })
+	view(t, db, func(tx timebox.Tx) error {
+		if next, _ := tx.NextDelivery("ops"); !next.Equal(now) {
+			t.Fatalf("next after ReleaseClaims = %v, want now", next)
+		}
+		return nil
+	})
+	c := claimed[0]
+	c.Status, c.SentAt, c.ExternalID = timebox.DeliverySent, now, "1700000000.000100"
+	f := claimed[1]
+	f.Status, f.LastError = timebox.DeliveryFailed, "HTTP 404"
+	update(t, db, func(tx timebox.Tx) error {
+		if err := tx.SaveDelivery(c); err != nil {
+			return err
+		}
+		if err := tx.SaveDelivery(f); err != nil {
+			return err
+		}
+		return tx.PutThread("ops", "r1", "C1:1700000000.000100")
+	})
+	view(t, db, func(tx timebox.Tx) error {
+		got, err := tx.FindDelivery(c.ID)
+		if err != nil || got.Status != timebox.DeliverySent || got.ExternalID != c.ExternalID || !got.SentAt.Equal(now) {
+			t.Fatalf("saved delivery = %+v %v", got, err)
+		}
+		failed, err := tx.FindDeliveries(timebox.DeliveryFilter{Status: timebox.DeliveryFailed})
+		if err != nil || len(failed) != 1 || failed[0].ID != f.ID || failed[0].LastError != "HTTP 404" {
+			t.Fatalf("failed = %+v %v", failed, err)
+		}
+		all, err := tx.FindDeliveries(timebox.DeliveryFilter{RequestID: "r1"})
+		if err != nil || len(all) != 2 || all[0].ID < all[1].ID {
+			t.Fatalf("deliveries of r1 = %+v %v, want 2 newest first", all, err)
+		}
+		if next, _ := tx.NextDelivery("ops"); !next.IsZero() {
+			t.Fatalf("next with nothing undelivered = %v", next)
+		}
+		if th, err := tx.Thread("ops", "r1"); err != nil || th != "C1:1700000000.000100" {
+			t.Fatalf("thread = %q %v", th, err)
+		}
+		if th, err := tx.Thread("ops", "r2"); err != nil || th != "" {
+			t.Fatalf("thread of r2 = %q %v", th, err)
+		}
+		if _, err := tx.FindDelivery(999); timebox.ErrorCode(err) != timebox.ENOTFOUND {
+			t.Fatalf("FindDelivery(999) = %v", err)
+		}
+		return nil
+	})
+	// Events are read forward from a seq.
+	update(t, db, func(tx timebox.Tx) error {
+		for i := range 5 {
+			if err := tx.AppendEvent(&timebox.Event{Actor: "alice", Action: "test.event", Details: map[string]any{"n": i}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, db, func(tx timebox.Tx) error {
+		es, err := tx.FindEvents(timebox.EventFilter{From: 2, Limit: 2})
+		if err != nil || len(es) != 2 || es[0].Seq != 2 || es[1].Seq != 3 {
+			t.Fatalf("From 2 Limit 2 = %v %v", es, err)
+		}
+		return nil
+	})
+}
