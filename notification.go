@@ -74,7 +74,8 @@ type Outbox interface {
 	// ClaimDeliveries marks up to limit deliveries of channel due at now as sending until
 	// until (attempts counted) and returns them, oldest first: pending ones with NextAt <= now
 	// and sending ones whose claim ran out (their Status is still DeliverySending in what is
-	// returned, so that the sender knows the receiver may have them).
+	// returned, so that the sender knows the receiver may have them). A delivery about a
+	// request waits while an earlier one to the same channel and recipient is undelivered.
 	ClaimDeliveries(channel string, now, until time.Time, limit int) ([]*Delivery, error)
 	// SaveDelivery stores the outcome of an attempt: Status, Attempts, NextAt, LastError,
 	// ExternalID and SentAt.
@@ -87,7 +88,7 @@ type Outbox interface {
 	// store only one process uses (SQLite), at start: the claims were the previous process's.
 	ReleaseClaims(now time.Time) error
 	// NextDelivery returns the earliest NextAt of channel's undelivered (pending or sending)
-	// deliveries, zero when there is none.
+	// deliveries that wait for no earlier one, zero when there is none.
 	NextDelivery(channel string) (time.Time, error)
 	// Thread returns the ExternalID of the message that stands for request on channel (the
 	// shared message updated in place), "" when there is none.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -9,8 +10,16 @@ import (
 
 // The notification outbox: see timebox.Outbox and migration 00011.
 
-const deliveryColumns = `id, dedup_key, channel, kind, event_seq, request_id, recipient, status, attempts,
-	next_at, last_error, external_id, created_at, sent_at`
+const deliveryColumns = `id, dedup_key, channel, kind, event_seq, request_id, recipient, status, attempts, next_at, last_error, external_id, created_at, sent_at`
+
+// notWaiting is the condition on deliveries d that d waits for no earlier delivery: a
+// message about a request waits for the earlier ones about it to the same channel and
+// recipient (a thread is updated in order); one given up (failed) holds nothing.
+const notWaiting = `NOT EXISTS (SELECT 1 FROM deliveries e WHERE d.request_id <> '' AND e.request_id = d.request_id
+	AND e.channel = d.channel AND e.recipient = d.recipient AND e.id < d.id AND e.status IN ('pending', 'sending'))`
+
+// deliveryColumnsD is deliveryColumns of the table aliased d.
+var deliveryColumnsD = "d." + strings.ReplaceAll(deliveryColumns, ", ", ", d.")
 
 func scanDelivery(row rowScanner) (*timebox.Delivery, error) {
 	var d timebox.Delivery
@@ -72,8 +81,8 @@ func (t *tx) AddDeliveries(ds []*timebox.Delivery) error {
 
 // ClaimDeliveries claims up to limit of channel's due deliveries until until.
 func (t *tx) ClaimDeliveries(channel string, now, until time.Time, limit int) ([]*timebox.Delivery, error) {
-	rows, err := t.query(`SELECT `+deliveryColumns+` FROM deliveries
-		WHERE channel = ? AND status IN ('pending', 'sending') AND next_at <= ?
+	rows, err := t.query(`SELECT `+deliveryColumnsD+` FROM deliveries d
+		WHERE channel = ? AND status IN ('pending', 'sending') AND next_at <= ? AND `+notWaiting+`
 		ORDER BY next_at, id LIMIT ?`, channel, t.timeArg(now), limit)
 	if err != nil {
 		return nil, internal(err, "claim deliveries")
@@ -167,7 +176,7 @@ func (t *tx) FindDeliveries(f timebox.DeliveryFilter) ([]*timebox.Delivery, erro
 // NextDelivery returns the earliest next_at of channel's undelivered deliveries.
 func (t *tx) NextDelivery(channel string) (time.Time, error) {
 	var next time.Time
-	err := t.queryRow(`SELECT MIN(next_at) FROM deliveries WHERE channel = ? AND status IN ('pending', 'sending')`,
+	err := t.queryRow(`SELECT MIN(next_at) FROM deliveries d WHERE channel = ? AND status IN ('pending', 'sending') AND `+notWaiting,
 		channel).Scan(timeCol{&next})
 	if err != nil {
 		return time.Time{}, internal(err, "find the next delivery")

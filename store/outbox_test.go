@@ -37,9 +37,11 @@ func testOutbox(t *testing.T, db *store.DB) {
 		return nil
 	})
 	d1 := &timebox.Delivery{Key: "ops:e1", Channel: "ops", Kind: "new_request", EventSeq: 1, RequestID: "r1", NextAt: now, CreatedAt: now}
-	d2 := &timebox.Delivery{Key: "ops:e2", Channel: "ops", Kind: "decision", EventSeq: 2, RequestID: "r1", NextAt: now.Add(time.Second), CreatedAt: now}
+	d2 := &timebox.Delivery{Key: "ops:e2", Channel: "ops", Kind: "decision", EventSeq: 2, RequestID: "r2", NextAt: now.Add(time.Second), CreatedAt: now}
+	// d4 is about r1 like d1: it waits until d1 is delivered (or given up), though due.
+	d4 := &timebox.Delivery{Key: "ops:e4", Channel: "ops", Kind: "decision", EventSeq: 4, RequestID: "r1", NextAt: now, CreatedAt: now}
 	d3 := &timebox.Delivery{Key: "mail:e1:bob", Channel: "mail", Kind: "new_request", EventSeq: 1, Recipient: "bob", NextAt: now, CreatedAt: now}
-	update(t, db, func(tx timebox.Tx) error { return tx.AddDeliveries([]*timebox.Delivery{d1, d2, d3}) })
+	update(t, db, func(tx timebox.Tx) error { return tx.AddDeliveries([]*timebox.Delivery{d1, d2, d3, d4}) })
 	if d1.ID == 0 || d2.ID == 0 || d3.ID == 0 {
 		t.Fatalf("ids not set: %d %d %d", d1.ID, d2.ID, d3.ID)
 	}
@@ -87,6 +89,9 @@ func testOutbox(t *testing.T, db *store.DB) {
 	c := claimed[0]
 	c.Status, c.SentAt, c.ExternalID = timebox.DeliverySent, now, "1700000000.000100"
 	f := claimed[1]
+	if c.ID != d1.ID || f.ID != d2.ID {
+		t.Fatalf("claimed %d and %d, want d1 and d2 (d4 waits behind d1)", c.ID, f.ID)
+	}
 	f.Status, f.LastError = timebox.DeliveryFailed, "HTTP 404"
 	update(t, db, func(tx timebox.Tx) error {
 		if err := tx.SaveDelivery(c); err != nil {
@@ -97,6 +102,15 @@ func testOutbox(t *testing.T, db *store.DB) {
 		}
 		return tx.PutThread("ops", "r1", "C1:1700000000.000100")
 	})
+	update(t, db, func(tx timebox.Tx) (err error) {
+		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10)
+		return err
+	})
+	if len(claimed) != 1 || claimed[0].ID != d4.ID {
+		t.Fatalf("claim after d1 was sent = %+v, want d4", claimed)
+	}
+	claimed[0].Status = timebox.DeliverySent
+	update(t, db, func(tx timebox.Tx) error { return tx.SaveDelivery(claimed[0]) })
 	view(t, db, func(tx timebox.Tx) error {
 		got, err := tx.FindDelivery(c.ID)
 		if err != nil || got.Status != timebox.DeliverySent || got.ExternalID != c.ExternalID || !got.SentAt.Equal(now) {
@@ -107,7 +121,7 @@ func testOutbox(t *testing.T, db *store.DB) {
 			t.Fatalf("failed = %+v %v", failed, err)
 		}
 		all, err := tx.FindDeliveries(timebox.DeliveryFilter{RequestID: "r1"})
-		if err != nil || len(all) != 2 || all[0].ID < all[1].ID {
+		if err != nil || len(all) != 2 || all[0].ID != d4.ID || all[1].ID != d1.ID {
 			t.Fatalf("deliveries of r1 = %+v %v, want 2 newest first", all, err)
 		}
 		if next, _ := tx.NextDelivery("ops"); !next.IsZero() {
