@@ -83,13 +83,25 @@ type teamsAttachment struct {
 
 // adaptiveCard is an Adaptive Card (schema version 1.4, the newest Teams renders everywhere).
 type adaptiveCard struct {
-	Schema  string           `json:"$schema"`
-	Type    string           `json:"type"`
-	Version string           `json:"version"`
-	Body    []map[string]any `json:"body"`
-	Actions []cardAction     `json:"actions,omitempty"`
+	Schema  string        `json:"$schema"`
+	Type    string        `json:"type"`
+	Version string        `json:"version"`
+	Body    []cardElement `json:"body"`
+	Actions []cardAction  `json:"actions,omitempty"`
 	// MSTeams widens the card to the channel's width.
 	MSTeams map[string]string `json:"msteams,omitempty"`
+}
+
+// cardElement is a TextBlock or a FactSet.
+type cardElement struct {
+	Type     string     `json:"type"`
+	Text     string     `json:"text,omitempty"`
+	Weight   string     `json:"weight,omitempty"`
+	Size     string     `json:"size,omitempty"`
+	IsSubtle bool       `json:"isSubtle,omitempty"`
+	Spacing  string     `json:"spacing,omitempty"`
+	Wrap     bool       `json:"wrap,omitempty"`
+	Facts    []cardFact `json:"facts,omitempty"`
 }
 
 type cardAction struct {
@@ -117,20 +129,16 @@ func (t *Teams) card(m *Message) adaptiveCard {
 		Version: "1.4",
 		MSTeams: map[string]string{"width": "Full"},
 	}
-	c.Body = append(c.Body, map[string]any{
-		"type": "TextBlock", "text": cardText(s.Title), "weight": "Bolder", "size": "Medium", "wrap": true,
-	})
+	c.Body = append(c.Body, cardElement{Type: "TextBlock", Text: cardText(s.Title), Weight: "Bolder", Size: "Medium", Wrap: true})
 	if s.Status != "" {
-		c.Body = append(c.Body, map[string]any{
-			"type": "TextBlock", "text": cardText(s.Status), "isSubtle": true, "spacing": "None", "wrap": true,
-		})
+		c.Body = append(c.Body, cardElement{Type: "TextBlock", Text: cardText(s.Status), IsSubtle: true, Spacing: "None", Wrap: true})
 	}
 	if len(s.Facts) > 0 {
 		facts := make([]cardFact, 0, len(s.Facts))
 		for _, f := range s.Facts {
 			facts = append(facts, cardFact{Title: cardText(f.Name), Value: cardText(f.Value)})
 		}
-		c.Body = append(c.Body, map[string]any{"type": "FactSet", "facts": facts})
+		c.Body = append(c.Body, cardElement{Type: "FactSet", Facts: facts})
 	}
 	for _, l := range s.Links {
 		c.Actions = append(c.Actions, cardAction{Type: "Action.OpenUrl", Title: l.Text, URL: l.URL})

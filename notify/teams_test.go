@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +251,29 @@ func TestCardText(t *testing.T) {
 	long := cardText(strings.Repeat("é", 2*maxCardText))
 	if len(long) > maxCardText+len("…") || !strings.HasSuffix(long, "…") {
 		t.Errorf("a long text is %d bytes, want at most %d and an ellipsis", len(long), maxCardText)
+	}
+}
+
+// TestTeamsDocSample checks that the card shown in docs/notify-teams.md is the one Timebox
+// posts for that request.
+func TestTeamsDocSample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/notify-teams.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```json\n")
+	block, _, _ := strings.Cut(rest, "```")
+	var want any
+	if err := json.Unmarshal([]byte(block), &want); err != nil {
+		t.Fatalf("the docs' card is not JSON: %v", err)
+	}
+	rc := newReceiver(t, false)
+	tm, _ := openTestTeams(t, rc)
+	r := pendingRequest()
+	r.Reason, r.Ticket = "INC-4411: refund totals disagree with the ledger", "INC-4411"
+	got := teamsSend(t, tm, rc, KindNewRequest, r, &timebox.Event{Seq: 9, Action: "request.created", Actor: "alice", RequestID: r.ID})
+	if !reflect.DeepEqual(any(got), want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		t.Errorf("docs/notify-teams.md shows another card than Timebox posts:\n%s", g)
 	}
 }
