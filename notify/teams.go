@@ -22,7 +22,6 @@ type TeamsConfig struct {
 // card it posted nor deduplicate: every delivery is a new card, and a delivery retried
 // after the server stopped mid-send may be posted twice.
 type Teams struct {
-	name       string
 	consoleURL string
 	hook       *hookPoster
 }
@@ -38,7 +37,7 @@ func openTeams(name string, c *TeamsConfig, env Env) (Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Teams{name: name, consoleURL: env.ConsoleURL, hook: hook}, nil
+	return &Teams{consoleURL: env.ConsoleURL, hook: hook}, nil
 }
 
 // Send posts m's summary as an Adaptive Card. The workflow answers 202 Accepted when its

@@ -40,7 +40,6 @@ type WebhookConfig struct {
 // CloudEvents id) is the delivery's key, the same on every attempt: the receiver's
 // idempotency key.
 type Webhook struct {
-	name       string
 	hook       *hookPoster
 	keys       [][]byte // current secret first, then previous ones
 	source     string
@@ -68,7 +67,7 @@ func openWebhook(name string, c *WebhookConfig, env Env) (Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Webhook{name: name, hook: hook, consoleURL: env.ConsoleURL, now: time.Now}
+	w := &Webhook{hook: hook, consoleURL: env.ConsoleURL, now: time.Now}
 	refs := append([]string{c.Secret}, c.PreviousSecrets...)
 	for i, ref := range refs {
 		field := "webhook.secret"
