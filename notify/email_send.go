@@ -65,6 +65,9 @@ func (e *Email) deliver(ctx context.Context, msg *gomail.Msg) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	if err := ctx.Err(); err != nil || timeout <= 0 {
+		return fmt.Errorf("email: %s: not tried: the time for this delivery ran out (%v)", e.addr(), context.Cause(ctx))
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex

@@ -130,6 +130,13 @@ func (s *smtpServer) MailFrom() int {
 	return s.mailFrom
 }
 
+// Authed returns the users who authenticated.
+func (s *smtpServer) Authed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.authed...)
+}
+
 // NewSession starts a session (go-smtp's Backend).
 func (s *smtpServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()

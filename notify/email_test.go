@@ -134,8 +134,8 @@ func TestEmailSTARTTLSSharedList(t *testing.T) {
 	if got.From != "timebox@example.com" || !slices.Equal(got.To, []string{"dba-team@example.com", "ops@example.com"}) {
 		t.Errorf("envelope from %q to %v", got.From, got.To)
 	}
-	if srv.authed[0] != smtpUser {
-		t.Errorf("authenticated as %v", srv.authed)
+	if a := srv.Authed(); !slices.Equal(a, []string{smtpUser}) {
+		t.Errorf("authenticated as %v", a)
 	}
 	msg := got.parse(t)
 	h := msg.Header
@@ -267,6 +267,18 @@ func TestEmailRefusesServerWithoutSTARTTLS(t *testing.T) {
 	}
 }
 
+func TestEmailSTARTTLSVerifiesTheCertificate(t *testing.T) {
+	srv := startSMTP(t, withSTARTTLS(), withAuth(smtpPassword))
+	e := openTestEmail(t, srv, func(c *EmailConfig) { c.CAFile = "" }) // the system's roots
+	_, err := e.Send(context.Background(), testMessage(KindNewRequest, "mail:event:1", testRequest()))
+	if err == nil || !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), "email.ca_file") {
+		t.Errorf("untrusted certificate after STARTTLS: %v, want an error naming email.ca_file", err)
+	}
+	if srv.MailFrom() != 0 || len(srv.Authed()) != 0 {
+		t.Error("the client authenticated or sent without a trusted certificate")
+	}
+}
+
 func TestEmailWrongPassword(t *testing.T) {
 	srv := startSMTP(t, withSTARTTLS(), withAuth("the-right-one"))
 	e := openTestEmail(t, srv, nil)
@@ -324,6 +336,10 @@ func TestEmailTimeoutFromContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Send took %s with a 500ms context", d)
+	}
+	// A context already done: not tried, and retryable.
+	if _, err := e.Send(ctx, testMessage(KindNewRequest, "mail:event:2", testRequest())); err == nil || IsPermanent(err) {
+		t.Errorf("expired context: %v, want a retryable error", err)
 	}
 }
 
