@@ -12,7 +12,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -70,21 +69,12 @@ func (e *Email) deliver(ctx context.Context, msg *gomail.Msg) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var mu sync.Mutex
-	var stops []func() bool
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, stop := range stops {
-			stop()
-		}
-	}()
+	// The connection is closed when ctx is done or deliver returns (cancel): this ends a
+	// hung session, and also a session go-mail gave up on without QUIT (a refused STARTTLS).
 	dial := func(dialCtx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := e.dial(dialCtx, network, addr)
 		if err == nil {
-			mu.Lock()
-			stops = append(stops, context.AfterFunc(ctx, func() { conn.Close() }))
-			mu.Unlock()
+			context.AfterFunc(ctx, func() { conn.Close() })
 		}
 		return conn, err
 	}
