@@ -64,8 +64,8 @@ func (e *Email) deliver(ctx context.Context, msg *gomail.Msg) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	if err := ctx.Err(); err != nil || timeout <= 0 {
-		return fmt.Errorf("email: %s: not tried: the time for this delivery ran out (%v)", e.addr(), context.Cause(ctx))
+	if ctx.Err() != nil || timeout <= 0 {
+		return fmt.Errorf("email: %s: not tried: the time for this delivery had run out", e.addr())
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
