@@ -32,9 +32,13 @@ func (e *testEnv) addDeliveries(channel, id string, statuses ...timebox.Delivery
 
 // TestDeliveryRoutes: admins and auditors list the outbox, filtered; the dead-letter list is
 // status=failed; only admins retry, and only what failed; bad queries and ids are one clear
-// 400 naming the parameter.
+// 400 naming the parameter, on both stores.
 func TestDeliveryRoutes(t *testing.T) {
-	e := newEnv(t, nil)
+	forEachStore(t, testDeliveryRoutes)
+}
+
+func testDeliveryRoutes(t *testing.T, dsn string) {
+	e := newEnvOn(t, nil, dsn)
 	ctx := context.Background()
 	if r := e.raw("GET", "/api/v1/notify/deliveries", "audrey", ""); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"deliveries":[]}` {
 		t.Fatalf("an empty outbox = %d %s, want an empty list", r.status, r.body)
@@ -61,6 +65,7 @@ func TestDeliveryRoutes(t *testing.T) {
 		"?status=failed&status=sent": `"status" is given 2 times`,
 		"?state=failed":              `unknown query parameter "state"`,
 		"?channel=a%00b":             "control character",
+		"?request=%ff":               "not valid UTF-8",
 	} {
 		r := e.raw("GET", "/api/v1/notify/deliveries"+q, "admin", "")
 		if code, msg := r.apiError(t); r.status != 400 || code != timebox.EINVALID || !strings.Contains(msg, want) {

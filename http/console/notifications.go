@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/timebox-dev/timebox"
 	tbhttp "github.com/timebox-dev/timebox/http"
@@ -93,6 +95,8 @@ func (s *Server) showNotifications(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	if len(p.Channel) > maxNotifyFilterText {
 		p.Errors["channel"] = "is too long"
+	} else if !utf8.ValidString(p.Channel) || strings.ContainsFunc(p.Channel, unicode.IsControl) {
+		p.Errors["channel"] = "is not a channel name (it has control characters or is not UTF-8)"
 	} else {
 		f.Channel = p.Channel
 	}

@@ -98,6 +98,9 @@ func TestNotificationsPage(t *testing.T) {
 	if !strings.Contains(recent, "siem") || strings.Contains(recent, "ops-teams") {
 		t.Errorf("?channel=siem shows:\n%s", recent)
 	}
+	if p := admin.get("/notifications?channel=a%00b%ff"); p.Status != http.StatusOK || !strings.Contains(p.Body, "is not a channel name") {
+		t.Errorf("?channel with a NUL = %d, lacks the field error", p.Status)
+	}
 	if p := admin.get("/notifications?status=lost"); p.Status != http.StatusOK || !strings.Contains(p.Body, `unknown notification status &#34;lost&#34;`) {
 		t.Errorf("?status=lost = %d, lacks the field error", p.Status)
 	}
