@@ -156,14 +156,8 @@ func (s *Service) RetryDelivery(ctx context.Context, actor string, id int64) (*D
 	return d, nil // the outbox follows the change feed: notify.retried wakes it
 }
 
-// FailedDeliveries returns the dead-letter list (newest first); admins only (EFORBIDDEN).
-func (s *Service) FailedDeliveries(ctx context.Context, actor string, limit int) (ds []*Delivery, err error) {
-	if !s.Catalog.IsAdmin(actor) {
-		return nil, Errorf(EFORBIDDEN, "only admins may list failed notifications")
-	}
-	err = s.Store.View(ctx, func(tx Tx) (err error) {
-		ds, err = tx.FindDeliveries(DeliveryFilter{Status: DeliveryFailed, Limit: limit})
-		return err
-	})
-	return ds, err
+// FailedDeliveries returns the dead-letter list (newest first): Deliveries with status
+// failed, for admins and auditors (EFORBIDDEN).
+func (s *Service) FailedDeliveries(ctx context.Context, actor string, limit int) ([]*Delivery, error) {
+	return s.Deliveries(ctx, actor, DeliveryFilter{Status: DeliveryFailed, Limit: limit})
 }

@@ -62,6 +62,8 @@ func (s *Server) routes() []route {
 		{Method: "GET", Path: "/api/v1/audit/verify", h: s.handleVerifyAudit},
 		{Method: "GET", Path: "/api/v1/status", h: s.handleStatus},
 		{Method: "GET", Path: "/api/v1/reports/access", Query: reportParams, h: s.handleAccessReport},
+		{Method: "GET", Path: "/api/v1/notify/deliveries", Query: deliveryParams, h: s.handleDeliveries},
+		{Method: "POST", Path: "/api/v1/notify/deliveries/{id}/retry", h: s.handleRetryDelivery},
 	}
 }
 

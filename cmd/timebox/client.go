@@ -21,6 +21,7 @@ func clientCommands() []*cobra.Command {
 		newApproveCommand(), newDenyCommand(), newRevokeCommand(), newCancelCommand(), newReleaseCommand(),
 		newCredsCommand(), newConnectCommand(), newAuditCommand(), newReportCommand(), newStatusCommand(),
 		newExtendCommand(), newFollowUpCommand(), newPolicyCommand(), newUsersCommand(), newTokenCommand(),
+		newNotifyCommand(),
 	}
 }
 

@@ -87,7 +87,7 @@ type route struct {
 func (s *Server) routes() []route {
 	var rs []route
 	for _, f := range []func() []route{s.baseRoutes, s.authRoutes, s.accessRoutes, s.requestRoutes,
-		s.reviewRoutes, s.auditRoutes, s.timelineRoutes, s.adminRoutes, s.liveRoutes} {
+		s.reviewRoutes, s.auditRoutes, s.timelineRoutes, s.adminRoutes, s.notificationRoutes, s.liveRoutes} {
 		rs = append(rs, f()...)
 	}
 	return rs

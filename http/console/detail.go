@@ -33,6 +33,10 @@ type requestPage struct {
 	Form          url.Values
 	// ShowRequest is false: the history table needs no request column here.
 	ShowRequest bool
+	// Deliveries are the request's notifications, newest first, for admins and auditors
+	// (ShowDeliveries); DeliveriesMore says there are more than shown.
+	Deliveries                     []*timebox.Delivery
+	ShowDeliveries, DeliveriesMore bool
 }
 
 // Value returns what was typed into field of form when that form was refused ("" else),
@@ -76,6 +80,14 @@ func (s *Server) showRequest(w http.ResponseWriter, r *http.Request, c *call, st
 		return ferr
 	}
 	slices.Reverse(p.Events) // newest first
+	if cat := s.Service.Catalog; cat.IsAdmin(me) || cat.IsAuditor(me) {
+		p.ShowDeliveries = true
+		ds, err := s.Service.Deliveries(r.Context(), me, timebox.DeliveryFilter{RequestID: req.ID, Limit: requestDeliveries + 1})
+		if err != nil {
+			return err
+		}
+		p.Deliveries, p.DeliveriesMore = cut(ds, requestDeliveries)
+	}
 	if p.St.Reviewer && req.State.Live() {
 		grant, revoke, err := s.Service.Statements(r.Context(), me, req.ID)
 		p.Plan = newPlanView(grant, revoke, err)
