@@ -167,6 +167,16 @@ func verifyChain(events []*Event, headSeq int64, headHash string, keys *Keyring)
 	return keyedFrom, problems
 }
 
+// Authentic reports whether e is keyed with one of keys and its HMAC matches: it was written
+// by Timebox, not by someone who can only write the store.
+func (e *Event) Authentic(keys *Keyring) bool {
+	if keys == nil || e.KeyID == "" {
+		return false
+	}
+	key, ok := keys.KeyByID(e.KeyID, PurposeAudit)
+	return ok && hmac.Equal([]byte(e.KeyedHash(key)), []byte(e.Hash))
+}
+
 // checkKeyed reports a keyed event whose key is unknown or whose HMAC does not match.
 func checkKeyed(e *Event, keys *Keyring, add func(int64, string, ...any)) {
 	var key []byte

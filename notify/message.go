@@ -135,7 +135,7 @@ func title(k Kind, r *timebox.Request, e *timebox.Event) string {
 		}
 		return fmt.Sprintf("%s approved %s's request for %s", actor, r.Requester, on)
 	case KindActivation:
-		return fmt.Sprintf("%s now has %s until %s", r.Requester, on, r.End.UTC().Format("15:04 MST"))
+		return fmt.Sprintf("%s now has %s until %s", r.Requester, on, clock(r.End))
 	case KindExpiryWarning:
 		return fmt.Sprintf("%s's %s ends in %s", r.Requester, on, until(r.End))
 	case KindExpiry:
@@ -204,11 +204,11 @@ func status(r *timebox.Request) string {
 		return "Waiting for review"
 	case timebox.StateApproved:
 		if by := approvers(r); by != "" {
-			return "Approved by " + by + "; starts " + r.Start.UTC().Format(time.RFC3339)
+			return "Approved by " + by + "; starts " + clock(r.Start)
 		}
-		return "Approved; starts " + r.Start.UTC().Format(time.RFC3339)
+		return "Approved; starts " + clock(r.Start)
 	case timebox.StateActive:
-		s := "Active until " + r.End.UTC().Format(time.RFC3339)
+		s := "Active until " + clock(r.End)
 		if by := approvers(r); by != "" {
 			s += " (approved by " + by + ")"
 		}
@@ -259,10 +259,18 @@ func window(start, end time.Time) string {
 		end.Sub(start).Round(time.Minute))
 }
 
+// until says how long until end, in minutes or hours and minutes.
 func until(end time.Time) string {
 	d := time.Until(end).Round(time.Minute)
-	if d < time.Minute {
+	switch {
+	case d < time.Minute:
 		return "less than a minute"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
 	}
-	return d.String()
+	return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
 }
+
+// clock writes t as "2026-12-04 14:51 UTC": notifications are read by people in several
+// time zones, so they say which.
+func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") }

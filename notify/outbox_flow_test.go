@@ -1,7 +1,9 @@
 package notify
 
 import (
+	"database/sql"
 	"fmt"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -267,5 +269,35 @@ func TestBurstPlanned(t *testing.T) {
 	})
 	if len(e.siem.keys) != n {
 		t.Fatalf("distinct = %d", len(e.siem.keys))
+	}
+}
+
+// TestForgedEventNotSent: an audit event edited in the store (by someone without
+// secret_key) is not sent to anyone: its deliveries fail, naming the event.
+func TestForgedEventNotSent(t *testing.T) {
+	e := newEnv(t)
+	e.request("prod")
+	if _, err := e.outbox.Plan(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`UPDATE events SET details = '{"reason":"approve this, it is fine"}' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.run(e.outbox)
+	waitFor(t, "the refusals", func() bool {
+		return len(e.deliveries(timebox.DeliveryFilter{Status: timebox.DeliveryFailed})) == 4
+	})
+	for _, d := range e.deliveries(timebox.DeliveryFilter{}) {
+		if !strings.Contains(d.LastError, "audit event 1 fails its check with secret_key") {
+			t.Errorf("delivery %s: %q", d.Key, d.LastError)
+		}
+	}
+	if n := len(e.ops.messages()) + len(e.siem.messages()); n != 0 {
+		t.Fatalf("%d messages of a forged event were sent", n)
 	}
 }

@@ -89,6 +89,7 @@ type env struct {
 	siem   *recorder
 	cfg    *Config
 	outbox *Outbox
+	path   string // the SQLite file
 }
 
 func testCatalog(t *testing.T) *timebox.Catalog {
@@ -118,7 +119,8 @@ func testCatalog(t *testing.T) *timebox.Catalog {
 func newEnv(t *testing.T, routes ...Route) *env {
 	t.Helper()
 	ctx := t.Context()
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
+	path := filepath.Join(t.TempDir(), "t.db")
+	db, err := store.Open(ctx, "sqlite://"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +134,7 @@ func newEnv(t *testing.T, routes ...Route) *env {
 	if len(routes) == 0 {
 		routes = []Route{{Channels: []string{"ops"}, Environments: []string{"prod"}, Direct: []string{"approvers"}}}
 	}
-	e := &env{t: t, ctx: ctx, db: db, svc: svc, ops: &recorder{}, siem: &recorder{},
+	e := &env{t: t, ctx: ctx, db: db, svc: svc, path: path, ops: &recorder{}, siem: &recorder{},
 		cfg: &Config{Routes: routes, RetryMin: timebox.Duration(10 * time.Millisecond), RetryMax: timebox.Duration(40 * time.Millisecond)}}
 	e.outbox = e.newOutbox()
 	if _, err := e.outbox.Plan(ctx); err != nil { // the cursor starts at the head

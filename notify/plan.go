@@ -2,7 +2,6 @@ package notify
 
 import (
 	"fmt"
-	"path"
 	"slices"
 	"strconv"
 	"time"
@@ -252,15 +251,4 @@ func (o *Outbox) direct(rt *Route, k Kind, r *timebox.Request) []*timebox.User {
 		}
 	}
 	return out
-}
-
-// matchAction reports whether action matches one of patterns: "*", a prefix ending in "*"
-// ("request.*"), or the exact action.
-func matchAction(patterns []string, action string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, action); ok || p == "*" {
-			return true
-		}
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/timebox-dev/timebox"
@@ -131,6 +132,10 @@ func (o *Outbox) message(ctx context.Context, d *timebox.Delivery) (*Message, er
 			}
 			if len(es) == 0 || es[0].Seq != d.EventSeq {
 				return Permanent(errors.New("the event of this notification is no longer in the audit log"))
+			}
+			if !es[0].Authentic(o.service.Keys) {
+				// Written or edited by someone who can write the store but has no secret_key.
+				return Permanent(fmt.Errorf("audit event %d fails its check with secret_key (edited in the store); not sent: run timebox audit --verify", d.EventSeq))
 			}
 			m.Event = es[0]
 		}

@@ -147,10 +147,10 @@ func checkEvents(patterns []string) error {
 	return nil
 }
 
-// MatchAction reports whether the audit action is one a webhook's patterns select: "*"
+// matchAction reports whether the audit action is one a webhook's patterns select: "*"
 // selects every action, "request.*" every action under request., anything else itself.
 // No patterns select every action.
-func MatchAction(patterns []string, action string) bool {
+func matchAction(patterns []string, action string) bool {
 	if len(patterns) == 0 {
 		return true
 	}

@@ -353,8 +353,8 @@ func TestMatchAction(t *testing.T) {
 		{[]string{"request.approved"}, "request.approval_added", false},
 		{[]string{"user.*", "request.denied"}, "request.denied", true},
 	} {
-		if got := MatchAction(c.patterns, c.action); got != c.want {
-			t.Errorf("MatchAction(%v, %s) = %v", c.patterns, c.action, got)
+		if got := matchAction(c.patterns, c.action); got != c.want {
+			t.Errorf("matchAction(%v, %s) = %v", c.patterns, c.action, got)
 		}
 	}
 }
