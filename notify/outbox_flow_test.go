@@ -3,8 +3,8 @@ package notify
 import (
 	"database/sql"
 	"fmt"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
