@@ -156,7 +156,9 @@ func (s *Slack) interactive() bool { return s.signingSecret != "" && s.env.Servi
 
 // Reaches reports whether u can get a direct message: a Slack id in slack.users, or an
 // e-mail to look the Slack account up by.
-func (s *Slack) Reaches(u *timebox.User) bool { return u != nil && (s.byName[u.Name] != "" || u.Email != "") }
+func (s *Slack) Reaches(u *timebox.User) bool {
+	return u != nil && (s.byName[u.Name] != "" || u.Email != "")
+}
 
 // Send posts m to the shared channel (updating the request's message in place when m.Thread
 // is set, with a reply in its thread for the history) or, when m.Recipient is set, to that
