@@ -164,6 +164,9 @@ func (s *Slack) Reaches(u *timebox.User) bool {
 // is set, with a reply in its thread for the history) or, when m.Recipient is set, to that
 // person directly. The Result's Thread is "CHANNEL:TS" of the shared message.
 func (s *Slack) Send(ctx context.Context, m *Message) (Result, error) {
+	if m.Delivery == nil {
+		m.Delivery = &timebox.Delivery{}
+	}
 	if m.Summary == nil {
 		m.Summary = summarize(m, s.env.ConsoleURL)
 	}

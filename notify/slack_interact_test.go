@@ -259,3 +259,27 @@ func TestSlackDenyAsksWhyThenDenies(t *testing.T) {
 		t.Errorf("answers %q", said)
 	}
 }
+
+func TestSlackAnswersOnlySlacksResponseURLs(t *testing.T) {
+	e := newSlackEnv(t)
+	for raw, want := range map[string]bool{
+		"https://hooks.slack.com/actions/T1/1/abc": true,
+		"https://hooks.slack-gov.com/actions/T1/1": true,
+		e.fake.srv.URL + "/respond/x":              true, // the host of api_url
+		"http://hooks.slack.com/actions/T1/1/abc":  false,
+		"https://slack.com.evil.example/actions":   false,
+		"https://evil.example/?x=hooks.slack.com":  false,
+		"https://user@hooks.slack.com/actions":     false,
+		"":                                         false,
+	} {
+		if got := e.s.mayRespond(raw); got != want {
+			t.Errorf("mayRespond(%q) = %v, want %v", raw, got, want)
+		}
+	}
+	s, err := openSlack("ops", &SlackConfig{Token: "env:TBX_SLACK_TOKEN", SigningSecret: "env:TBX_SLACK_SECRET", Channel: "C0123"}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	} else if s.Interactions() != nil {
+		t.Errorf("Interactions without a Service to decide with is not nil")
+	}
+}
