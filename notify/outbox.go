@@ -33,6 +33,9 @@ type Outbox struct {
 	// Sweep is the longest the outbox goes without looking at the store (default 2s); the
 	// change feed wakes it at once for new events.
 	Sweep time.Duration
+	// Hook, when set, is called at labelled steps ("notify.sent": a receiver accepted a
+	// message whose outcome is not recorded yet), for fault injection in tests.
+	Hook func(step string)
 
 	store         timebox.Store
 	service       *timebox.Service
@@ -95,7 +98,7 @@ func (o *Outbox) Run(ctx context.Context) {
 		return
 	}
 	if o.SingleProcess {
-		if err := o.store.Update(ctx, func(tx timebox.Tx) error { return tx.ReleaseClaims(o.Now()) }); err != nil {
+		if err := o.store.Update(ctx, func(tx timebox.Tx) error { return tx.ReleaseClaims(o.Now()) }); err != nil && ctx.Err() == nil {
 			o.Logger.Error("notify: could not take over the deliveries in flight when the server stopped", "err", err)
 		}
 	}

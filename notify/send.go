@@ -89,6 +89,9 @@ func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) 
 	if ctx.Err() != nil && err != nil {
 		return 0 // stopping: the claim runs out and the next attempt knows it is uncertain
 	}
+	if err == nil && o.Hook != nil {
+		o.Hook("notify.sent")
+	}
 	now := o.Now().UTC()
 	after := retryAfter(err)
 	switch {

@@ -37,7 +37,7 @@ func (in *instance) startNotify(c *Config, logger *slog.Logger) (*notify.Outbox,
 		in.HTTP.Hooks = hooks
 	}
 	o := notify.New(in.Store, in.Service, in.Store.Feed(), c.Notify, channels, base)
-	o.Logger = logger
+	o.Logger, o.Hook = logger, faultHook()
 	o.SingleProcess = strings.HasPrefix(c.Store, "sqlite:")
 	return o, nil
 }
