@@ -92,15 +92,32 @@ func (o *Outbox) channel(name string) *Channel {
 // Channels returns the opened channels.
 func (o *Outbox) Channels() []*Channel { return o.channels }
 
-// Run plans and sends until ctx ends.
+// Start readies the outbox before the server serves: on the first start with
+// notifications it sets the cursor at the audit head, so that every event committed from now
+// on is planned (history is not replayed); it takes over the claims of a previous process
+// (SingleProcess).
+func (o *Outbox) Start(ctx context.Context) error {
+	return o.store.Update(ctx, func(tx timebox.Tx) error {
+		if o.SingleProcess {
+			if err := tx.ReleaseClaims(o.Now()); err != nil {
+				return err
+			}
+		}
+		if _, ok, err := tx.OutboxCursor(); err != nil || ok {
+			return err
+		}
+		head, _, err := tx.AuditHead()
+		if err != nil {
+			return err
+		}
+		return tx.SetOutboxCursor(head)
+	})
+}
+
+// Run plans and sends until ctx ends (after Start).
 func (o *Outbox) Run(ctx context.Context) {
 	if len(o.channels) == 0 {
 		return
-	}
-	if o.SingleProcess {
-		if err := o.store.Update(ctx, func(tx timebox.Tx) error { return tx.ReleaseClaims(o.Now()) }); err != nil && ctx.Err() == nil {
-			o.Logger.Error("notify: could not take over the deliveries in flight when the server stopped", "err", err)
-		}
 	}
 	var wg sync.WaitGroup
 	for _, ch := range o.channels {
@@ -160,12 +177,8 @@ func (o *Outbox) Plan(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		if !ok { // the first start with notifications: history is not replayed
-			head, _, err := tx.AuditHead()
-			if err != nil {
-				return err
-			}
-			return tx.SetOutboxCursor(head)
+		if !ok {
+			return timebox.Errorf(timebox.EINTERNAL, "notify: the outbox was not started")
 		}
 		es, err := tx.FindEvents(timebox.EventFilter{From: cursor + 1, Limit: planBatch + 1})
 		if err != nil {

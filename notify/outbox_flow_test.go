@@ -119,6 +119,9 @@ func TestRestartMidDelivery(t *testing.T) {
 	}
 	next := e.newOutbox()
 	next.SingleProcess = true
+	if err := next.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
 	e.run(next)
 	waitFor(t, "the redelivery", e.allSent)
 	if e.ops.uncertain != 3 || e.siem.uncertain != 1 {

@@ -137,7 +137,7 @@ func newEnv(t *testing.T, routes ...Route) *env {
 	e := &env{t: t, ctx: ctx, db: db, svc: svc, path: path, ops: &recorder{}, siem: &recorder{},
 		cfg: &Config{Routes: routes, RetryMin: timebox.Duration(10 * time.Millisecond), RetryMax: timebox.Duration(40 * time.Millisecond)}}
 	e.outbox = e.newOutbox()
-	if _, err := e.outbox.Plan(ctx); err != nil { // the cursor starts at the head
+	if err := e.outbox.Start(ctx); err != nil { // the cursor starts at the head
 		t.Fatal(err)
 	}
 	return e

@@ -39,6 +39,9 @@ func (in *instance) startNotify(c *Config, logger *slog.Logger) (*notify.Outbox,
 	o := notify.New(in.Store, in.Service, in.Store.Feed(), c.Notify, channels, base)
 	o.Logger, o.Hook = logger, faultHook()
 	o.SingleProcess = strings.HasPrefix(c.Store, "sqlite:")
+	if err := o.Start(context.Background()); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
