@@ -17,10 +17,10 @@ import (
 )
 
 const (
-	testToken  = "xoxb-test-0000-secret-token"
+	testToken       = "xoxb-test-0000-secret-token"
 	slackTestSecret = "8f742231b10e8888abcd99yyyzzz85a5"
-	testBot    = "UBOT"
-	testTeam   = "T1"
+	testBot         = "UBOT"
+	testTeam        = "T1"
 )
 
 // fakeSlack stands in for Slack's Web API (and its response_url endpoint): it keeps the
