@@ -129,7 +129,7 @@ func TestRetryDelivery(t *testing.T) {
 	})
 	var claimed []*timebox.Delivery
 	if err := e.db.Update(e.ctx, func(tx timebox.Tx) (err error) {
-		claimed, err = tx.ClaimDeliveries("slack", e.now, e.now.Add(time.Minute), 10)
+		claimed, err = tx.ClaimDeliveries("slack", e.now, e.now.Add(time.Minute), 10, false)
 		return err
 	}); err != nil {
 		t.Fatal(err)

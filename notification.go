@@ -76,7 +76,9 @@ type Outbox interface {
 	// and sending ones whose claim ran out (their Status is still DeliverySending in what is
 	// returned, so that the sender knows the receiver may have them). A delivery about a
 	// request waits while an earlier one to the same channel and recipient is undelivered.
-	ClaimDeliveries(channel string, now, until time.Time, limit int) ([]*Delivery, error)
+	// ordered (a webhook: the audit log in seq order) claims the channel's first undelivered
+	// deliveries by ID instead, as far as they are due: none waits behind a later one.
+	ClaimDeliveries(channel string, now, until time.Time, limit int, ordered bool) ([]*Delivery, error)
 	// SaveDelivery stores the outcome of an attempt: Status, Attempts, NextAt, LastError,
 	// ExternalID and SentAt.
 	SaveDelivery(d *Delivery) error
@@ -88,8 +90,9 @@ type Outbox interface {
 	// store only one process uses (SQLite), at start: the claims were the previous process's.
 	ReleaseClaims(now time.Time) error
 	// NextDelivery returns the earliest NextAt of channel's undelivered (pending or sending)
-	// deliveries that wait for no earlier one, zero when there is none.
-	NextDelivery(channel string) (time.Time, error)
+	// deliveries that wait for no earlier one (ordered: of the first undelivered), zero when
+	// there is none.
+	NextDelivery(channel string, ordered bool) (time.Time, error)
 	// Thread returns the ExternalID of the message that stands for request on channel (the
 	// shared message updated in place), "" when there is none.
 	Thread(channel, requestID string) (string, error)

@@ -20,6 +20,10 @@ type Channel struct {
 	// Events, for a webhook, are the audit actions it receives ("*", "request.*",
 	// "request.approved"); people channels (nil) follow the routes instead.
 	Events []string
+	// Ordered channels (webhooks: the audit log as a stream) get their messages in the
+	// order of the events: a message waits while an earlier one is undelivered (not failed).
+	// Other channels keep the order of each request's messages only.
+	Ordered bool
 	// Hook, when set, is the channel's callback endpoint (Slack's interactivity requests),
 	// served at HookPath.
 	Hook http.Handler
@@ -53,7 +57,7 @@ func Open(c *Config, env Env) ([]*Channel, error) {
 			ch.Type, perSecond = "email", 5
 			ch.Sender, err = openEmail(cc.Name, cc.Email, env)
 		case cc.Webhook != nil:
-			ch.Type, perSecond = "webhook", 50
+			ch.Type, perSecond, ch.Ordered = "webhook", 50, true
 			ch.Events = cc.Webhook.Events
 			if len(ch.Events) == 0 {
 				ch.Events = []string{"*"}

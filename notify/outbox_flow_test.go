@@ -85,6 +85,11 @@ func TestReceiverDownExactlyOnce(t *testing.T) {
 	if n := len(e.siem.keys); n != 10 {
 		t.Errorf("siem got %d distinct events, want 10", n)
 	}
+	for i, m := range e.siem.messages() { // a webhook gets the log in order
+		if i > 0 && m.Event.Seq <= e.siem.messages()[i-1].Event.Seq {
+			t.Errorf("siem got seq %d after %d", m.Event.Seq, e.siem.messages()[i-1].Event.Seq)
+		}
+	}
 	// Per request: the new request before its decision, and the decision updated the thread.
 	for _, id := range ids {
 		var kinds []Kind

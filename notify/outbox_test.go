@@ -146,7 +146,7 @@ func newEnv(t *testing.T, routes ...Route) *env {
 func (e *env) newOutbox() *Outbox {
 	channels := []*Channel{
 		{Name: "ops", Type: "slack", Sender: e.ops},
-		{Name: "siem", Type: "webhook", Sender: e.siem, Events: []string{"*"}},
+		{Name: "siem", Type: "webhook", Sender: e.siem, Events: []string{"*"}, Ordered: true},
 	}
 	o := New(e.db, e.svc, e.db.Feed(), e.cfg, channels, "https://timebox.example.com")
 	o.Sweep, o.Claim = 20*time.Millisecond, time.Minute

@@ -26,7 +26,7 @@ func (o *Outbox) send(ctx context.Context, ch *Channel) {
 		if err != nil && ctx.Err() == nil {
 			o.Logger.Warn("notify: could not claim deliveries; trying again", "channel", ch.Name, "err", err)
 		}
-		for _, d := range ds {
+		for i, d := range ds {
 			if wait := time.Until(paused); wait > 0 {
 				if !sleep(ctx, wait) {
 					return // the claim runs out; the next start sends it (as uncertain)
@@ -35,8 +35,13 @@ func (o *Outbox) send(ctx context.Context, ch *Channel) {
 			if lim.Wait(ctx) != nil {
 				return
 			}
-			if after := o.attempt(ctx, ch, d); after > 0 {
+			after := o.attempt(ctx, ch, d)
+			if after > 0 {
 				paused = time.Now().Add(after)
+			}
+			if ch.Ordered && d.Status == timebox.DeliveryPending { // it will be tried again: the rest waits for it
+				o.unclaim(ctx, ds[i+1:], d.NextAt)
+				break
 			}
 		}
 		if len(ds) == sendBatch {
@@ -50,10 +55,30 @@ func (o *Outbox) send(ctx context.Context, ch *Channel) {
 func (o *Outbox) claim(ctx context.Context, ch *Channel) (ds []*timebox.Delivery, err error) {
 	now := o.Now()
 	err = o.store.Update(ctx, func(tx timebox.Tx) (err error) {
-		ds, err = tx.ClaimDeliveries(ch.Name, now, now.Add(o.Claim), sendBatch)
+		ds, err = tx.ClaimDeliveries(ch.Name, now, now.Add(o.Claim), sendBatch, ch.Ordered)
 		return err
 	})
 	return ds, err
+}
+
+// unclaim gives claimed deliveries back, unsent, due at next (a sending one stays sending:
+// an earlier attempt may have reached the receiver).
+func (o *Outbox) unclaim(ctx context.Context, ds []*timebox.Delivery, next time.Time) {
+	if len(ds) == 0 {
+		return
+	}
+	err := o.store.Update(context.WithoutCancel(ctx), func(tx timebox.Tx) error {
+		for _, d := range ds {
+			d.Attempts, d.NextAt = d.Attempts-1, next
+			if err := tx.SaveDelivery(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.Logger.Warn("notify: could not give back claimed deliveries; they are sent when their claim runs out", "err", err)
+	}
 }
 
 // idle waits until the channel's next delivery is due (at most Sweep), or a wake.
@@ -61,7 +86,7 @@ func (o *Outbox) idle(ctx context.Context, ch *Channel) {
 	wait := o.Sweep
 	var next time.Time
 	err := o.store.View(ctx, func(tx timebox.Tx) (err error) {
-		next, err = tx.NextDelivery(ch.Name)
+		next, err = tx.NextDelivery(ch.Name, ch.Ordered)
 		return err
 	})
 	if err == nil && !next.IsZero() {

@@ -80,25 +80,27 @@ func (t *tx) AddDeliveries(ds []*timebox.Delivery) error {
 }
 
 // ClaimDeliveries claims up to limit of channel's due deliveries until until.
-func (t *tx) ClaimDeliveries(channel string, now, until time.Time, limit int) ([]*timebox.Delivery, error) {
-	rows, err := t.query(`SELECT `+deliveryColumnsD+` FROM deliveries d
-		WHERE channel = ? AND status IN ('pending', 'sending') AND next_at <= ? AND `+notWaiting+`
-		ORDER BY next_at, id LIMIT ?`, channel, t.timeArg(now), limit)
+func (t *tx) ClaimDeliveries(channel string, now, until time.Time, limit int, ordered bool) ([]*timebox.Delivery, error) {
+	query := `SELECT ` + deliveryColumnsD + ` FROM deliveries d
+		WHERE channel = ? AND status IN ('pending', 'sending') AND next_at <= ? AND ` + notWaiting + `
+		ORDER BY next_at, id LIMIT ?`
+	args := []any{channel, t.timeArg(now), limit}
+	if ordered {
+		query = `SELECT ` + deliveryColumnsD + ` FROM deliveries d
+		WHERE channel = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT ?`
+		args = []any{channel, limit}
+	}
+	ds, err := t.scanDeliveries(query, args...)
 	if err != nil {
 		return nil, internal(err, "claim deliveries")
 	}
-	var ds []*timebox.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			rows.Close()
-			return nil, internal(err, "read a delivery")
+	if ordered { // as far as they are due
+		for i, d := range ds {
+			if d.NextAt.After(now) {
+				ds = ds[:i]
+				break
+			}
 		}
-		ds = append(ds, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, internal(err, "claim deliveries")
 	}
 	until = normTime(until)
 	for _, d := range ds {
@@ -109,6 +111,24 @@ func (t *tx) ClaimDeliveries(channel string, now, until time.Time, limit int) ([
 		d.Attempts++
 	}
 	return ds, nil
+}
+
+// scanDeliveries runs a query of deliveries.
+func (t *tx) scanDeliveries(query string, args ...any) ([]*timebox.Delivery, error) {
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ds []*timebox.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
 }
 
 // SaveDelivery stores the outcome of an attempt.
@@ -154,30 +174,24 @@ func (t *tx) FindDeliveries(f timebox.DeliveryFilter) ([]*timebox.Delivery, erro
 	if f.Limit > 0 {
 		query, args = query+` LIMIT ?`, append(args, f.Limit)
 	}
-	rows, err := t.query(query, args...)
+	ds, err := t.scanDeliveries(query, args...)
 	if err != nil {
-		return nil, internal(err, "find deliveries")
-	}
-	defer rows.Close()
-	var ds []*timebox.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, internal(err, "read a delivery")
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, internal(err, "find deliveries")
 	}
 	return ds, nil
 }
 
 // NextDelivery returns the earliest next_at of channel's undelivered deliveries.
-func (t *tx) NextDelivery(channel string) (time.Time, error) {
+func (t *tx) NextDelivery(channel string, ordered bool) (time.Time, error) {
 	var next time.Time
-	err := t.queryRow(`SELECT MIN(next_at) FROM deliveries d WHERE channel = ? AND status IN ('pending', 'sending') AND `+notWaiting,
-		channel).Scan(timeCol{&next})
+	query := `SELECT MIN(next_at) FROM deliveries d WHERE channel = ? AND status IN ('pending', 'sending') AND ` + notWaiting
+	if ordered {
+		query = `SELECT next_at FROM deliveries WHERE channel = ? AND status IN ('pending', 'sending') ORDER BY id LIMIT 1`
+	}
+	err := t.queryRow(query, channel).Scan(timeCol{&next})
+	if err == sql.ErrNoRows {
+		return time.Time{}, nil
+	}
 	if err != nil {
 		return time.Time{}, internal(err, "find the next delivery")
 	}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,28 +53,28 @@ func testOutbox(t *testing.T, db *store.DB) {
 	}
 	var claimed []*timebox.Delivery
 	update(t, db, func(tx timebox.Tx) (err error) {
-		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10)
+		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10, false)
 		return err
 	})
 	if len(claimed) != 1 || claimed[0].ID != d1.ID || claimed[0].Status != timebox.DeliveryPending || claimed[0].Attempts != 1 {
 		t.Fatalf("claim at now = %+v, want d1 only, pending, attempt 1", claimed)
 	}
 	update(t, db, func(tx timebox.Tx) (err error) {
-		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Second), now.Add(time.Minute), 10)
+		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Second), now.Add(time.Minute), 10, false)
 		return err
 	})
 	if len(claimed) != 1 || claimed[0].ID != d2.ID {
 		t.Fatalf("claim at +2s = %+v, want d2 only (d1 is claimed)", claimed)
 	}
 	update(t, db, func(tx timebox.Tx) (err error) {
-		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Minute), now.Add(3*time.Minute), 10)
+		claimed, err = tx.ClaimDeliveries("ops", now.Add(2*time.Minute), now.Add(3*time.Minute), 10, false)
 		return err
 	})
 	if len(claimed) != 2 || claimed[0].Status != timebox.DeliverySending || claimed[0].Attempts != 2 {
 		t.Fatalf("claims that ran out = %+v, want both, sending (uncertain), attempt 2", claimed)
 	}
 	view(t, db, func(tx timebox.Tx) error {
-		next, err := tx.NextDelivery("ops")
+		next, err := tx.NextDelivery("ops", false)
 		if err != nil || !next.Equal(now.Add(3*time.Minute)) {
 			t.Fatalf("next = %v %v, want the end of the claim", next, err)
 		}
@@ -81,7 +82,7 @@ func testOutbox(t *testing.T, db *store.DB) {
 	})
 	update(t, db, func(tx timebox.Tx) error { return tx.ReleaseClaims(now) })
 	view(t, db, func(tx timebox.Tx) error {
-		if next, _ := tx.NextDelivery("ops"); !next.Equal(now) {
+		if next, _ := tx.NextDelivery("ops", false); !next.Equal(now) {
 			t.Fatalf("next after ReleaseClaims = %v, want now", next)
 		}
 		return nil
@@ -103,7 +104,7 @@ func testOutbox(t *testing.T, db *store.DB) {
 		return tx.PutThread("ops", "r1", "C1:1700000000.000100")
 	})
 	update(t, db, func(tx timebox.Tx) (err error) {
-		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10)
+		claimed, err = tx.ClaimDeliveries("ops", now, now.Add(time.Minute), 10, false)
 		return err
 	})
 	if len(claimed) != 1 || claimed[0].ID != d4.ID {
@@ -124,7 +125,7 @@ func testOutbox(t *testing.T, db *store.DB) {
 		if err != nil || len(all) != 2 || all[0].ID != d4.ID || all[1].ID != d1.ID {
 			t.Fatalf("deliveries of r1 = %+v %v, want 2 newest first", all, err)
 		}
-		if next, _ := tx.NextDelivery("ops"); !next.IsZero() {
+		if next, _ := tx.NextDelivery("ops", false); !next.IsZero() {
 			t.Fatalf("next with nothing undelivered = %v", next)
 		}
 		if th, err := tx.Thread("ops", "r1"); err != nil || th != "C1:1700000000.000100" {
@@ -154,4 +155,52 @@ func testOutbox(t *testing.T, db *store.DB) {
 		}
 		return nil
 	})
+}
+
+func TestSQLiteOutboxOrdered(t *testing.T) { testOutboxOrdered(t, openSQLite(t)) }
+
+func TestPostgresOutboxOrdered(t *testing.T) {
+	testdb.RequirePostgres(t)
+	testOutboxOrdered(t, openPostgres(t))
+}
+
+// testOutboxOrdered: an ordered channel (a webhook) claims its first undelivered deliveries
+// by id as far as they are due; a later one never overtakes an earlier one in backoff; a
+// failed one holds nothing.
+func testOutboxOrdered(t *testing.T, db *store.DB) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var ds []*timebox.Delivery
+	for i := range 4 {
+		ds = append(ds, &timebox.Delivery{Key: fmt.Sprintf("siem:e%d", i+1), Channel: "siem", Kind: "event", EventSeq: int64(i + 1),
+			RequestID: fmt.Sprintf("r%d", i), NextAt: now, CreatedAt: now})
+	}
+	ds[1].NextAt = now.Add(time.Minute) // in backoff
+	update(t, db, func(tx timebox.Tx) error { return tx.AddDeliveries(ds) })
+	claim := func(at time.Time) (got []int64) {
+		update(t, db, func(tx timebox.Tx) error {
+			cs, err := tx.ClaimDeliveries("siem", at, at.Add(time.Second), 10, true)
+			for _, c := range cs {
+				got = append(got, c.EventSeq)
+			}
+			return err
+		})
+		return got
+	}
+	if got := claim(now); fmt.Sprint(got) != "[1]" {
+		t.Fatalf("claimed %v, want [1]: e2 is in backoff and e3, e4 wait behind it", got)
+	}
+	view(t, db, func(tx timebox.Tx) error {
+		if next, err := tx.NextDelivery("siem", true); err != nil || !next.Equal(now.Add(time.Second)) {
+			t.Fatalf("next = %v %v, want the end of e1's claim", next, err)
+		}
+		return nil
+	})
+	ds[0].Status = timebox.DeliveryFailed
+	update(t, db, func(tx timebox.Tx) error { return tx.SaveDelivery(ds[0]) })
+	if got := claim(now.Add(2 * time.Second)); len(got) != 0 {
+		t.Fatalf("claimed %v, want nothing before e2 is due", got)
+	}
+	if got := claim(now.Add(2 * time.Minute)); fmt.Sprint(got) != "[2 3 4]" {
+		t.Fatalf("claimed %v, want [2 3 4]", got)
+	}
 }

@@ -30,6 +30,8 @@ CREATE TABLE deliveries (
 -- What a sender claims next: a channel's undelivered deliveries by due time (a sending one is due
 -- again when its claim runs out: next_at is the end of the claim).
 CREATE INDEX deliveries_due ON deliveries (channel, next_at) WHERE status IN ('pending', 'sending');
+-- A webhook's deliveries go in id (audit seq) order: its first undelivered one.
+CREATE INDEX deliveries_undelivered ON deliveries (channel, id) WHERE status IN ('pending', 'sending');
 CREATE INDEX deliveries_failed ON deliveries (id) WHERE status = 'failed';
 CREATE INDEX deliveries_request ON deliveries (request_id) WHERE request_id <> '';
 
