@@ -360,6 +360,9 @@ type ApproveInput struct {
 	Start  *time.Time   `json:"start,omitempty"`
 	End    *time.Time   `json:"end,omitempty"`
 	Tables []TableGrant `json:"tables,omitempty"`
+	// Via, when set, says where the approval came from besides the API and console (e.g.
+	// "slack ops U0123ABC"); it is recorded in the audit event. Not settable through the API.
+	Via string `json:"-"`
 }
 
 // ExtendInput asks for more time on an approved or active request: a duration added to its

@@ -337,6 +337,9 @@ func (s *Service) approve(tx Tx, r *Request, actor string, in ApproveInput, now 
 	}
 	met, missing := s.Catalog.Quorum(rule, db, r.Requester, approvers)
 	details := map[string]any{"note": in.Note, "changes": changes, "start": fmtTime(r.Start), "end": fmtTime(r.End), "rule": rule.Name}
+	if in.Via != "" {
+		details["via"] = in.Via
+	}
 	if len(forged) > 0 {
 		details["forged_approvals_ignored"] = forged
 	}

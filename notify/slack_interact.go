@@ -155,7 +155,7 @@ func (s *Slack) approve(ctx context.Context, user, id, slackID string) string {
 	} else if r.State != timebox.StatePending {
 		return fmt.Sprintf("Request %s is %s now: there is nothing to approve here. Open it in Timebox to see why.", id, r.State)
 	}
-	if r, err = svc.Approve(ctx, user, id, timebox.ApproveInput{}); err != nil {
+	if r, err = svc.Approve(ctx, user, id, timebox.ApproveInput{Via: "slack " + s.name + " " + slackID}); err != nil {
 		return s.refused("approval", id, err)
 	}
 	s.log.Info("slack: approval", "request", id, "user", user, "slack_user", slackID, "state", r.State)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -94,6 +95,10 @@ func TestSlackApproveClick(t *testing.T) {
 	}
 	if n := e.events(r.ID, "request.approved"); n != 1 {
 		t.Errorf("%d request.approved events, want 1", n)
+	}
+	es, err := e.svc.FindEvents(e.ctx, "audrey", timebox.EventFilter{RequestID: r.ID, Action: "request.approved"})
+	if err != nil || len(es) != 1 || !strings.HasPrefix(fmt.Sprint(es[0].Details["via"]), "slack ") || !strings.HasSuffix(fmt.Sprint(es[0].Details["via"]), " UBOB") {
+		t.Errorf("the approval's audit event does not say it came from Slack: %v %v", es, err)
 	}
 }
 
