@@ -93,6 +93,13 @@ type Outbox interface {
 	// deliveries that wait for no earlier one (ordered: of the first undelivered), zero when
 	// there is none.
 	NextDelivery(channel string, ordered bool) (time.Time, error)
+	// CountUndelivered returns the number of pending, sending and failed deliveries of each
+	// channel: counts[channel][status].
+	CountUndelivered() (map[string]map[DeliveryStatus]int, error)
+	// DeleteDeliveries removes the sent and failed deliveries created before before (the
+	// outbox's retention), and the threads of requests with no delivery left; it returns how
+	// many deliveries it removed.
+	DeleteDeliveries(before time.Time) (int, error)
 	// Thread returns the ExternalID of the message that stands for request on channel (the
 	// shared message updated in place), "" when there is none.
 	Thread(channel, requestID string) (string, error)

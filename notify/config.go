@@ -21,8 +21,11 @@ type Config struct {
 	RetryMin    timebox.Duration `yaml:"retry_min"`
 	RetryMax    timebox.Duration `yaml:"retry_max"`
 	GiveUpAfter timebox.Duration `yaml:"give_up_after"`
-	Channels    []ChannelConfig  `yaml:"channels"`
-	Routes      []Route          `yaml:"routes"`
+	// Keep is how long sent and failed deliveries stay in the store (default 30d): the
+	// history of `timebox notify list` and the dead-letter list.
+	Keep     timebox.Duration `yaml:"keep"`
+	Channels []ChannelConfig  `yaml:"channels"`
+	Routes   []Route          `yaml:"routes"`
 }
 
 // ChannelConfig is one channel: a name and exactly one of slack, teams, email, webhook.
@@ -68,8 +71,11 @@ type Env struct {
 
 // Validate checks the section against the catalog; errors name the field.
 func (c *Config) Validate(cat *timebox.Catalog) error {
-	if c.ExpiryWarning < 0 || c.RetryMin < 0 || c.RetryMax < 0 || c.GiveUpAfter < 0 {
-		return timebox.Errorf(timebox.EINVALID, "notify: expiry_warning, retry_min, retry_max and give_up_after must be positive")
+	if c.ExpiryWarning < 0 || c.RetryMin < 0 || c.RetryMax < 0 || c.GiveUpAfter < 0 || c.Keep < 0 {
+		return timebox.Errorf(timebox.EINVALID, "notify: expiry_warning, retry_min, retry_max, give_up_after and keep must be positive")
+	}
+	if c.Keep > 0 && c.GiveUpAfter > 0 && c.Keep < c.GiveUpAfter {
+		return timebox.Errorf(timebox.EINVALID, "notify.keep (%s) is shorter than notify.give_up_after (%s)", time.Duration(c.Keep), time.Duration(c.GiveUpAfter))
 	}
 	if c.RetryMin > 0 && c.RetryMax > 0 && c.RetryMin > c.RetryMax {
 		return timebox.Errorf(timebox.EINVALID, "notify.retry_min (%s) is longer than notify.retry_max (%s)", time.Duration(c.RetryMin), time.Duration(c.RetryMax))

@@ -17,6 +17,8 @@ const (
 	defaultRetryMin      = 2 * time.Second
 	defaultRetryMax      = 10 * time.Minute
 	defaultGiveUpAfter   = 24 * time.Hour
+	defaultKeep          = 30 * 24 * time.Hour
+	pruneEvery           = time.Hour
 )
 
 // Outbox plans audit events into deliveries and sends them, one sender per channel.
@@ -53,6 +55,10 @@ type Outbox struct {
 	// (by id, with the end they warn of), so that each is added once.
 	lastWarn time.Time
 	warned   map[string]time.Time
+	// keep is the retention of finished deliveries; lastPrune when they were last pruned.
+	keep      time.Duration
+	lastPrune time.Time
+	metrics   *metrics
 }
 
 // New returns an Outbox for the channels Open made from cfg. feed (may be nil) wakes it when
@@ -63,7 +69,7 @@ func New(store timebox.Store, svc *timebox.Service, feed timebox.Feed, cfg *Conf
 		store: store, service: svc, feed: feed, channels: channels, routes: cfg.Routes, consoleURL: consoleURL,
 		expiryWarning: orDefault(cfg.ExpiryWarning, defaultExpiryWarning), retryMin: orDefault(cfg.RetryMin, defaultRetryMin),
 		retryMax: orDefault(cfg.RetryMax, defaultRetryMax), giveUpAfter: orDefault(cfg.GiveUpAfter, defaultGiveUpAfter),
-		wakes: map[string]chan struct{}{}, warned: map[string]time.Time{},
+		wakes: map[string]chan struct{}{}, warned: map[string]time.Time{}, keep: orDefault(cfg.Keep, defaultKeep),
 	}
 	for _, ch := range channels {
 		o.wakes[ch.Name] = make(chan struct{}, 1)
@@ -147,6 +153,7 @@ func (o *Outbox) plan(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			o.Logger.Warn("notify: could not plan notifications; trying again", "err", err)
 		}
+		o.prune(ctx)
 		if n == planBatch {
 			continue // more to read
 		}
@@ -230,6 +237,25 @@ func (o *Outbox) Plan(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// prune removes the deliveries finished longer than keep ago, at most every pruneEvery.
+func (o *Outbox) prune(ctx context.Context) {
+	now := o.Now()
+	if now.Sub(o.lastPrune) < pruneEvery {
+		return
+	}
+	o.lastPrune = now
+	var n int
+	err := o.store.Update(ctx, func(tx timebox.Tx) (err error) {
+		n, err = tx.DeleteDeliveries(now.Add(-o.keep))
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		o.Logger.Warn("notify: could not remove old deliveries; trying again in an hour", "err", err)
+	} else if n > 0 {
+		o.Logger.Info("notify: removed old deliveries", "deliveries", n, "keep", o.keep)
+	}
 }
 
 func (o *Outbox) wake(channel string) {

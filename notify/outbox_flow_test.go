@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/timebox-dev/timebox"
 )
 
@@ -307,5 +309,32 @@ func TestForgedEventNotSent(t *testing.T) {
 	}
 	if n := len(e.ops.messages()) + len(e.siem.messages()); n != 0 {
 		t.Fatalf("%d messages of a forged event were sent", n)
+	}
+}
+
+// TestMetrics: attempts are counted by outcome, undelivered messages by channel and status.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	e.outbox.Register(reg)
+	e.siem.set(func(r *recorder) { r.permanent = true })
+	e.run(e.outbox)
+	e.request("prod")
+	waitFor(t, "the deliveries", func() bool {
+		return testutil.ToFloat64(e.outbox.metrics.attempts.WithLabelValues("ops", "sent")) == 3 &&
+			testutil.ToFloat64(e.outbox.metrics.attempts.WithLabelValues("siem", "failed")) == 1
+	})
+	want := `
+# HELP timebox_notify_undelivered Notifications not delivered, by channel and status (pending, sending, failed: the dead-letter list).
+# TYPE timebox_notify_undelivered gauge
+timebox_notify_undelivered{channel="ops",status="failed"} 0
+timebox_notify_undelivered{channel="ops",status="pending"} 0
+timebox_notify_undelivered{channel="ops",status="sending"} 0
+timebox_notify_undelivered{channel="siem",status="failed"} 1
+timebox_notify_undelivered{channel="siem",status="pending"} 0
+timebox_notify_undelivered{channel="siem",status="sending"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "timebox_notify_undelivered"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -132,6 +132,7 @@ func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) 
 		o.Logger.Info("notify: delivery failed; retrying", "channel", ch.Name, "delivery", d.ID,
 			"attempts", d.Attempts, "next", d.NextAt, "err", d.LastError)
 	}
+	o.metrics.count(ch.Name, d.Status)
 	err = o.store.Update(context.WithoutCancel(ctx), func(tx timebox.Tx) error {
 		if err := tx.SaveDelivery(d); err != nil {
 			return err

@@ -225,3 +225,40 @@ func (t *tx) ReleaseClaims(now time.Time) error {
 	}
 	return nil
 }
+
+// CountUndelivered counts the pending, sending and failed deliveries of each channel.
+func (t *tx) CountUndelivered() (map[string]map[timebox.DeliveryStatus]int, error) {
+	rows, err := t.query(`SELECT channel, status, COUNT(*) FROM deliveries WHERE status IN ('pending', 'sending', 'failed')
+		GROUP BY channel, status`)
+	if err != nil {
+		return nil, internal(err, "count deliveries")
+	}
+	defer rows.Close()
+	out := map[string]map[timebox.DeliveryStatus]int{}
+	for rows.Next() {
+		var channel, status string
+		var n int
+		if err := rows.Scan(&channel, &status, &n); err != nil {
+			return nil, internal(err, "count deliveries")
+		}
+		if out[channel] == nil {
+			out[channel] = map[timebox.DeliveryStatus]int{}
+		}
+		out[channel][timebox.DeliveryStatus(status)] = n
+	}
+	return out, rows.Err()
+}
+
+// DeleteDeliveries removes the finished deliveries created before before, and orphaned threads.
+func (t *tx) DeleteDeliveries(before time.Time) (int, error) {
+	res, err := t.exec(`DELETE FROM deliveries WHERE status IN ('sent', 'failed') AND created_at < ?`, t.timeArg(before))
+	if err != nil {
+		return 0, internal(err, "delete old deliveries")
+	}
+	n, _ := res.RowsAffected()
+	if _, err := t.exec(`DELETE FROM notify_threads WHERE NOT EXISTS
+		(SELECT 1 FROM deliveries d WHERE d.channel = notify_threads.channel AND d.request_id = notify_threads.request_id)`); err != nil {
+		return 0, internal(err, "delete old threads")
+	}
+	return int(n), nil
+}

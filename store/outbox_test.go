@@ -204,3 +204,62 @@ func testOutboxOrdered(t *testing.T, db *store.DB) {
 		t.Fatalf("claimed %v, want [2 3 4]", got)
 	}
 }
+
+func TestSQLiteOutboxRetention(t *testing.T) { testOutboxRetention(t, openSQLite(t)) }
+
+func TestPostgresOutboxRetention(t *testing.T) {
+	testdb.RequirePostgres(t)
+	testOutboxRetention(t, openPostgres(t))
+}
+
+// testOutboxRetention: undelivered deliveries are counted per channel and status; old sent
+// and failed ones are deleted with the threads left without a delivery, pending ones never.
+func testOutboxRetention(t *testing.T, db *store.DB) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	old := now.Add(-40 * 24 * time.Hour)
+	mk := func(key, ch, req string, st timebox.DeliveryStatus, created time.Time) *timebox.Delivery {
+		return &timebox.Delivery{Key: key, Channel: ch, Kind: "event", RequestID: req, Status: st, NextAt: created, CreatedAt: created}
+	}
+	ds := []*timebox.Delivery{
+		mk("a:1", "a", "r1", timebox.DeliverySent, old), mk("a:2", "a", "r1", timebox.DeliveryFailed, old),
+		mk("a:3", "a", "r2", timebox.DeliveryPending, old), mk("a:4", "a", "r2", timebox.DeliverySent, now),
+		mk("b:1", "b", "", timebox.DeliveryFailed, now), mk("b:2", "b", "", timebox.DeliveryPending, now),
+	}
+	update(t, db, func(tx timebox.Tx) error {
+		if err := tx.AddDeliveries(ds); err != nil {
+			return err
+		}
+		if err := tx.PutThread("a", "r1", "t1"); err != nil {
+			return err
+		}
+		return tx.PutThread("a", "r2", "t2")
+	})
+	view(t, db, func(tx timebox.Tx) error {
+		c, err := tx.CountUndelivered()
+		if err != nil || c["a"][timebox.DeliveryFailed] != 1 || c["a"][timebox.DeliveryPending] != 1 || c["b"][timebox.DeliveryFailed] != 1 ||
+			c["b"][timebox.DeliveryPending] != 1 || c["a"][timebox.DeliverySent] != 0 {
+			t.Fatalf("counts = %v %v", c, err)
+		}
+		return nil
+	})
+	update(t, db, func(tx timebox.Tx) error {
+		n, err := tx.DeleteDeliveries(now.Add(-30 * 24 * time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("deleted %d %v, want the old sent and failed ones", n, err)
+		}
+		return nil
+	})
+	view(t, db, func(tx timebox.Tx) error {
+		left, _ := tx.FindDeliveries(timebox.DeliveryFilter{})
+		if len(left) != 4 {
+			t.Fatalf("left %d deliveries, want 4", len(left))
+		}
+		if th, _ := tx.Thread("a", "r1"); th != "" {
+			t.Errorf("the thread of r1 (no delivery left) = %q, want gone", th)
+		}
+		if th, _ := tx.Thread("a", "r2"); th != "t2" {
+			t.Errorf("the thread of r2 = %q, want kept", th)
+		}
+		return nil
+	})
+}

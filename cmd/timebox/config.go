@@ -88,7 +88,7 @@ var yamlLine = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+
 // durationFields are the configuration keys whose values are durations.
 var durationFields = map[string]bool{"sweep_interval": true, "reconcile_interval": true, "max_duration": true, "min_duration": true,
 	"max_lead_time": true, "longer_than": true, "unused_after": true, "refresh": true, "shift": true,
-	"default_ttl": true, "max_ttl": true, "expiry_warning": true, "retry_min": true, "retry_max": true, "give_up_after": true}
+	"default_ttl": true, "max_ttl": true, "expiry_warning": true, "retry_min": true, "retry_max": true, "give_up_after": true, "keep": true}
 
 // checkDurations walks the YAML tree and returns an error naming the line and field of the
 // first duration that does not parse (the decoder itself would name neither).

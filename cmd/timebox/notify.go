@@ -38,6 +38,7 @@ func (in *instance) startNotify(c *Config, logger *slog.Logger) (*notify.Outbox,
 	}
 	o := notify.New(in.Store, in.Service, in.Store.Feed(), c.Notify, channels, base)
 	o.Logger, o.Hook = logger, faultHook()
+	o.Register(in.HTTP.Registry)
 	o.SingleProcess = strings.HasPrefix(c.Store, "sqlite:")
 	if err := o.Start(context.Background()); err != nil {
 		return nil, err
