@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -115,10 +116,38 @@ func (ch *ChannelConfig) validate() error {
 	if n != 1 {
 		return timebox.Errorf(timebox.EINVALID, "channel %s: give exactly one of slack, teams, email, webhook", ch.Name)
 	}
+	for field, ref := range ch.Secrets() {
+		if ref == "" {
+			continue
+		}
+		if err := timebox.CheckSecretRef(ref); err != nil {
+			return timebox.Errorf(timebox.EINVALID, "channel %s: %s: %s", ch.Name, field, err.Error())
+		}
+	}
 	if ch.Rate < 0 || ch.Burst < 0 {
 		return timebox.Errorf(timebox.EINVALID, "channel %s: rate and burst must be positive", ch.Name)
 	}
 	return nil
+}
+
+// Secrets returns the channel's secret references by field name (slack.token, …; empty ones
+// included): each must be env:NAME or file:PATH.
+func (ch *ChannelConfig) Secrets() map[string]string {
+	out := map[string]string{}
+	switch {
+	case ch.Slack != nil:
+		out["slack.token"], out["slack.signing_secret"] = ch.Slack.Token, ch.Slack.SigningSecret
+	case ch.Teams != nil:
+		out["teams.url"] = ch.Teams.URL
+	case ch.Email != nil:
+		out["email.password"] = ch.Email.Password
+	case ch.Webhook != nil:
+		out["webhook.url"], out["webhook.secret"] = ch.Webhook.URL, ch.Webhook.Secret
+		for i, ref := range ch.Webhook.PreviousSecrets {
+			out[fmt.Sprintf("webhook.previous_secrets[%d]", i)] = ref
+		}
+	}
+	return out
 }
 
 // validate checks a route's channels, kinds, databases, environments, rules and direct.

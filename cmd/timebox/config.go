@@ -282,5 +282,21 @@ func (c *Config) unresolvedSecrets() []string {
 	for i, s := range c.Servers {
 		check(fmt.Sprintf("servers[%d].password", i), s.Password)
 	}
+	if c.Notify != nil {
+		for i := range c.Notify.Channels {
+			ch := &c.Notify.Channels[i]
+			fields := ch.Secrets()
+			names := make([]string, 0, len(fields))
+			for f := range fields {
+				names = append(names, f)
+			}
+			slices.Sort(names)
+			for _, f := range names {
+				if fields[f] != "" {
+					check(fmt.Sprintf("notify.channels[%d].%s", i, f), fields[f])
+				}
+			}
+		}
+	}
 	return out
 }

@@ -158,6 +158,19 @@ func TestConfigErrors(t *testing.T) {
 		{"approvers not a list", cfgValidYAML + "rules:\n  - {name: r, approvers: owners}\n", []string{"approvers must be a list"}, ""},
 		{"break-glass without groups", cfgValidYAML + "break_glass: {max_duration: 1h}\n", []string{"break_glass.groups"}, ""},
 		{"on-call schedule without a source", cfgValidYAML + "on_call: [{name: primary}]\n", []string{"on_call[0]"}, ""},
+		{"notify: literal Slack token", cfgValidYAML + "notify: {channels: [{name: ops, slack: {token: xoxb-1-hunter2, channel: C0123}}]}\n",
+			[]string{"notify.channels[0]: channel ops: slack.token: literal secrets are refused"}, "hunter2"},
+		{"notify: literal webhook URL", cfgValidYAML + "notify: {channels: [{name: siem, webhook: {url: 'https://x.example/?t=hunter2', secret: env:S}}]}\n",
+			[]string{"webhook.url: literal secrets are refused"}, "hunter2"},
+		{"notify: two types", cfgValidYAML + "notify: {channels: [{name: ops, teams: {url: env:U}, webhook: {url: env:U, secret: env:S}}]}\n",
+			[]string{"notify.channels[0]: channel ops: give exactly one of slack, teams, email, webhook"}, ""},
+		{"notify: route to an unknown channel", cfgValidYAML + "notify: {channels: [{name: t, teams: {url: env:U}}], routes: [{channels: [nope]}]}\n",
+			[]string{`notify.routes[0]: channels: no channel named "nope" in notify.channels`}, ""},
+		{"notify: route with an unknown kind", cfgValidYAML + "notify: {channels: [{name: t, teams: {url: env:U}}], routes: [{channels: [t], events: [approved]}]}\n",
+			[]string{`notify.routes[0]: events: "approved" is not one of new_request`}, ""},
+		{"notify: direct to Teams", cfgValidYAML + "notify: {channels: [{name: t, teams: {url: env:U}}], routes: [{channels: [t], direct: [approvers]}]}\n",
+			[]string{"notify.routes[0]: direct: channel t is a Teams workflow"}, ""},
+		{"notify: bad duration", cfgValidYAML + "notify: {expiry_warning: soon}\n", []string{"notify.expiry_warning", "invalid duration"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := cfgWrite(t, tc.body)
