@@ -207,7 +207,7 @@ func TestE2EConsole(t *testing.T) {
 		path string
 	}{
 		{alice, "/tokens"}, {alice, "/timeline?database=shop"}, {root, "/audit"}, {root, "/servers"}, {root, "/users"},
-		{root, "/timeline?database=shop"}, {erin, "/approvals"},
+		{root, "/timeline?database=shop"}, {erin, "/approvals"}, {root, "/notifications"},
 	} {
 		pg.b.Run(20*time.Second, chromedp.Navigate(e.url()+pg.path), chromedp.WaitVisible(chromedp.CSS("h1")))
 		checkPage(t, pg.b, strings.Trim(strings.NewReplacer("/", "-", "?", "-", "=", "-").Replace(pg.path), "-"))

@@ -28,6 +28,9 @@ func (in *instance) startNotify(c *Config, logger *slog.Logger) (*notify.Outbox,
 	hooks := nethttp.NewServeMux()
 	mounted := false
 	for _, ch := range channels {
+		if in.Console != nil {
+			in.Console.NotifyChannels = append(in.Console.NotifyChannels, ch.Name)
+		}
 		if ch.Hook != nil {
 			hooks.Handle("POST "+ch.HookPath(), ch.Hook)
 			mounted = true

@@ -37,6 +37,8 @@ type Server struct {
 	Feed timebox.Feed
 	// OIDC, when set, signs people in through the provider.
 	OIDC *OIDC
+	// NotifyChannels are the names of the notification channels the server sends to.
+	NotifyChannels []string
 	// DevSignIn, when true, offers a one-click sign-in as each configuration user. Only
 	// timebox dev sets it; it must never be set by timebox server.
 	DevSignIn bool

@@ -45,6 +45,8 @@ type notificationsPage struct {
 	Channels []string
 	// Notice says what the last retry did; Error why a retry was refused.
 	Notice, Error string
+	// Configured says the server has notification channels.
+	Configured bool
 }
 
 // deliveryArgs is what the "delivery-table" partial gets: the page's view, the rows, the
@@ -86,7 +88,7 @@ func (s *Server) handleNotifications(w http.ResponseWriter, r *http.Request, c *
 func (s *Server) showNotifications(w http.ResponseWriter, r *http.Request, c *call, status int, p *notificationsPage) error {
 	ctx, me := r.Context(), c.User.Name
 	q := r.URL.Query()
-	p.Errors, p.Statuses = map[string]string{}, timebox.DeliveryStatuses
+	p.Errors, p.Statuses, p.Configured = map[string]string{}, timebox.DeliveryStatuses, len(s.NotifyChannels) > 0
 	p.Status, p.Channel = strings.TrimSpace(q.Get("status")), strings.TrimSpace(q.Get("channel"))
 	f := timebox.DeliveryFilter{Limit: notificationsShown + 1}
 	var err error
