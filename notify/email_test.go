@@ -167,7 +167,7 @@ func TestEmailSTARTTLSSharedList(t *testing.T) {
 	if !strings.Contains(text, m.Summary.Text()) {
 		t.Errorf("text part does not hold the summary:\n%s", text)
 	}
-	for _, want := range []string{`href="` + link + `"`, `href="` + link + `#extend"`, ">Open in Timebox</a>", ">Extend</a>",
+	for _, want := range []string{`href="` + link + `"`, `href="https://timebox.example.com/console/#req-k3v9q2mxa7-h"`, ">Open in Timebox</a>", ">Extend</a>",
 		"INC-42: &lt;b&gt;why&lt;/b&gt; &amp; fix", "<th", ">Requester</th>", m.Summary.Status} {
 		if !strings.Contains(html, want) {
 			t.Errorf("HTML part lacks %q:\n%s", want, html)

@@ -57,6 +57,12 @@ func RequestURL(base, id string) string {
 	return strings.TrimRight(base, "/") + "/requests/" + url.PathEscape(id)
 }
 
+// ExtendURL returns where the requester extends request id: its card on My access, which
+// holds the extend form.
+func ExtendURL(base, id string) string {
+	return strings.TrimRight(base, "/") + "/#req-" + url.PathEscape(id) + "-h"
+}
+
 // summarize writes the summary of m (Kind, Event, Request) with links under base.
 func summarize(m *Message, base string) *Summary {
 	s := &Summary{}
@@ -108,7 +114,7 @@ func summarize(m *Message, base string) *Summary {
 	if base != "" {
 		s.Links = append(s.Links, Link{"Open in Timebox", RequestURL(base, r.ID)})
 		if m.Kind == KindExpiryWarning {
-			s.Links = append(s.Links, Link{"Extend", RequestURL(base, r.ID) + "#extend"})
+			s.Links = append(s.Links, Link{"Extend", ExtendURL(base, r.ID)})
 		}
 	}
 	return s

@@ -130,7 +130,7 @@ func TestTeamsCardLinks(t *testing.T) {
 	card := msg["attachments"].([]any)[0].(map[string]any)["content"].(map[string]any)
 	checkActions(t, card, map[string]string{
 		"Open in Timebox": testConsole + "/requests/r-7f3a",
-		"Extend":          testConsole + "/requests/r-7f3a#extend",
+		"Extend":          testConsole + "/#req-r-7f3a-h",
 	})
 
 	msg = teamsSend(t, tm, rc, KindActivation, r, &timebox.Event{Seq: 12, Action: "request.activated", Actor: "timebox", RequestID: r.ID})
