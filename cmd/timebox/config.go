@@ -58,6 +58,8 @@ type Config struct {
 
 	// devSignIn offers the console's one-click sign-in as each user: timebox dev only.
 	devSignIn bool
+	// devHook is timebox dev's local webhook consumer (nil otherwise).
+	devHook *devHook
 
 	path      string
 	tlsConfig *tls.Config // loaded from TLS by Validate

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -99,6 +100,9 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, data, listen string) 
 	if err != nil {
 		return err
 	}
+	if cfg.devHook != nil {
+		defer cfg.devHook.Close()
+	}
 	in, err := startInstance(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -135,7 +139,7 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, d
 	if err != nil {
 		return nil, err
 	}
-	secrets := map[string]string{"pg-admin.password": pgPassword}
+	secrets := map[string]string{"pg-admin.password": pgPassword, "webhook.secret": devWebhookSecret()}
 	if _, err := os.Stat(filepath.Join(data, "secret.key")); err != nil { // devKey kept it otherwise
 		secrets["secret.key"] = timebox.RandomPassword(40)
 	}
@@ -151,11 +155,31 @@ func setupDev(ctx context.Context, pg *testdb.Postgres, maria *testdb.MariaDB, d
 			return nil, err
 		}
 	}
-	path := filepath.Join(data, "timebox.yaml")
-	if err := os.WriteFile(path, []byte(devConfigYAML(data, listen, pg.Port, mariaPort)), 0o600); err != nil {
+	hook, err := startDevHook(filepath.Join(data, "webhooks.log"), secrets["webhook.secret"])
+	if err != nil {
 		return nil, err
 	}
-	return loadConfig(path)
+	if err := os.WriteFile(filepath.Join(data, "webhook.url"), []byte(hook.URL+"\n"), 0o600); err != nil {
+		hook.Close()
+		return nil, err
+	}
+	path := filepath.Join(data, "timebox.yaml")
+	if err := os.WriteFile(path, []byte(devConfigYAML(data, listen, pg.Port, mariaPort)), 0o600); err != nil {
+		hook.Close()
+		return nil, err
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		hook.Close()
+		return nil, err
+	}
+	c.devHook = hook
+	return c, nil
+}
+
+// devWebhookSecret returns a new Standard Webhooks secret.
+func devWebhookSecret() string {
+	return "whsec_" + base64.StdEncoding.EncodeToString([]byte(timebox.RandomPassword(32)))
 }
 
 // setupDevPostgres creates devDatabases with a demo table, the roles the access levels hand
@@ -286,8 +310,16 @@ on_call:
   - name: primary
     rotation: {users: [dave], start: 2026-01-05T09:00:00Z, shift: 168h}
 break_glass: {groups: [oncall], max_duration: 30m}
+# Notifications (docs/notify.md): every audit event, signed, to a local webhook consumer that
+# timebox dev runs itself and that writes webhooks.log. Add slack/teams/email channels here.
+notify:
+  retry_max: 30s
+  channels:
+    - name: local-log
+      webhook: {url: %q, secret: %q}
 `, listen, "sqlite://"+filepath.Join(data, "timebox.db"), "file:"+filepath.Join(data, "secret.key"), users.String(),
-		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, devDatabases[0], devDatabases[1], mariaDB)
+		port, "file:"+filepath.Join(data, "pg-admin.password"), mariaServer, devDatabases[0], devDatabases[1], mariaDB,
+		"file:"+filepath.Join(data, "webhook.url"), "file:"+filepath.Join(data, "webhook.secret"))
 }
 
 func printWalkthrough(w io.Writer, info devInfo, data string) {
@@ -302,7 +334,7 @@ func printWalkthrough(w io.Writer, info devInfo, data string) {
 	fmt.Fprintf(&b, "Users: alice (developer), bob and carol (owners of shop-prod), dave (on call: his read-only requests are approved at once), admin.\n")
 	fmt.Fprintf(&b, "Their tokens, for your shell (ALICE, BOB, CAROL, DAVE, ADMIN): . %s\n", filepath.Join(data, "tokens.env"))
 	// {name} in the walkthrough stands for that user's token.
-	pairs := []string{"{url}", info.URL, "{config}", info.Config}
+	pairs := []string{"{url}", info.URL, "{config}", info.Config, "{data}", data}
 	for _, u := range devUsers {
 		fmt.Fprintf(&b, "  %-6s TIMEBOX_TOKEN=%s\n", u.Name, info.Tokens[u.Name])
 		pairs = append(pairs, "{"+u.Name+"}", info.Tokens[u.Name])
@@ -329,6 +361,9 @@ Walkthrough, in another terminal (build the CLI once: go build -o timebox ./cmd/
   TIMEBOX_TOKEN={dave} ./timebox request --db shop-prod --access read-only --for 30m --reason "INC-7" --ticket INC-7
   TIMEBOX_TOKEN={dave} ./timebox request --db shop-prod --access read-write --for 15m --reason "INC-7 stuck job" --break-glass
   TIMEBOX_TOKEN={bob} ./timebox requests --follow-up
+  # every audit event also went, signed, to a local webhook consumer (docs/notify.md):
+  tail {data}/webhooks.log
+  TIMEBOX_TOKEN={admin} ./timebox notify list
   # the admin reads the audit log and checks its hash chain:
   TIMEBOX_TOKEN={admin} ./timebox audit
   TIMEBOX_TOKEN={admin} ./timebox audit --verify

@@ -106,6 +106,15 @@ func TestDev(t *testing.T) {
 			t.Fatalf("%s: %d demo orders, want 3", db, n)
 		}
 	}
+	// Every audit event reached the local webhook consumer, signed.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(data, "webhooks.log"))
+		if strings.Contains(string(b), "request.auto_approved") && strings.Contains(string(b), "signature OK") && !strings.Contains(string(b), "REFUSED") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("webhooks.log:\n%s", b)
+		}
+	}
 	cancel()
 	select {
 	case <-exited:
