@@ -112,7 +112,7 @@ func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) 
 			return err
 		}
 		if res.Thread != "" && d.RequestID != "" {
-			return tx.PutThread(ch.Name, d.RequestID, res.Thread)
+			return tx.PutThread(ch.Name, d.RequestID, o.sealThread(ch.Name, d.RequestID, res.Thread))
 		}
 		return nil
 	})
@@ -148,9 +148,12 @@ func (o *Outbox) message(ctx context.Context, d *timebox.Delivery) (*Message, er
 				return err
 			}
 			m.Request = r
-			if m.Thread, err = tx.Thread(d.Channel, d.RequestID); err != nil {
+			if m.Thread, err = o.thread(tx, d.Channel, d.RequestID); err != nil {
 				return err
 			}
+		}
+		if err := o.check(d, m.Event, m.Request); err != nil {
+			return err
 		}
 		seq, hash, err := tx.AuditHead()
 		m.Head = Head{Seq: seq, Hash: hash}
