@@ -150,3 +150,51 @@ func TestAttackStoreRealThreadStillUpdated(t *testing.T) {
 		}
 	}
 }
+
+// The outbox cursor is not authenticated. Rewound, it re-plans history, but every message
+// has been delivered under its key already: nothing is sent twice.
+func TestAttackStoreCursorRewoundSendsNothingAgain(t *testing.T) {
+	e := newEnv(t)
+	r := e.request("prod")
+	e.sendAll(e.outbox)
+	sent := len(e.ops.messages()) + len(e.siem.messages())
+	if _, err := e.raw().Exec(`UPDATE outbox_cursor SET seq = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Deny(e.ctx, "bob", r.ID, "no"); err != nil {
+		t.Fatal(err)
+	}
+	e.sendAll(e.newOutbox())
+	for _, k := range []string{"ops:e1", "siem:e1", "ops:e1:bob"} {
+		if n := e.ops.arrived(k) + e.siem.arrived(k); n != 1 {
+			t.Errorf("%s arrived %d times, want once", k, n)
+		}
+	}
+	if n := len(e.ops.messages()) + len(e.siem.messages()) - sent; n != 2 {
+		t.Errorf("%d messages after the rewind, want the denial's 2 (shared message, webhook)", n)
+	}
+}
+
+// Moved past the audit head, the cursor would make the outbox skip every event to come —
+// the store-tampered alerts too — without a word: the outbox brings it back to the head
+// and says so.
+func TestAttackStoreCursorPastTheHeadIsBroughtBack(t *testing.T) {
+	e := newEnv(t)
+	e.request("prod")
+	e.sendAll(e.outbox)
+	if _, err := e.raw().Exec(`UPDATE outbox_cursor SET seq = 1000000`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.outbox.Plan(e.ctx); err != nil { // sees the cursor past the head
+		t.Fatal(err)
+	}
+	r := e.request("prod")
+	e.sendAll(e.newOutbox())
+	got := false
+	for _, m := range e.siem.messages() {
+		got = got || m.Delivery.RequestID == r.ID
+	}
+	if !got {
+		t.Fatalf("the event after the cursor was moved past the head was never sent")
+	}
+}
