@@ -22,20 +22,29 @@ func (o *Outbox) send(ctx context.Context, ch *Channel) {
 	lim := limiter(ch)
 	var paused time.Time // a receiver's Retry-After holds the whole channel
 	for ctx.Err() == nil {
+		claimEnd := time.Now().Add(o.Claim)
 		ds, err := o.claim(ctx, ch)
 		if err != nil && ctx.Err() == nil {
 			o.Logger.Warn("notify: could not claim deliveries; trying again", "channel", ch.Name, "err", err)
 		}
-		for _, d := range ds {
+		for i, d := range ds {
 			if wait := time.Until(paused); wait > 0 {
-				if !sleep(ctx, wait) {
+				if !sleep(ctx, min(wait, time.Until(claimEnd))) {
 					return // the claim runs out; the next start sends it (as uncertain)
 				}
 			}
 			if lim.Wait(ctx) != nil {
 				return
 			}
-			if after := o.attempt(ctx, ch, d); after > 0 {
+			// Another replica may claim what this one holds once the claim runs out: what is
+			// left when it runs low is given back, and no attempt outlasts it.
+			left := time.Until(claimEnd) - o.Claim/4
+			if left <= 0 || time.Until(paused) > 0 {
+				o.release(ctx, ch, ds[i:], paused)
+				ds = nil
+				break
+			}
+			if after := o.attempt(ctx, ch, d, min(sendTimeout, left)); after > 0 {
 				paused = time.Now().Add(after)
 			}
 		}
@@ -78,11 +87,11 @@ func (o *Outbox) idle(ctx context.Context, ch *Channel) {
 
 // attempt sends one claimed delivery and records the outcome; it returns how long the
 // receiver asked the channel to wait (a 429), or 0.
-func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) time.Duration {
+func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery, timeout time.Duration) time.Duration {
 	m, err := o.message(ctx, d)
 	var res Result
 	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err = ch.Sender.Send(sctx, m)
 		cancel()
 	}
@@ -121,6 +130,28 @@ func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) 
 			"channel", ch.Name, "delivery", d.ID, "err", err)
 	}
 	return after
+}
+
+// release gives back claimed deliveries that were not attempted, as they were: due now, or
+// when the receiver's Retry-After (paused) ends.
+func (o *Outbox) release(ctx context.Context, ch *Channel, ds []*timebox.Delivery, paused time.Time) {
+	now := o.Now().UTC()
+	if paused.After(now) {
+		now = paused.UTC()
+	}
+	err := o.store.Update(context.WithoutCancel(ctx), func(tx timebox.Tx) error {
+		for _, d := range ds {
+			d.Status, d.Attempts, d.NextAt = timebox.DeliveryPending, d.Attempts-1, now
+			if err := tx.SaveDelivery(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.Logger.Warn("notify: could not give back claimed deliveries; they are sent when their claim runs out",
+			"channel", ch.Name, "err", err)
+	}
 }
 
 // message gathers what the sender of d needs: its event, request, recipient, thread and
