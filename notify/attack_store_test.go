@@ -2,6 +2,7 @@ package notify
 
 import (
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,56 @@ func TestAttackStoreCursorPastTheHeadIsBroughtBack(t *testing.T) {
 	}
 	if !got {
 		t.Fatalf("the event after the cursor was moved past the head was never sent")
+	}
+}
+
+// An approval written into the store without secret_key never counts (the service drops
+// it); the notifications must not show it either ("approved by ceo").
+func TestAttackStoreForgedApprovalNotShown(t *testing.T) {
+	e := newEnv(t)
+	r := e.request("prod")
+	e.sendAll(e.outbox)
+	forged := `[{"reviewer":"ceo","decision":"approve","at":"2026-01-01T00:00:00Z","seal":"k1:00"}]`
+	if _, err := e.raw().Exec(`UPDATE requests SET reviews = ? WHERE id = ?`, forged, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Cancel(e.ctx, "alice", r.ID, "not needed"); err != nil {
+		t.Fatal(err)
+	}
+	e.sendAll(e.newOutbox())
+	for _, m := range append(e.ops.messages(), e.siem.messages()...) {
+		if m.Request != nil && strings.Contains(m.Summary.Status+m.Summary.Text(), "ceo") {
+			t.Errorf("%s (%s) shows the forged approval: %q", m.Delivery.Key, m.Kind, m.Summary.Status)
+		}
+	}
+}
+
+// An expiry warning has no audit event to check: a request made active in the store
+// (without a decision sealed with secret_key) gets no "your access ends in …" message.
+func TestAttackStoreForgedActiveRequestGetsNoWarning(t *testing.T) {
+	e := newEnv(t)
+	r := e.request("prod")
+	e.sendAll(e.outbox)
+	end := time.Now().Add(5 * time.Minute).UTC()
+	d := &timebox.Delivery{Key: fmt.Sprintf("ops:warn-%s-%d", r.ID, end.Unix()), Channel: "ops", Kind: string(KindExpiryWarning),
+		RequestID: r.ID, CreatedAt: time.Now()}
+	if err := e.db.Update(e.ctx, func(tx timebox.Tx) error {
+		got, err := tx.FindRequest(r.ID)
+		if err != nil {
+			return err
+		}
+		got.State, got.End = timebox.StateActive, end
+		if err := tx.UpdateRequest(got); err != nil {
+			return err
+		}
+		return tx.AddDeliveries([]*timebox.Delivery{d})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.sendAll(e.newOutbox())
+	for _, m := range e.ops.messages() {
+		if m.Kind == KindExpiryWarning {
+			t.Fatalf("a warning was sent for a request made active in the store: %q", m.Summary.Title)
+		}
 	}
 }

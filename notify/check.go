@@ -39,6 +39,11 @@ func (o *Outbox) check(d *timebox.Delivery, e *timebox.Event, r *timebox.Request
 		if r == nil || r.State != timebox.StateActive || r.ID != d.RequestID {
 			return Permanent(errors.New("not sent: the request of this expiry warning is no longer active"))
 		}
+		if o.service.Keys == nil {
+			return refuse("an audit event: there is no secret_key to check its request with")
+		} else if bad := o.service.Keys.CheckRequest(r); len(bad) > 0 {
+			return refuse("its request, whose %s fail their check with secret_key", strings.Join(bad, ", "))
+		}
 		id = fmt.Sprintf("warn-%s-%d", r.ID, r.End.Unix())
 	case e.RequestID != d.RequestID:
 		return refuse("its audit event %d, which is about another request", e.Seq)
