@@ -22,6 +22,10 @@ const (
 	PurposeCheckpoint = "checkpoint"
 	// PurposeToken authenticates what an API token lets its holder do (Token.Sign).
 	PurposeToken = "token"
+	// PurposeNotify authenticates what the notification outbox keeps about messages it
+	// posted (which chat message stands for a request), so that chat.update never rewrites
+	// a message the store points it at.
+	PurposeNotify = "notify"
 )
 
 // Keyring holds the keys derived from secret_key and from the previous secret keys an

@@ -32,7 +32,8 @@ type Fact struct{ Name, Value string }
 // Link is a link into the console.
 type Link struct{ Text, URL string }
 
-// Text returns the summary as plain text: title, status, facts and links, one per line.
+// Text returns the summary as plain text: title, status, facts and links, one per line (the
+// further lines of a fact's value indented under it).
 func (s *Summary) Text() string {
 	var b strings.Builder
 	b.WriteString(s.Title + "\n")
@@ -41,7 +42,7 @@ func (s *Summary) Text() string {
 	}
 	b.WriteString("\n")
 	for _, f := range s.Facts {
-		fmt.Fprintf(&b, "%s: %s\n", f.Name, f.Value)
+		fmt.Fprintf(&b, "%s: %s\n", f.Name, indentLines(f.Value))
 	}
 	if len(s.Links) > 0 {
 		b.WriteString("\n")
@@ -50,6 +51,13 @@ func (s *Summary) Text() string {
 		fmt.Fprintf(&b, "%s: %s\n", l.Text, l.URL)
 	}
 	return b.String()
+}
+
+// indentLines indents every line of v after the first: a fact's value (a requester's reason)
+// cannot start a line of its own in the plain text, such as a status or a link to click.
+func indentLines(v string) string {
+	v = strings.ReplaceAll(strings.ReplaceAll(v, "\r\n", "\n"), "\r", "\n")
+	return strings.ReplaceAll(v, "\n", "\n    ")
 }
 
 // RequestURL returns the console's page of request id under base (the console's URL).

@@ -177,9 +177,10 @@ func (o *Outbox) plan(ctx context.Context) {
 func (o *Outbox) Plan(ctx context.Context) (int, error) {
 	var p *planner
 	var n int
+	var past int64 // the cursor found past the audit head, 0 when it was not
 	err := o.store.Update(ctx, func(tx timebox.Tx) error {
 		p = &planner{o: o, tx: tx, now: o.Now().UTC(), reqs: map[string]*timebox.Request{}}
-		n = 0
+		n, past = 0, 0
 		cursor, ok, err := tx.OutboxCursor()
 		if err != nil {
 			return err
@@ -213,12 +214,23 @@ func (o *Outbox) Plan(ctx context.Context) (int, error) {
 			return err
 		}
 		if n == 0 {
-			return nil
+			// Past the audit head (the store was edited), the cursor would skip every event
+			// to come, the store-tampered alerts too: bring it back to the head.
+			head, _, err := tx.AuditHead()
+			if err != nil || cursor <= head {
+				return err
+			}
+			past = cursor
+			return tx.SetOutboxCursor(head)
 		}
 		return tx.SetOutboxCursor(cursor)
 	})
 	if err != nil {
 		return 0, err
+	}
+	if past != 0 {
+		o.Logger.Error("notify: the outbox cursor was past the audit head (edited in the store?); it is back at the head: run timebox audit --verify",
+			"cursor", past)
 	}
 	if p.warned != nil {
 		o.lastWarn = p.now

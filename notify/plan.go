@@ -139,7 +139,7 @@ func (p *planner) people(k Kind, id string, seq int64, r *timebox.Request, e *ti
 		if sharedDone[ch.Name] || ch.Events != nil {
 			continue
 		}
-		thread, err := p.tx.Thread(ch.Name, r.ID)
+		thread, err := p.o.thread(p.tx, ch.Name, r.ID)
 		if err != nil {
 			return err
 		}

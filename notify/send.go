@@ -22,21 +22,33 @@ func (o *Outbox) send(ctx context.Context, ch *Channel) {
 	lim := limiter(ch)
 	var paused time.Time // a receiver's Retry-After holds the whole channel
 	for ctx.Err() == nil {
+		claimEnd := time.Now().Add(o.Claim)
 		ds, err := o.claim(ctx, ch)
 		if err != nil && ctx.Err() == nil {
 			o.Logger.Warn("notify: could not claim deliveries; trying again", "channel", ch.Name, "err", err)
 		}
 		for i, d := range ds {
 			if wait := time.Until(paused); wait > 0 {
-				if !sleep(ctx, wait) {
+				if !sleep(ctx, min(wait, time.Until(claimEnd))) {
 					return // the claim runs out; the next start sends it (as uncertain)
 				}
 			}
 			if lim.Wait(ctx) != nil {
 				return
 			}
-			after := o.attempt(ctx, ch, d)
-			if after > 0 {
+			// Another replica may claim what this one holds once the claim runs out: what is
+			// left when it runs low is given back, and no attempt outlasts it.
+			left := time.Until(claimEnd) - o.Claim/4
+			if left <= 0 || time.Until(paused) > 0 {
+				next := o.Now().UTC()
+				if paused.After(next) {
+					next = paused.UTC()
+				}
+				o.unclaim(ctx, ds[i:], next)
+				ds = nil
+				break
+			}
+			if after := o.attempt(ctx, ch, d, min(sendTimeout, left)); after > 0 {
 				paused = time.Now().Add(after)
 			}
 			if ch.Ordered && d.Status == timebox.DeliveryPending { // it will be tried again: the rest waits for it
@@ -103,11 +115,11 @@ func (o *Outbox) idle(ctx context.Context, ch *Channel) {
 
 // attempt sends one claimed delivery and records the outcome; it returns how long the
 // receiver asked the channel to wait (a 429), or 0.
-func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) time.Duration {
+func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery, timeout time.Duration) time.Duration {
 	m, err := o.message(ctx, d)
 	var res Result
 	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err = ch.Sender.Send(sctx, m)
 		cancel()
 	}
@@ -138,7 +150,7 @@ func (o *Outbox) attempt(ctx context.Context, ch *Channel, d *timebox.Delivery) 
 			return err
 		}
 		if res.Thread != "" && d.RequestID != "" {
-			return tx.PutThread(ch.Name, d.RequestID, res.Thread)
+			return tx.PutThread(ch.Name, d.RequestID, o.sealThread(ch.Name, d.RequestID, res.Thread))
 		}
 		return nil
 	})
@@ -174,9 +186,16 @@ func (o *Outbox) message(ctx context.Context, d *timebox.Delivery) (*Message, er
 				return err
 			}
 			m.Request = r
-			if m.Thread, err = tx.Thread(d.Channel, d.RequestID); err != nil {
+			if m.Thread, err = o.thread(tx, d.Channel, d.RequestID); err != nil {
 				return err
 			}
+		}
+		if err := o.check(d, m.Event, m.Request); err != nil {
+			return err
+		}
+		if m.Request != nil && o.service.Keys != nil {
+			// An approval written into the store without secret_key is not shown ("approved by …").
+			m.Request.Reviews, _ = o.service.Keys.Genuine(m.Request.ID, m.Request.Reviews)
 		}
 		seq, hash, err := tx.AuditHead()
 		m.Head = Head{Seq: seq, Hash: hash}

@@ -52,10 +52,13 @@ type Slack struct {
 	log           *slog.Logger
 	now           func() time.Time
 
-	mu      sync.Mutex
-	byEmail map[string]cachedID // e-mail → Slack id, for direct messages
-	botUser string              // the bot's own user id (auth.test), once known
-	replies sync.WaitGroup      // ephemeral answers on their way (tests wait for them)
+	mu         sync.Mutex
+	byEmail    map[string]cachedID // e-mail → Slack id, for direct messages
+	authed     bool                // auth.test answered
+	botUser    string              // the bot's own user id (auth.test)
+	team       string              // the app's workspace (auth.test)
+	enterprise string              // the app's organisation on Enterprise Grid (auth.test)
+	replies    sync.WaitGroup      // ephemeral answers on their way (tests wait for them)
 }
 
 type cachedID struct {

@@ -98,8 +98,11 @@ func plain(text string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, text, false, false)
 }
 
+// mrkdwn is a verbatim mrkdwn text: Slack does not turn its bare URLs into links, its
+// channel names into channel links or "@here" into a mention (the text of a request is
+// attacker-controlled); what we write as <…> ourselves (dates) still works.
 func mrkdwn(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, text, false, true)
 }
 
 // slackEscape escapes the three characters Slack's mrkdwn gives meaning to, so that text

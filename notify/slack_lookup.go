@@ -74,20 +74,41 @@ func (s *Slack) find(ctx context.Context, ch, thread string, d *timebox.Delivery
 // botUserID returns the bot's own user id (auth.test, once), so that find only adopts
 // messages the bot posted; "" when Slack did not say.
 func (s *Slack) botUserID(ctx context.Context) (string, error) {
+	if err := s.authTest(ctx); err != nil {
+		return "", err
+	}
 	s.mu.Lock()
-	id := s.botUser
+	defer s.mu.Unlock()
+	return s.botUser, nil
+}
+
+// appTeam returns the workspace (and organisation, on Enterprise Grid) the app is
+// installed in (auth.test, once): a clicking Slack user must belong to it.
+func (s *Slack) appTeam(ctx context.Context) (team, enterprise string, err error) {
+	if err := s.authTest(ctx); err != nil {
+		return "", "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.team, s.enterprise, nil
+}
+
+// authTest calls auth.test the first time it is needed.
+func (s *Slack) authTest(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.authed
 	s.mu.Unlock()
-	if id != "" {
-		return id, nil
+	if done {
+		return nil
 	}
 	r, err := s.api.AuthTestContext(ctx)
 	if err != nil {
-		return "", s.apiError("auth.test", err)
+		return s.apiError("auth.test", err)
 	}
 	s.mu.Lock()
-	s.botUser = r.UserID
+	s.botUser, s.team, s.enterprise, s.authed = r.UserID, r.TeamID, r.EnterpriseID, true
 	s.mu.Unlock()
-	return r.UserID, nil
+	return nil
 }
 
 // slackUser returns the Slack id of u: slack.users, else the account with u's e-mail.
@@ -138,8 +159,15 @@ func (s *Slack) timeboxUser(ctx context.Context, cb *slack.InteractionCallback) 
 		s.log.Warn("slack: cannot look up the clicking user", "slack_user", id, "error", s.apiError("users.info", err))
 		return "", fmt.Sprintf("Timebox could not look up your Slack account (%s): try again, or decide in the Timebox console.", id)
 	}
-	sameOrg := su.TeamID != "" && su.TeamID == cb.Team.ID ||
-		cb.Enterprise.ID != "" && su.Enterprise.EnterpriseID == cb.Enterprise.ID
+	// The payload's team is where the click came from (in a Slack Connect channel, another
+	// organisation): the clicking user must belong to the app's own workspace or organisation.
+	team, enterprise, err := s.appTeam(ctx)
+	if err != nil {
+		s.log.Warn("slack: cannot look up the app's workspace", "error", err)
+		return "", fmt.Sprintf("Timebox could not look up your Slack account (%s): try again, or decide in the Timebox console.", id)
+	}
+	sameOrg := team != "" && su.TeamID == team ||
+		enterprise != "" && (su.Enterprise.EnterpriseID == enterprise || su.TeamID == enterprise)
 	email := strings.TrimSpace(su.Profile.Email)
 	switch {
 	case su.Deleted || su.IsBot:
@@ -153,7 +181,7 @@ func (s *Slack) timeboxUser(ctx context.Context, cb *slack.InteractionCallback) 
 	}
 	var found []string
 	for _, p := range s.env.Service.Catalog.People() {
-		if p.Email != "" && strings.EqualFold(strings.TrimSpace(p.Email), email) {
+		if p.Email != "" && asciiLower(strings.TrimSpace(p.Email)) == asciiLower(email) {
 			found = append(found, p.Name)
 		}
 	}
@@ -164,4 +192,16 @@ func (s *Slack) timeboxUser(ctx context.Context, cb *slack.InteractionCallback) 
 		return found[0], ""
 	}
 	return "", fmt.Sprintf(unknown, id, "several Timebox users have the e-mail "+email)
+}
+
+// asciiLower lower-cases the ASCII letters of s only: e-mail addresses are compared without
+// Unicode case folding, which would make "\u017fam@" (long s) the same as "sam@".
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
