@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&no.burst, "notify-burst", 10000, "notify: audit events in the burst")
 	flag.Float64Var(&no.rate, "notify-rate", fastRate, "notify: the webhook channel's rate (and burst) where the limiter is not measured")
 	notifyStores := flag.String("notify-stores", "sqlite,postgres", "notify: stores for event → delivered (sqlite, postgres)")
-	flag.BoolVar(&no.downBurst, "notify-down-burst", true, "notify: also measure with the receiver down and the burst as a backlog of retries")
+	flag.StringVar(&no.configs, "notify-configs", "abcde", "notify: lag configurations: a none, b receiver down, c healthy, d draining a burst, e down with the burst as a backlog")
 	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds (-grants, -tables, -sessions apply)")
 	flag.Parse()
 	set := map[string]bool{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/timebox-dev/timebox/internal/testdb"
@@ -31,7 +32,7 @@ type notifyOptions struct {
 	tables      int      // tables in the benchmark database
 	stores      []string // 1: sqlite, postgres
 	rate        float64  // the "unlimited" channel's rate (and burst)
-	downBurst   bool     // 2: also the receiver down with a burst being retried
+	configs     string   // 2: which configurations, of "abcde"
 }
 
 // fastRate is the channel's rate (messages a second, and burst) when the limiter is not what
@@ -85,6 +86,9 @@ func runNotifyBench(o notifyOptions) error {
 	// 1. event → delivered.
 	var lat []*latencyRun
 	for _, store := range o.stores {
+		if store == "" {
+			continue
+		}
 		for _, rate := range []float64{o.rate, 0} {
 			rcv, err := newReceiver()
 			if err != nil {
@@ -106,19 +110,25 @@ func runNotifyBench(o notifyOptions) error {
 			}
 		}
 	}
-	printLatency(lat, o.requests)
+	if len(lat) > 0 {
+		printLatency(lat, o.requests)
+	}
 
 	// 2 and 3. activation and expiry lag beside the baseline, the burst's drain.
 	var lags []*lagRun
 	for _, c := range lagConfigs(o) {
+		began := time.Now()
 		r, err := c.run(ctx, h, o, func(opts serverOptions) error { return start("sqlite", opts) })
+		fmt.Fprintf(os.Stderr, "bench: %s measured in %s\n", c.name, fmtD(time.Since(began)))
 		h.stopServer()
 		if err != nil {
 			return fmt.Errorf("%s: %w\n%s", c.name, err, h.serverLog.String())
 		}
 		lags = append(lags, r)
 	}
-	printLags(lags, o)
+	if len(lags) > 0 {
+		printLags(lags, o)
+	}
 	return nil
 }
 
@@ -134,14 +144,18 @@ type lagConfig struct {
 }
 
 func lagConfigs(o notifyOptions) []lagConfig {
-	cs := []lagConfig{
+	all := []lagConfig{
 		{name: "(a) no notify section", notes: "baseline"},
 		{name: "(b) receiver down", notes: "connection refused, whole run", down: true},
 		{name: "(c) receiver healthy", healthy: true},
 		{name: fmt.Sprintf("(d) draining %d events", o.burst), healthy: true, burst: true},
+		{name: fmt.Sprintf("(e) down, %d-event backlog", o.burst), down: true, burst: true},
 	}
-	if o.downBurst {
-		cs = append(cs, lagConfig{name: fmt.Sprintf("(e) down, %d-event backlog", o.burst), down: true, burst: true})
+	var cs []lagConfig
+	for i, c := range all {
+		if strings.ContainsRune(o.configs, rune('a'+i)) {
+			cs = append(cs, c)
+		}
 	}
 	return cs
 }
