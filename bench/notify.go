@@ -121,8 +121,12 @@ func runNotifyBench(o notifyOptions) error {
 		r, err := c.run(ctx, h, o, func(opts serverOptions) error { return start("sqlite", opts) })
 		fmt.Fprintf(os.Stderr, "bench: %s measured in %s\n", c.name, fmtD(time.Since(began)))
 		h.stopServer()
-		if err != nil {
+		if err != nil && r == nil {
 			return fmt.Errorf("%s: %w\n%s", c.name, err, h.serverLog.String())
+		}
+		if err != nil { // measured in part: reported as such
+			r.err = err
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", c.name, err)
 		}
 		lags = append(lags, r)
 	}
@@ -170,6 +174,7 @@ type lagRun struct {
 	// actSpan is when the activations were measured, window the expiry window.
 	actSpan, window     [2]time.Time
 	dups, bad, refusals int
+	err                 error // the measure that failed, when one did
 }
 
 // run starts the configuration's server and measures activation and expiry lag.
@@ -216,7 +221,7 @@ func (c lagConfig) run(ctx context.Context, h *harness, o notifyOptions, start f
 	}
 	actStart := time.Now()
 	if r.act, r.call, r.direct, err = h.activationLatency(ctx, o.activations); err != nil {
-		return nil, fmt.Errorf("activation latency: %w", err)
+		return r, fmt.Errorf("activation latency: %w", err)
 	}
 	r.actSpan = [2]time.Time{actStart, time.Now()}
 	if healthyBurst {
@@ -232,7 +237,7 @@ func (c lagConfig) run(ctx context.Context, h *harness, o notifyOptions, start f
 	var firstEnd time.Time
 	h.beforeExpiry = chain(h.beforeExpiry, func(first time.Time) { firstEnd = first })
 	if r.exp, err = h.expiryLag(ctx, o.grants); err != nil {
-		return nil, fmt.Errorf("expiry lag: %w", err)
+		return r, fmt.Errorf("expiry lag: %w", err)
 	}
 	h.beforeExpiry = nil
 	r.window = [2]time.Time{firstEnd, firstEnd.Add(10 * time.Second)}

@@ -52,9 +52,9 @@ func printLags(runs []*lagRun, o notifyOptions) {
 		{fmt.Sprintf("activation: approve returns → login (n=%d)", o.activations), func(r *lagRun) []time.Duration { return r.act }},
 		{"  approve call sent → login", func(r *lagRun) []time.Duration { return addAll(r.call, r.act) }},
 		{"  same DDL directly → login (machine noise)", func(r *lagRun) []time.Duration { return r.direct }},
-		{fmt.Sprintf("expiry: end → session ended (n=%d)", o.grants), func(r *lagRun) []time.Duration { return r.exp.sessionEnded }},
-		{"expiry: end → login refused (≤)", func(r *lagRun) []time.Duration { return r.exp.loginRefused }},
-		{"expiry: end → request expired", func(r *lagRun) []time.Duration { return r.exp.confirmed }},
+		{fmt.Sprintf("expiry: end → session ended (n=%d)", o.grants), func(r *lagRun) []time.Duration { return r.expiry().sessionEnded }},
+		{"expiry: end → login refused (≤)", func(r *lagRun) []time.Duration { return r.expiry().loginRefused }},
+		{"expiry: end → request expired", func(r *lagRun) []time.Duration { return r.expiry().confirmed }},
 	}
 	for _, f := range figures {
 		b := f.get(base)
@@ -65,6 +65,10 @@ func printLags(runs []*lagRun, o notifyOptions) {
 				name = f.name
 			}
 			ratio := "baseline"
+			if len(d) == 0 {
+				fmt.Printf("%-46s %-32s %9s  %9s  %9s   %s\n", name, r.cfg.name, "-", "-", "-", "not measured: "+errText(r.err))
+				continue
+			}
 			if i > 0 {
 				ratio = fmt.Sprintf("%s / %s", ratioOf(pct(d, 50), pct(b, 50)), ratioOf(pct(d, 99), pct(b, 99)))
 			}
@@ -72,6 +76,9 @@ func printLags(runs []*lagRun, o notifyOptions) {
 		}
 	}
 	for _, r := range runs {
+		if r.err != nil {
+			fmt.Printf("  %s failed: %v\n", r.cfg.name, r.err)
+		}
 		if r.dups > 0 || r.bad > 0 {
 			fmt.Printf("  %s: receiver saw %d duplicates, refused %d\n", r.cfg.name, r.dups, r.bad)
 		}
@@ -87,7 +94,9 @@ func printLags(runs []*lagRun, o notifyOptions) {
 				r.cfg.name, d.events, fmtD(d.generated))
 			continue
 		}
-		printDrains(r)
+		if len(r.drains) == 3 {
+			printDrains(r)
+		}
 	}
 }
 
@@ -129,4 +138,23 @@ func ratioOf(a, b time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// expiry returns what expiryLag measured (empty when it failed).
+func (r *lagRun) expiry() *expiry {
+	if r.exp == nil {
+		return &expiry{}
+	}
+	return r.exp
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "-"
+	}
+	s := err.Error()
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return s
 }
