@@ -22,10 +22,13 @@ deps:
 	@scripts/ensure-deps
 
 # bench prints activation latency, expiry lag and revocation throughput beside their baselines,
-# then the console's page render times with 10,000 requests and the live-update latency.
+# then the console's page render times with 10,000 requests and the live-update latency, then
+# event → webhook delivered and activation/expiry lag with a webhook receiver down, healthy and
+# draining a burst of 10,000 events.
 bench: deps
 	$(GO) run ./bench
 	$(GO) run ./bench -console
+	$(GO) run ./bench -notify
 
 # fuzz runs each fuzz target for a short while (the seed corpus also runs in `make test`).
 fuzz:

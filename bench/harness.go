@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,6 +33,20 @@ type harness struct {
 	url           string
 	requester     *tbhttp.Client
 	owner         *tbhttp.Client
+	// opts, when set, change the next server startServer starts (the notification benchmark).
+	opts serverOptions
+	// beforeExpiry, when set, is called by expiryLag once its grants are active, with the
+	// first end.
+	beforeExpiry func(firstEnd time.Time)
+}
+
+// serverOptions add to a benchmark server's configuration.
+type serverOptions struct {
+	// extra is appended to the configuration (a notify: section); env to the environment.
+	extra string
+	env   []string
+	// store and storePassword replace the SQLite store (a postgres:// URL without password).
+	store, storePassword string
 }
 
 const benchDB, benchRole = "bench", "bench_read"
@@ -83,13 +98,13 @@ func (h *harness) startServer(ctx context.Context, dir, bin string) error {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := writeFile(dir, "timebox.yaml", benchConfig(addr, dir, fmt.Sprintf(`servers:
+	cfg := writeFile(dir, "timebox.yaml", h.opts.apply(dir, benchConfig(addr, dir, fmt.Sprintf(`servers:
   - {name: pg, engine: postgres, url: "postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", password: "file:%s", max_conns: %d}
 databases:
   - {name: bench, server: pg, database: %s, environment: bench, owners: [owners]}
 access_levels:
   - {name: read-only, postgres: {roles: [%s]}}
-`, h.admin, h.pg.Port, writeFile(dir, "admin.password", h.adminPassword), maxConns, benchDB, benchRole)))
+`, h.admin, h.pg.Port, writeFile(dir, "admin.password", h.adminPassword), maxConns, benchDB, benchRole))))
 	token := func(user string) (string, error) {
 		out, err := exec.Command(bin, "admin", "token", "create", "--config", cfg, "--user", user).Output()
 		return strings.TrimSpace(string(out)), err
@@ -103,6 +118,8 @@ access_levels:
 		return fmt.Errorf("token: %w", err)
 	}
 	h.server = exec.Command(bin, "server", "--config", cfg)
+	h.server.Env = append(os.Environ(), h.opts.env...)
+	h.serverLog.Reset()
 	h.server.Stderr = &h.serverLog
 	if err := h.server.Start(); err != nil {
 		return err
@@ -118,6 +135,12 @@ access_levels:
 }
 
 func (h *harness) close() {
+	h.stopServer()
+	h.pg.Close()
+}
+
+// stopServer stops the server (interrupt, then kill after 15 s) and waits for it.
+func (h *harness) stopServer() {
 	if h.server != nil && h.server.Process != nil {
 		h.server.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -126,9 +149,26 @@ func (h *harness) close() {
 		case <-done:
 		case <-time.After(15 * time.Second):
 			h.server.Process.Kill()
+			<-done
 		}
 	}
-	h.pg.Close()
+	h.server = nil
+}
+
+// apply returns cfg with o's store (and its password file in dir) and extra section.
+func (o serverOptions) apply(dir, cfg string) string {
+	if o.store != "" {
+		var lines []string
+		for _, l := range strings.Split(cfg, "\n") {
+			if strings.HasPrefix(l, "store: ") {
+				l = "store: " + o.store + "\nstore_password: file:" + writeFile(dir, "store.password", o.storePassword) +
+					"\naudit_checkpoint: " + filepath.Join(dir, "audit-checkpoint.log")
+			}
+			lines = append(lines, l)
+		}
+		cfg = strings.Join(lines, "\n")
+	}
+	return cfg + o.extra
 }
 
 // login connects with credentials and returns the connection.

@@ -13,7 +13,10 @@
 // (scale.go): two servers, 50 databases, 10,000 grants ending within the same minute;
 // `go run ./bench -mysql` the MariaDB benchmark (maria.go): 1,000 grants ending within the
 // same 10 seconds; `go run ./bench -console` the console benchmark (console.go): page render
-// p50/p99 of the approvals inbox and the access timeline with 10,000 requests in the store.
+// p50/p99 of the approvals inbox and the access timeline with 10,000 requests in the store;
+// `go run ./bench -notify` the notification benchmark (notify.go): event → webhook delivered,
+// and activation and expiry lag with a webhook receiver down, healthy and draining a burst of
+// 10,000 events, beside the same figures without notifications.
 package main
 
 import (
@@ -49,6 +52,13 @@ func main() {
 	flag.IntVar(&co.rounds, "console-rounds", 300, "console: measured GETs per page")
 	consolePages := flag.String("console-pages", defaultConsolePages, "console: comma-separated user:/path to measure ({today}, {today-N}: UTC dates)")
 	consoleStores := flag.String("console-stores", "sqlite,postgres", "console: stores to fill and measure on (sqlite, postgres)")
+	notifyRun := flag.Bool("notify", false, "run the notification benchmark instead (see notify.go): event → webhook p50/p99, activation and expiry lag with the receiver down, healthy and draining a burst (-activations, -grants, -tables apply)")
+	var no notifyOptions
+	flag.IntVar(&no.requests, "notify-requests", 200, "notify: requests created and approved for event → delivered")
+	flag.IntVar(&no.burst, "notify-burst", 10000, "notify: audit events in the burst")
+	flag.Float64Var(&no.rate, "notify-rate", fastRate, "notify: the webhook channel's rate (and burst) where the limiter is not measured")
+	notifyStores := flag.String("notify-stores", "sqlite,postgres", "notify: stores for event → delivered (sqlite, postgres)")
+	flag.StringVar(&no.configs, "notify-configs", "abcde", "notify: lag configurations: a none, b receiver down, c healthy, d draining a burst, e down with the burst as a backlog")
 	maria := flag.Bool("mysql", false, "run the MariaDB benchmark instead (see maria.go): 1,000 grants ending within 10 seconds (-grants, -tables, -sessions apply)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -62,6 +72,9 @@ func main() {
 	}
 	var err error
 	switch {
+	case *notifyRun:
+		no.activations, no.grants, no.tables, no.stores = *activations, *grants, *tables, strings.Split(*notifyStores, ",")
+		err = runNotifyBench(no)
 	case *consoleRun:
 		co.pages, co.stores = strings.Split(*consolePages, ","), strings.Split(*consoleStores, ",")
 		err = runConsole(co)

@@ -174,6 +174,9 @@ func (h *harness) expiryLag(ctx context.Context, n int) (*expiry, error) {
 	if time.Now().After(base) {
 		return nil, fmt.Errorf("activating %d grants took past the first end; raise the lead time", n)
 	}
+	if h.beforeExpiry != nil {
+		h.beforeExpiry(base)
+	}
 	res := &expiry{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
